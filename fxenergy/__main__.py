@@ -1,0 +1,5 @@
+import sys
+
+from fxenergy.cli import main
+
+sys.exit(main())

@@ -1,0 +1,380 @@
+"""Capture: ``nn.Module`` + example inputs → ``torch.fx.GraphModule`` whose nodes know their shapes.
+
+Everything runs on the meta device: the model is copied with every parameter and buffer replaced by
+a meta tensor of the same shape and dtype (the caller's model is never touched, and no weight memory
+or arithmetic is spent), and the inputs are replaced likewise.
+
+The fallback ladder, tried in order until one works:
+
+1. ``torch.fx.symbolic_trace`` (fast path; plain modules such as every torchvision classifier);
+2. ``torch.export.export(strict=False)`` (transformers models and anything data-structure heavy).
+
+When none works, :class:`~fxenergy.errors.CaptureError` lists what was tried and why each failed.
+
+After tracing, the graph runs once on meta tensors under a dispatch mode that records, for every
+node, the ATen operator calls it dispatched (with shapes and dtypes), its output shapes, the module
+path it belongs to and its phase. That :class:`~fxenergy.records.NodeTrace` is what all analysis
+passes read. In ``mode="training"`` the forward graph is first turned into one joint graph of
+forward + backward (``torch.autograd.grad`` traced by ``make_fx``) + an optimizer update, written as
+the ATen ops the real optimizer performs, so backward costs come from real op formulas.
+"""
+
+from __future__ import annotations
+
+import copy
+import itertools
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.fx
+import torch.fx._pytree as fx_pytree
+from torch.fx import traceback as fx_traceback
+from torch.fx.experimental.proxy_tensor import make_fx
+from torch.nn.utils.stateless import _reparametrize_module
+from torch.utils import _pytree as pytree
+from torch.utils._python_dispatch import TorchDispatchMode
+
+from fxenergy.errors import CaptureError, UserInputError
+from fxenergy.records import TRACE, NodeTrace, OpCall, TensorSpec, put_record
+
+__all__ = ["Capture", "capture", "METHODS", "MODES", "OPTIMIZERS", "PARAMETER", "INPUT"]
+
+METHODS = ("auto", "symbolic_trace", "export")
+MODES = ("inference", "training")
+OPTIMIZERS = ("adamw", "sgd")
+
+_PHASE = "fxenergy_phase"
+_MODULE = "fxenergy_module"
+_TYPE = "fxenergy_module_type"
+
+# module_type of the traces of graph inputs (phase "input")
+PARAMETER = "(parameter)"
+INPUT = "(input)"
+
+
+@dataclass(frozen=True)
+class Capture:
+    """A traced, shape-annotated graph and how it was obtained.
+
+    ``graph_module`` holds meta parameters only. Every node that ran carries a
+    :class:`~fxenergy.records.NodeTrace` under ``node.meta["fxenergy"]["trace"]``.
+    """
+
+    graph_module: torch.fx.GraphModule
+    method: str
+    mode: str
+    optimizer: str | None
+    attempts: tuple[str, ...]
+    input_specs: tuple[TensorSpec, ...]
+    output_specs: tuple[TensorSpec, ...]
+    param_count: int
+    param_bytes: int
+    buffer_bytes: int
+
+
+def capture(
+    model: torch.nn.Module,
+    args: Any = (),
+    kwargs: Mapping[str, Any] | None = None,
+    *,
+    mode: str = "inference",
+    method: str = "auto",
+    optimizer: str = "adamw",
+) -> Capture:
+    """Trace ``model`` called as ``model(*args, **kwargs)`` and record every node's ATen calls.
+
+    ``args`` may be a single tensor or a tuple. Nothing is computed: inputs and weights become meta
+    tensors.
+
+    >>> import torch
+    >>> cap = capture(torch.nn.Linear(4, 3), torch.randn(2, 4))
+    >>> cap.method, cap.param_count
+    ('symbolic_trace', 15)
+    """
+    if not isinstance(model, torch.nn.Module):
+        raise UserInputError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    _check_choice("mode", mode, MODES)
+    _check_choice("method", method, METHODS)
+    _check_choice("optimizer", optimizer, OPTIMIZERS)
+    args = args if isinstance(args, tuple) else (args,)
+    kwargs = dict(kwargs or {})
+
+    meta_model = _meta_copy(model)
+    meta_model.train(mode == "training")
+    margs, mkwargs = pytree.tree_map_only(torch.Tensor, _to_meta, (args, kwargs))
+    params = dict(meta_model.named_parameters())
+    buffers = dict(meta_model.named_buffers())
+
+    ladder: list[tuple[str, Callable[[], tuple[torch.fx.GraphModule, list[Any]]]]] = []
+    if method in ("auto", "symbolic_trace") and not (method == "auto" and _is_transformers(meta_model)):
+        ladder.append(("symbolic_trace", lambda: _symbolic_trace(meta_model, margs, mkwargs)))
+    if method in ("auto", "export"):
+        ladder.append(("export", lambda: _export(meta_model, margs, mkwargs)))
+
+    attempts: list[str] = []
+    for name, trace in ladder:
+        try:
+            gm, flat_inputs = trace()
+            persistent = [*gm.parameters(), *gm.buffers()]
+            if mode == "training":
+                gm, flat_inputs, persistent = _joint_graph(gm, flat_inputs, optimizer)
+            outputs = _propagate(gm, flat_inputs, persistent)
+        except Exception as e:  # noqa: BLE001 - every failure is reported below
+            attempts.append(f"{name}: {_one_line(e)}")
+            continue
+        return Capture(
+            graph_module=gm,
+            method=name,
+            mode=mode,
+            optimizer=optimizer if mode == "training" else None,
+            attempts=tuple(attempts),
+            input_specs=tuple(TensorSpec.of(t) for t in pytree.tree_leaves((margs, mkwargs)) if isinstance(t, torch.Tensor)),
+            output_specs=outputs,
+            param_count=sum(p.numel() for p in params.values()),
+            param_bytes=sum(p.nbytes for p in params.values()),
+            buffer_bytes=sum(b.nbytes for b in buffers.values()),
+        )
+    raise CaptureError(
+        f"could not capture {type(model).__name__}: " + "; ".join(attempts)
+        + " (check the example input's shape and dtype; untraceable Python control flow needs a simpler forward)"
+    )
+
+
+# --------------------------------------------------------------------------------------------------
+# meta copies
+
+
+def _meta_copy(model: torch.nn.Module) -> torch.nn.Module:
+    """Deep-copy ``model`` with every parameter and buffer replaced by a meta tensor (tying kept)."""
+    memo: dict[int, Any] = {}
+    for t in itertools.chain(model.parameters(), model.buffers()):
+        if id(t) in memo:
+            continue
+        meta = torch.empty_like(t, device="meta")
+        memo[id(t)] = torch.nn.Parameter(meta, requires_grad=t.requires_grad) if isinstance(t, torch.nn.Parameter) else meta
+    try:
+        return copy.deepcopy(model, memo)
+    except Exception as e:  # noqa: BLE001
+        if all(t.device.type == "meta" for t in itertools.chain(model.parameters(), model.buffers())):
+            return model
+        raise UserInputError(
+            f"cannot make a weight-free copy of {type(model).__name__} ({_one_line(e)}); "
+            "build the model under `with torch.device('meta'):` and pass that instead"
+        ) from e
+
+
+def _to_meta(t: torch.Tensor) -> torch.Tensor:
+    return torch.empty(t.shape, dtype=t.dtype, device="meta")
+
+
+def _is_transformers(model: torch.nn.Module) -> bool:
+    return any(c.__module__.startswith("transformers.") for c in type(model).__mro__)
+
+
+# --------------------------------------------------------------------------------------------------
+# forward graphs
+
+
+def _symbolic_trace(model: torch.nn.Module, args: tuple, kwargs: dict) -> tuple[torch.fx.GraphModule, list[Any]]:
+    gm = torch.fx.symbolic_trace(model)
+    placeholders = [n for n in gm.graph.nodes if n.op == "placeholder"]
+    if len(args) > len(placeholders):
+        raise TypeError(f"forward takes {len(placeholders)} inputs but {len(args)} were given")
+    flat: list[Any] = list(args)
+    for n in placeholders[len(args):]:
+        if n.target in kwargs:
+            flat.append(kwargs.pop(n.target))
+        elif n.args:
+            flat.append(n.args[0])
+        else:
+            raise TypeError(f"missing input {n.target!r}")
+    if kwargs:
+        raise TypeError(f"forward got unexpected inputs {sorted(kwargs)}")
+    return gm, flat
+
+
+def _export(model: torch.nn.Module, args: tuple, kwargs: dict) -> tuple[torch.fx.GraphModule, list[Any]]:
+    ep = torch.export.export(model, args, kwargs=kwargs, strict=False)
+    gm = ep.module()
+    return gm, list(fx_pytree.tree_flatten_spec((args, kwargs), gm._in_spec))
+
+
+# --------------------------------------------------------------------------------------------------
+# training: one joint graph of forward + backward + optimizer update
+
+
+def _joint_graph(
+    gm: torch.fx.GraphModule, flat_inputs: list[Any], optimizer: str
+) -> tuple[torch.fx.GraphModule, list[Any], list[torch.Tensor]]:
+    """Trace forward, ``autograd.grad`` of the summed outputs, and the optimizer update as one graph.
+
+    Returns the joint graph, its flat inputs, and the persistent tensors among them (parameters,
+    buffers, optimizer state), which the graph takes as placeholders.
+    """
+    params = dict(gm.named_parameters())
+    buffers = dict(gm.named_buffers())
+    trainable = [k for k, p in params.items() if p.requires_grad]
+    n_state = {"adamw": 2, "sgd": 1}[optimizer]
+    state = {k: [torch.empty_like(params[k]) for _ in range(n_state)] for k in trainable}
+
+    def step(params: dict, buffers: dict, state: dict, inputs: list) -> Any:
+        with _reparametrize_module(gm, {**params, **buffers}):
+            out = torch.fx.Interpreter(gm).run(*inputs)
+        with fx_traceback.annotate({_PHASE: "forward", _MODULE: "(loss)"}):
+            leaves = [o for o in pytree.tree_leaves(out) if isinstance(o, torch.Tensor) and o.is_floating_point()]
+            if not leaves:
+                raise TypeError("training mode needs a floating-point output to differentiate")
+            loss = leaves[0].sum()
+            for o in leaves[1:]:
+                loss = loss + o.sum()
+        _hook_backward_seq_nr(loss)
+        with fx_traceback.annotate({_PHASE: "backward"}):
+            grads = torch.autograd.grad(loss, [params[k] for k in trainable], allow_unused=True)
+        with torch.no_grad():
+            for k, g in zip(trainable, grads):
+                if g is None:
+                    continue
+                with fx_traceback.annotate({_PHASE: "optimizer", _MODULE: k.rpartition(".")[0], _TYPE: optimizer}):
+                    _OPTIMIZER_STEPS[optimizer](params[k], g, *state[k])
+        return loss
+
+    with fx_traceback.preserve_node_meta():
+        joint = make_fx(step)(params, buffers, state, list(flat_inputs))
+    _label_joint(joint)
+    persistent = pytree.tree_leaves((params, buffers, state))
+    return joint, [*persistent, *flat_inputs], persistent
+
+
+def _adamw_step(p: torch.Tensor, g: torch.Tensor, exp_avg: torch.Tensor, exp_avg_sq: torch.Tensor) -> None:
+    """The single-tensor AdamW update of ``torch.optim.AdamW`` (lr 1e-3, betas (0.9, 0.999), wd 0.01)."""
+    lr, b1, b2, eps, wd, step = 1e-3, 0.9, 0.999, 1e-8, 1e-2, 1
+    p.mul_(1 - lr * wd)
+    exp_avg.lerp_(g, 1 - b1)
+    exp_avg_sq.mul_(b2).addcmul_(g, g, value=1 - b2)
+    denom = (exp_avg_sq.sqrt() / (1 - b2**step) ** 0.5).add_(eps)
+    p.addcdiv_(exp_avg, denom, value=-lr / (1 - b1**step))
+
+
+def _sgd_step(p: torch.Tensor, g: torch.Tensor, momentum_buffer: torch.Tensor) -> None:
+    """The single-tensor momentum SGD update of ``torch.optim.SGD`` (lr 1e-2, momentum 0.9)."""
+    momentum_buffer.mul_(0.9).add_(g)
+    p.add_(momentum_buffer, alpha=-1e-2)
+
+
+_OPTIMIZER_STEPS: dict[str, Callable[..., None]] = {"adamw": _adamw_step, "sgd": _sgd_step}
+
+
+def _hook_backward_seq_nr(loss: torch.Tensor) -> None:
+    # Let make_fx stamp each backward node with the sequence number of the forward op it
+    # differentiates (the mechanism aot_autograd uses), so backward rows find their module.
+    from torch._functorch._aot_autograd.logging_utils import setup_stacktrace_preservation_hooks
+
+    if loss.grad_fn is not None:
+        setup_stacktrace_preservation_hooks([loss.grad_fn])
+
+
+def _label_joint(joint: torch.fx.GraphModule) -> None:
+    """Give backward nodes the module stack of the forward node with the same ``seq_nr``."""
+    fwd_stack: dict[int, Any] = {}
+    for n in joint.graph.nodes:
+        custom = n.meta.get("custom") or {}
+        phase = custom.get(_PHASE, "forward")
+        n.meta[_PHASE] = phase
+        for key in (_MODULE, _TYPE):
+            if key in custom:
+                n.meta[key] = custom[key]
+        if phase == "forward" and "seq_nr" in n.meta and n.meta.get("nn_module_stack"):
+            fwd_stack.setdefault(n.meta["seq_nr"], n.meta["nn_module_stack"])
+        elif phase == "backward" and n.meta.get("seq_nr") in fwd_stack:
+            n.meta["nn_module_stack"] = fwd_stack[n.meta["seq_nr"]]
+
+
+# --------------------------------------------------------------------------------------------------
+# shape propagation + dispatch recording
+
+
+class _Recorder(TorchDispatchMode):
+    """Records every ATen call made while active, marking which arguments are parameters."""
+
+    def __init__(self, persistent: Sequence[torch.Tensor]):
+        super().__init__()
+        self._keep = list(persistent)  # keep objects alive so their ids stay unique
+        self.persistent = {id(t) for t in persistent}
+        self.calls: list[OpCall] = []
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # noqa: ANN001
+        kwargs = kwargs or {}
+        out = func(*args, **kwargs)
+        pidx = tuple(i for i, a in enumerate(args) if isinstance(a, torch.Tensor) and id(a) in self.persistent)
+        if pidx and func.is_view and isinstance(out, torch.Tensor):
+            self._keep.append(out)  # a view of a weight (e.g. its transpose) is still the weight
+            self.persistent.add(id(out))
+        spec = pytree.tree_map_only(torch.Tensor, TensorSpec.of, (args, kwargs, out))
+        self.calls.append(OpCall(func, spec[0], spec[1], spec[2], pidx))
+        return out
+
+
+class _Propagator(torch.fx.Interpreter):
+    def __init__(self, gm: torch.fx.GraphModule, persistent: Sequence[torch.Tensor]):
+        super().__init__(gm)
+        self.recorder = _Recorder(persistent)
+
+    def run_node(self, n: torch.fx.Node) -> Any:
+        self.recorder.calls = []
+        try:
+            with self.recorder:
+                result = super().run_node(n)
+        except Exception as e:
+            raise RuntimeError(f"at node {n.format_node()}: {_one_line(e)}") from e
+        if n.op != "output":
+            outputs = tuple(TensorSpec.of(t) for t in pytree.tree_leaves(result) if isinstance(t, torch.Tensor))
+            if n.op == "placeholder":  # phase "input": a user input, or a parameter of a joint graph
+                is_param = isinstance(result, torch.Tensor) and id(result) in self.recorder.persistent
+                trace = NodeTrace("", PARAMETER if is_param else INPUT, "input", (), outputs)
+            elif n.op == "get_attr":
+                trace = NodeTrace(str(n.target).rpartition(".")[0], PARAMETER, "input", (), outputs)
+            else:
+                path, mtype = _module_of(n)
+                trace = NodeTrace(path, mtype, n.meta.get(_PHASE, "forward"), tuple(self.recorder.calls), outputs)
+            put_record(n, TRACE, trace)
+        return result
+
+
+def _propagate(gm: torch.fx.GraphModule, flat_inputs: list[Any], persistent: list[torch.Tensor]) -> tuple[TensorSpec, ...]:
+    with torch.set_grad_enabled(False):
+        out = _Propagator(gm, persistent).run(*flat_inputs)
+    return tuple(TensorSpec.of(t) for t in pytree.tree_leaves(out) if isinstance(t, torch.Tensor))
+
+
+def _module_of(n: torch.fx.Node) -> tuple[str, str]:
+    if _MODULE in n.meta:
+        return n.meta[_MODULE], n.meta.get(_TYPE, "")
+    stack = n.meta.get("nn_module_stack")
+    if not stack:
+        return "", ""
+    path, mtype = list(stack.values())[-1]
+    name = mtype.__name__ if isinstance(mtype, type) else str(mtype).rsplit(".", 1)[-1]
+    return path, name
+
+
+# --------------------------------------------------------------------------------------------------
+# helpers
+
+
+def _check_choice(what: str, value: str, choices: Sequence[str]) -> None:
+    if value not in choices:
+        raise UserInputError(f"unknown {what} {value!r}; choose one of: {', '.join(choices)}")
+
+
+def _one_line(e: BaseException) -> str:
+    msg = str(e).strip().splitlines()
+    text = msg[0] if msg else ""
+    for line in msg[1:]:  # keep torch's "Calculated ..." style detail lines short
+        if len(text) > 160:
+            break
+        text += " " + line.strip()
+    text = text[:300]
+    return f"{type(e).__name__}: {text}" if text else type(e).__name__
+

@@ -1,0 +1,192 @@
+"""Command line: ``fxenergy report MODEL``, ``fxenergy models``, ``fxenergy hardware list|show``.
+
+The only module that knows argparse and exit codes: 0 success, 2 bad input (one line on stderr, no
+traceback unless ``--debug``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+from fxenergy.errors import FxEnergyError, UserInputError
+
+__all__ = ["main", "build_parser"]
+
+DTYPES = ("float32", "float16", "bfloat16")
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse whose errors are one line and exit 2 (argparse prints usage first by default)."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    return value
+
+
+def _non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {value}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from fxenergy.api import PREDICTORS
+    from fxenergy.capture import MODES, OPTIMIZERS
+    from fxenergy.passes.costs import CONVENTIONS
+    from fxenergy.report import FORMATS
+    from fxenergy.result import GROUP_BY
+
+    p = _Parser(prog="fxenergy", description="Predict where a PyTorch model's compute, memory traffic and energy go.")
+    p.add_argument("--debug", action="store_true", help="show tracebacks")
+    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    r = sub.add_parser("report", help="per-layer breakdown of one model", description="Per-layer breakdown of one model.")
+    r.add_argument("model", help="a name from `fxenergy models`, or path/to/file.py:factory")
+    r.add_argument("--batch-size", type=_positive_int, default=1)
+    r.add_argument("--seq-len", type=_positive_int, default=128, help="tokens per sequence (text models)")
+    r.add_argument("--image-size", type=_positive_int, default=None, help="image side in pixels (vision models; default: the model's own)")
+    r.add_argument("--dtype", choices=DTYPES, default="float32")
+    r.add_argument("--mode", choices=MODES, default="inference")
+    r.add_argument("--optimizer", choices=OPTIMIZERS, default="adamw", help="update traced in training mode")
+    r.add_argument("--convention", choices=tuple(CONVENTIONS), default="default", help="MAC convention")
+    r.add_argument("--group-by", choices=GROUP_BY, default="layer")
+    r.add_argument("--depth", type=_non_negative_int, default=None, help="module path depth for --group-by module")
+    r.add_argument("--top", type=_positive_int, default=None, help="show the N largest groups; the rest in one row")
+    r.add_argument("--format", choices=FORMATS, default="table")
+    r.add_argument("--output", "-o", default=None, help="write the report to FILE instead of stdout")
+    r.add_argument("--hardware", default=None, help="hardware profile name or JSON file (`fxenergy hardware list`)")
+    r.add_argument("--predictor", default=None, help=f"energy predictor: {', '.join(PREDICTORS)}")
+    r.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)
+
+    m = sub.add_parser("models", help="list the model names `report` accepts")
+    m.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)
+
+    h = sub.add_parser("hardware", help="list or show hardware profiles")
+    h.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)
+    hs = h.add_subparsers(dest="hw_command", required=True, parser_class=_Parser)
+    hs.add_parser("list", help="bundled profiles")
+    show = hs.add_parser("show", help="one profile with the sources of its figures")
+    show.add_argument("name", help="profile name, JSON file, or 'local' for the detected machine")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return _COMMANDS[args.command](args)
+    except FxEnergyError as e:
+        if args.debug:
+            raise
+        print(f"fxenergy: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:  # pragma: no cover
+        print("fxenergy: interrupted", file=sys.stderr)
+        return 130
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    import torch
+
+    from fxenergy.api import annotate
+    from fxenergy.models import build_model
+    from fxenergy.report import render, rich_table, table_data
+
+    if args.depth is not None and args.group_by != "module":
+        raise UserInputError("--depth applies to --group-by module only")
+    _check_output_path(args.output)
+    built = build_model(
+        args.model,
+        batch_size=args.batch_size,
+        seq_len=args.seq_len,
+        image_size=args.image_size,
+        dtype=getattr(torch, args.dtype),
+    )
+    result = annotate(
+        built.model,
+        built.args,
+        example_kwargs=built.kwargs,
+        mode=args.mode,
+        optimizer=args.optimizer,
+        convention=args.convention,
+        hardware=args.hardware,
+        predictor=args.predictor,
+        name=built.name,
+    )
+    if args.format == "table" and args.output is None:
+        from rich.console import Console
+
+        Console().print(rich_table(table_data(result, args.group_by, args.depth, args.top)))
+        return 0
+    text = render(result, args.format, by=args.group_by, depth=args.depth, top=args.top)
+    if args.output is None:
+        sys.stdout.write(text)
+    else:
+        _write_atomic(Path(args.output), text)
+    return 0
+
+
+def _cmd_models(args: argparse.Namespace) -> int:
+    from fxenergy.models import list_models
+
+    for info in list_models():
+        print(f"{info.name:<32} {info.family:<13} {info.description}")
+    return 0
+
+
+def _cmd_hardware(args: argparse.Namespace) -> int:
+    from fxenergy import hardware
+
+    if args.hw_command == "list":
+        for name in hardware.list_profiles():
+            prof = hardware.load_profile(name)
+            print(f"{name:<20} {prof.kind:<4} {prof.display_name}")
+        return 0
+    prof = hardware.detect_local() if args.name == "local" else hardware.load_profile(args.name)
+    import json
+
+    print(json.dumps(prof.to_dict(), indent=2))
+    return 0
+
+
+_COMMANDS = {"report": _cmd_report, "models": _cmd_models, "hardware": _cmd_hardware}
+
+
+def _check_output_path(path: str | None) -> None:
+    if path is None:
+        return
+    parent = Path(path).expanduser().resolve().parent
+    if not parent.is_dir():
+        raise UserInputError(f"cannot write {path}: directory {parent} does not exist")
+    if Path(path).is_dir():
+        raise UserInputError(f"cannot write {path}: it is a directory; give a file name")
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    """Write to a temporary file beside ``path`` and rename it, so nothing is ever written half."""
+    fd, tmp = tempfile.mkstemp(dir=path.expanduser().resolve().parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
