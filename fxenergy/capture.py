@@ -21,9 +21,13 @@ the ATen ops the real optimizer performs, so backward costs come from real op fo
 
 from __future__ import annotations
 
+import contextlib
 import copy
+import io
 import itertools
-from collections.abc import Callable, Mapping, Sequence
+import logging
+import warnings
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -116,7 +120,8 @@ def capture(
     attempts: list[str] = []
     for name, trace in ladder:
         try:
-            gm, flat_inputs = trace()
+            with _quiet_torch():
+                gm, flat_inputs = trace()
             persistent = [*gm.parameters(), *gm.buffers()]
             if mode == "training":
                 gm, flat_inputs, persistent = _joint_graph(gm, flat_inputs, optimizer)
@@ -361,6 +366,19 @@ def _module_of(n: torch.fx.Node) -> tuple[str, str]:
 
 # --------------------------------------------------------------------------------------------------
 # helpers
+
+
+@contextlib.contextmanager
+def _quiet_torch() -> Iterator[None]:
+    """Silence torch's tracing logs, prints and warnings: a failed attempt is reported by the ladder."""
+    previous = logging.root.manager.disable
+    logging.disable(logging.CRITICAL)
+    try:
+        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        logging.disable(previous)
 
 
 def _check_choice(what: str, value: str, choices: Sequence[str]) -> None:

@@ -74,13 +74,13 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--output", "-o", default=None, help="write the report to FILE instead of stdout")
     r.add_argument("--hardware", default=None, help="hardware profile name or JSON file (`fxenergy hardware list`)")
     r.add_argument("--predictor", default=None, help=f"energy predictor: {', '.join(PREDICTORS)}")
-    r.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)
+    r.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
 
     m = sub.add_parser("models", help="list the model names `report` accepts")
-    m.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)
+    m.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
 
     h = sub.add_parser("hardware", help="list or show hardware profiles")
-    h.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)
+    h.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
     hs = h.add_subparsers(dest="hw_command", required=True, parser_class=_Parser)
     hs.add_parser("list", help="bundled profiles")
     show = hs.add_parser("show", help="one profile with the sources of its figures")
@@ -134,7 +134,9 @@ def _cmd_report(args: argparse.Namespace) -> int:
     if args.format == "table" and args.output is None:
         from rich.console import Console
 
-        Console().print(rich_table(table_data(result, args.group_by, args.depth, args.top)))
+        # Piped or captured output gets a wide page instead of rich's 80-column default.
+        console = Console() if sys.stdout.isatty() else Console(width=160)
+        console.print(rich_table(table_data(result, args.group_by, args.depth, args.top)))
         return 0
     text = render(result, args.format, by=args.group_by, depth=args.depth, top=args.top)
     if args.output is None:

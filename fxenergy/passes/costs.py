@@ -331,7 +331,8 @@ register_free(
     aten.lift_fresh, aten.empty, aten.empty_like, aten.empty_strided, aten.new_empty, aten.new_empty_strided,
     aten.resolve_conj, aten.resolve_neg, aten._functional_assert_async, aten.set_, aten.resize_,
     aten.contiguous, aten.dropout, aten.feature_dropout, aten.alpha_dropout, aten.unflatten, aten.flatten,
-    aten.movedim, aten.swapaxes, aten.mT, aten.matrix_H, operator.getitem,
+    aten.movedim, aten.swapaxes, aten.mT, aten.matrix_H, aten.as_strided_, aten.squeeze_, aten.unsqueeze_,
+    aten.transpose_, aten.t_, operator.getitem,
 )
 
 
