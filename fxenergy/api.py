@@ -12,12 +12,17 @@ from fxenergy.capture import capture
 from fxenergy.errors import UserInputError
 from fxenergy.passes.costs import CostPass, get_convention
 from fxenergy.passes.working_sets import WorkingSetPass, model_working_sets
-from fxenergy.result import Result, rows_from_graph
+from fxenergy.hardware import HardwareProfile, load_profile
+from fxenergy.passes.durations import DurationPass
+from fxenergy.predictors import hef as _hef, power as _power  # noqa: F401 - register the backends
+from fxenergy.predictors.base import PREDICTORS, make_predictor  # noqa: F401 - PREDICTORS re-exported
+from fxenergy.predictors.hef_law import HEFParameters, list_hef_parameters, load_hef_parameters
+from fxenergy.records import ENERGY, NodeEnergy, put_record
+from fxenergy.result import Result, Row, rows_from_graph
 
-__all__ = ["annotate", "PREDICTORS"]
+__all__ = ["annotate", "default_parameter_set", "OVERHEAD_ROW"]
 
-# Energy predictors available by name. "none" reports costs only; energy backends register here.
-PREDICTORS = ("none",)
+OVERHEAD_ROW = "(per-run constant)"
 
 
 def annotate(
@@ -29,6 +34,7 @@ def annotate(
     convention: str = "default",
     hardware: Any = None,
     predictor: str | None = None,
+    params: str | None = None,
     optimizer: str = "adamw",
     method: str = "auto",
     dataset_samples: int | None = None,
@@ -39,7 +45,12 @@ def annotate(
     No weights are copied and nothing is computed: the model runs on meta tensors. ``mode`` is
     ``"inference"`` (forward only) or ``"training"`` (forward + backward + ``optimizer`` update, as
     one graph). ``convention`` is the MAC convention (``"default"`` = torch.utils.flop_counter,
-    ``"seed000"`` = Getzner et al.). ``hardware`` is a profile name, file path or profile object.
+    ``"seed000"`` = Getzner et al.).
+
+    With ``hardware`` (a profile name, JSON file or profile object) every node also gets a predicted
+    ``duration_s`` and ``energy_j``: ``predictor`` ``"hef"`` (seed 004 power law; the default when a
+    parameter set exists for the device, chosen with ``params``) or ``"roofline"`` (roofline
+    durations, power between idle and TDP; the default otherwise). ``predictor="none"`` skips energy.
 
     >>> import torch, fxenergy
     >>> r = fxenergy.annotate(torch.nn.Linear(4, 3), torch.randn(2, 4))
@@ -48,7 +59,7 @@ def annotate(
     """
     conv = get_convention(convention)
     profile = _resolve_hardware(hardware)
-    predictor_name = _resolve_predictor(predictor)
+    predictor_name, hef_params = _resolve_predictor(predictor, profile, params)
     if dataset_samples is not None and dataset_samples <= 0:
         raise UserInputError(f"dataset_samples must be a positive integer, got {dataset_samples}")
 
@@ -56,6 +67,19 @@ def annotate(
     gm = cap.graph_module
     for pass_ in (CostPass(conv), WorkingSetPass()):
         pass_(gm)
+
+    estimate = None
+    if predictor_name != "none":
+        DurationPass(profile, "hef" if hef_params else "roofline", hef_params)(gm)
+        kwargs = {"params": hef_params} if predictor_name == "hef" else {}
+        estimate = make_predictor(predictor_name, **kwargs).predict(gm, profile)
+        for node in gm.graph.nodes:
+            if node.name in estimate.node_energy_j:
+                put_record(node, ENERGY, NodeEnergy(estimate.node_energy_j[node.name], predictor_name))
+
+    rows = rows_from_graph(gm, predicted=estimate is not None)
+    if estimate is not None and estimate.overhead_j:
+        rows += (_overhead_row(estimate.overhead_j),)
 
     trainable = sum(p.nbytes for p in model.parameters() if p.requires_grad)
     input_bytes = sum(s.nbytes for s in cap.input_specs)
@@ -83,18 +107,25 @@ def annotate(
         "param_bytes": cap.param_bytes,
         "buffer_bytes": cap.buffer_bytes,
         "hardware": getattr(profile, "name", None),
+        "hardware_display_name": getattr(profile, "display_name", None),
         "predictor": predictor_name,
+        "parameter_set": estimate.parameter_set if estimate else None,
+        "duration_model": ("hef" if hef_params else "roofline") if estimate else None,
+        "energy_notes": list(estimate.notes) if estimate else [],
     }
-    return Result(gm, rows_from_graph(gm), ws, info)
+    return Result(gm, rows, ws, info)
+
+
+def _overhead_row(energy_j: float) -> Row:
+    """Seed 004's per-run constant ``h`` as a row of its own, so the energy column sums to the total."""
+    return Row(node=OVERHEAD_ROW, op="constant", module_path=OVERHEAD_ROW, module_type="", phase="overhead",
+               macs=0, flops=0, elementwise_flops=0, bytes_read=0, bytes_written=0, param_bytes_read=0,
+               inter_layer_bytes=0, duration_s=0.0, energy_j=energy_j)
 
 
 def _resolve_hardware(hardware: Any) -> Any:
     if hardware is None:
         return None
-    try:
-        from fxenergy.hardware import HardwareProfile, load_profile
-    except ImportError:  # pragma: no cover - the hardware package ships with fxenergy
-        raise UserInputError("hardware profiles are not available in this installation") from None
     if isinstance(hardware, HardwareProfile):
         return hardware
     if not isinstance(hardware, str):
@@ -102,8 +133,31 @@ def _resolve_hardware(hardware: Any) -> Any:
     return load_profile(hardware)
 
 
-def _resolve_predictor(predictor: str | None) -> str:
-    name = "none" if predictor is None else predictor
+def default_parameter_set(profile: Any) -> str | None:
+    """The bundled HEF parameter set for ``profile``: one fitted on measurements first, else published."""
+    names = [n for n in list_hef_parameters() if load_hef_parameters(n).device == profile.name]
+    fitted = [n for n in names if "fitted" in n]
+    return (fitted or names or [None])[0]
+
+
+def _resolve_predictor(predictor: str | None, profile: Any, params: str | None) -> tuple[str, HEFParameters | None]:
+    name = predictor or ("none" if profile is None else "auto")
+    if name == "none":
+        if params is not None:
+            raise UserInputError("a parameter set needs a predictor; add --predictor hef")
+        return "none", None
+    if profile is None:
+        raise UserInputError(f"predictor {name!r} needs a hardware profile; pass hardware= (see `fxenergy hardware list`)")
+    if name == "auto":
+        name = "hef" if (params or default_parameter_set(profile)) else "roofline"
     if name not in PREDICTORS:
-        raise UserInputError(f"unknown predictor {name!r}; available: {', '.join(PREDICTORS)}")
-    return name
+        make_predictor(name)  # raises the one-line "unknown predictor" error
+    if name != "hef":
+        if params is not None:
+            raise UserInputError(f"predictor {name!r} takes no HEF parameter set; drop --params or use --predictor hef")
+        return name, None
+    chosen = params or default_parameter_set(profile)
+    if chosen is None:
+        raise UserInputError(f"no HEF parameter set for {profile.name}; run `fxenergy calibrate`, pass --params FILE, "
+                             "or use --predictor roofline")
+    return name, load_hef_parameters(chosen)

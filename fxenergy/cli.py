@@ -18,6 +18,7 @@ from fxenergy.errors import FxEnergyError, UserInputError
 __all__ = ["main", "build_parser"]
 
 DTYPES = ("float32", "float16", "bfloat16")
+DEFAULT_HARDWARE = "a100-80gb-pcie"  # the device seed 004's data and our fitted HEF curves describe
 
 
 class _Parser(argparse.ArgumentParser):
@@ -72,8 +73,13 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--top", type=_positive_int, default=None, help="show the N largest groups; the rest in one row")
     r.add_argument("--format", choices=FORMATS, default="table")
     r.add_argument("--output", "-o", default=None, help="write the report to FILE instead of stdout")
-    r.add_argument("--hardware", default=None, help="hardware profile name or JSON file (`fxenergy hardware list`)")
-    r.add_argument("--predictor", default=None, help=f"energy predictor: {', '.join(PREDICTORS)}")
+    r.add_argument("--hardware", default=DEFAULT_HARDWARE,
+                   help=f"hardware profile name, JSON file or calibration file (default {DEFAULT_HARDWARE}; "
+                        "`fxenergy hardware list`)")
+    r.add_argument("--predictor", default=None,
+                   help=f"energy predictor: {', '.join(['none', *PREDICTORS])} (default: hef where the hardware "
+                        "has a HEF parameter set, else roofline)")
+    r.add_argument("--params", default=None, help="HEF parameter set name or JSON file (with --predictor hef)")
     r.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
 
     m = sub.add_parser("models", help="list the model names `report` accepts")
@@ -127,8 +133,9 @@ def _cmd_report(args: argparse.Namespace) -> int:
         mode=args.mode,
         optimizer=args.optimizer,
         convention=args.convention,
-        hardware=args.hardware,
+        hardware=None if args.hardware == "none" else args.hardware,
         predictor=args.predictor,
+        params=args.params,
         name=built.name,
     )
     if args.format == "table" and args.output is None:

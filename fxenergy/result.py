@@ -112,8 +112,13 @@ def _optional_sum(values: Iterable[float | None]) -> float | None:
     return float(sum(vals))
 
 
-def rows_from_graph(gm: torch.fx.GraphModule) -> tuple[Row, ...]:
-    """One :class:`Row` per node that ran (graph inputs and outputs excluded)."""
+def rows_from_graph(gm: torch.fx.GraphModule, *, predicted: bool = False) -> tuple[Row, ...]:
+    """One :class:`Row` per node that ran (graph inputs and outputs excluded).
+
+    With ``predicted``, a node without a duration or energy record (a free node) gets 0 rather than
+    ``None``, so the columns have totals.
+    """
+    missing = 0.0 if predicted else None
     rows = []
     for node in gm.graph.nodes:
         trace = get_record(node, TRACE)
@@ -138,8 +143,8 @@ def rows_from_graph(gm: torch.fx.GraphModule) -> tuple[Row, ...]:
                 param_bytes_read=cost.param_bytes_read,
                 inter_layer_bytes=ws.inter_layer_bytes if ws else 0,
                 unmodeled=cost.unmodeled,
-                duration_s=dur.duration_s if dur else None,
-                energy_j=en.energy_j if en else None,
+                duration_s=dur.duration_s if dur else missing,
+                energy_j=en.energy_j if en else missing,
             )
         )
     return tuple(rows)

@@ -61,7 +61,7 @@ def test_csv_rows_sum_to_printed_total(mobilenet, top):
     assert total["key"] == "Total"
     if top:
         assert len(rows) == top + 1 and rows[-1]["key"].endswith("others)")
-    for col in ("macs", "flops", "elementwise_flops", "bytes_read", "bytes_written"):
+    for col in ("macs", "flops", "elementwise_flops", "bytes_moved"):
         assert sum(int(x[col]) for x in rows) == int(total[col]) == getattr(mobilenet.totals, col)
     assert abs(sum(float(x["flops_share"]) for x in rows) - 1) < 1e-9
 

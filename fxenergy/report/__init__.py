@@ -64,8 +64,7 @@ def table_data(result: Result, by: str = "layer", depth: int | None = None, top:
         Column("macs", "MACs", "count"),
         Column("flops", "FLOPs", "count"),
         Column("elementwise_flops", "Elem. FLOPs", "count"),
-        Column("bytes_read", "Bytes read", "bytes"),
-        Column("bytes_written", "Bytes written", "bytes"),
+        Column("bytes_moved", "Bytes moved", "bytes"),
         Column("flops_share", "% FLOPs", "share"),
         Column("bytes_share", "% bytes", "share"),
     ]
@@ -73,8 +72,7 @@ def table_data(result: Result, by: str = "layer", depth: int | None = None, top:
         lambda x: x.macs,
         lambda x: x.flops,
         lambda x: x.elementwise_flops,
-        lambda x: x.bytes_read,
-        lambda x: x.bytes_written,
+        lambda x: x.bytes_moved,
         lambda x: _share(x.flops + x.elementwise_flops, t.flops + t.elementwise_flops),
         lambda x: _share(x.bytes_moved, t.bytes_moved),
     ]
@@ -97,8 +95,8 @@ def table_data(result: Result, by: str = "layer", depth: int | None = None, top:
         ("parameters", f"{info.get('param_count', 0):,} ({human(info.get('param_bytes', 0), 'bytes')})"),
         ("capture", str(info.get("capture_method"))),
         ("MAC convention", f"{info.get('convention')} (FLOPs = 2 × MACs; elementwise FLOPs separate)"),
-        ("hardware", str(info.get("hardware") or "none")),
-        ("predictor", str(info.get("predictor") or "none")),
+        ("hardware", _hardware_line(info)),
+        ("predictor", _predictor_line(info)),
     ]
     ws = result.working_sets
     notes.append(
@@ -107,12 +105,25 @@ def table_data(result: Result, by: str = "layer", depth: int | None = None, top:
         f"max t_l {human(ws.inter_layer_max_bytes, 'bytes')}, d (batch) {human(ws.batch_bytes, 'bytes')}"
         + (f", dataset {human(ws.dataset_bytes, 'bytes')}" if ws.dataset_bytes is not None else "")
     )
+    notes += info.get("energy_notes", [])
     for u in result.unmodeled:
         notes.append(
             f"unmodeled op {u.op}: {u.nodes} node(s) ({u.node_share:.1%} of nodes), "
             f"{human(u.bytes_moved, 'bytes')} moved ({u.bytes_share:.1%}); its FLOPs are unknown, not zero"
         )
     return TableData(f"fxenergy report: {info.get('model')}", tuple(header), tuple(cols), rows, total, tuple(notes))
+
+
+def _hardware_line(info: dict[str, Any]) -> str:
+    if not info.get("hardware"):
+        return "none (costs only; pass --hardware NAME for durations and energy)"
+    return f"{info['hardware']} ({info.get('hardware_display_name')})"
+
+
+def _predictor_line(info: dict[str, Any]) -> str:
+    if info.get("predictor") in (None, "none"):
+        return "none"
+    return f"{info['predictor']}, parameter set {info.get('parameter_set')}, durations from {info.get('duration_model')}"
 
 
 def _row(key: str, mtype: str, x: Totals, getters: Sequence[Callable[[Totals], Any]], by: str) -> tuple[Any, ...]:
@@ -185,7 +196,7 @@ def rich_table(result_or_data: Result | TableData, **kwargs: Any) -> Any:
     table = Table(title=td.title, show_footer=True, header_style="bold", footer_style="bold")
     for i, c in enumerate(td.columns):
         table.add_column(c.title, footer=human(td.total[i], c.kind), justify="left" if c.kind == "text" else "right",
-                         overflow="fold")
+                         overflow="fold", no_wrap=i == 0)
     for r in td.rows:
         table.add_row(*(human(v, c.kind) for v, c in zip(r, td.columns)))
     notes = Text("\n".join(td.notes), style="dim")

@@ -1,0 +1,117 @@
+"""Duration pass: predicted execution time of every node on one hardware profile.
+
+Two models, selectable per run:
+
+* ``roofline`` — ``t = max(flops / peak_flops, bytes / bandwidth) + launches × overhead``. Contraction
+  FLOPs (``flops``) run at the dtype's matrix peak (tensor cores for fp16/bf16 on GPUs; fp32 is the
+  plain fp32 figure, as PyTorch disables TF32 matmuls by default); ``elementwise_flops`` run at the
+  fp32 vector peak. ``launches`` is the number of non-free ATen calls of the node (one kernel each).
+* ``hef`` — seed 004 Eq. 3/4: ``t = c / (v_max · η(c))`` with ``η(c) = η_max (1 − exp(−k c^α))`` per op
+  family, ``c`` being FLOPs for compute-bound families and bytes moved for memory-bound ones. A family
+  the parameter set has no curve for falls back to the roofline, and the record says so
+  (``model="roofline-fallback"``): never a silent zero.
+
+NB: one kernel per ATen call and no overlap between nodes (a serial, unfused execution model).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import torch
+
+from fxenergy.errors import UserInputError
+from fxenergy.passes.costs import lookup
+from fxenergy.passes.families import family_of, work_for
+from fxenergy.records import COST, DURATION, TRACE, NodeCost, NodeDuration, NodeTrace, get_record, put_record
+
+if TYPE_CHECKING:  # the pass only calls .families and .duration_s of a parameter set
+    from fxenergy.predictors.hef_law import HEFParameters
+
+__all__ = ["DurationPass", "DURATION_MODELS", "roofline_duration_s", "node_dtype"]
+
+DURATION_MODELS = ("roofline", "hef")
+
+
+def node_dtype(trace: NodeTrace) -> torch.dtype:
+    """The floating dtype a node computes in: that of its first floating tensor argument."""
+    from fxenergy.records import TensorSpec
+    from torch.utils import _pytree as pytree
+
+    for call in trace.calls:
+        for x in pytree.tree_leaves((call.args, call.out)):
+            if isinstance(x, TensorSpec) and x.dtype.is_floating_point:
+                return x.dtype
+    return torch.float32
+
+
+def _launches(trace: NodeTrace) -> int:
+    return sum(1 for c in trace.calls if lookup(c.op) != (True, None))
+
+
+@dataclass(frozen=True, slots=True)
+class _Peaks:
+    matrix_flops: float
+    vector_flops: float
+    bytes_per_s: float
+    launch_s: float
+
+
+def _peaks(profile, dtype: torch.dtype) -> _Peaks:  # noqa: ANN001 - HardwareProfile
+    return _Peaks(
+        matrix_flops=profile.peak_flops_for(dtype),
+        vector_flops=profile.peak_flops_for(torch.float32, tensor_cores=False),
+        bytes_per_s=profile.memory_bandwidth_bytes_per_s,
+        launch_s=profile.kernel_launch_overhead_s,
+    )
+
+
+def roofline_duration_s(cost: NodeCost, launches: int, peaks: _Peaks) -> float:
+    compute = cost.flops / peaks.matrix_flops + cost.elementwise_flops / peaks.vector_flops
+    memory = (cost.bytes_read + cost.bytes_written) / peaks.bytes_per_s
+    return max(compute, memory) + launches * peaks.launch_s
+
+
+class DurationPass:
+    """Adds a :class:`~fxenergy.records.NodeDuration` to every node that does work. Requires: trace, cost."""
+
+    requires = (TRACE, COST)
+    provides = DURATION
+
+    def __init__(self, profile, model: str = "roofline", params: HEFParameters | None = None):  # noqa: ANN001
+        if model not in DURATION_MODELS:
+            raise UserInputError(f"unknown duration model {model!r}; choose one of: {', '.join(DURATION_MODELS)}")
+        if model == "hef" and params is None:
+            raise UserInputError("the hef duration model needs a HEF parameter set (see `fxenergy hardware list`)")
+        self.profile = profile
+        self.model = model
+        self.params = params
+        self._peaks: dict[torch.dtype, _Peaks] = {}
+
+    def __call__(self, gm: torch.fx.GraphModule) -> torch.fx.GraphModule:
+        for node in gm.graph.nodes:
+            trace = get_record(node, TRACE)
+            if trace is None or trace.phase == "input":
+                continue
+            cost = get_record(node, COST, required_by=type(self).__name__)
+            if cost.free:
+                continue
+            put_record(node, DURATION, self.node_duration(trace, cost))
+        return gm
+
+    def node_duration(self, trace: NodeTrace, cost: NodeCost) -> NodeDuration:
+        family = family_of(cost.op)
+        dtype = node_dtype(trace)
+        peaks = self._peaks.get(dtype) or self._peaks.setdefault(dtype, _peaks(self.profile, dtype))
+        launches = _launches(trace)
+        if self.model == "hef" and self.params is not None:
+            law = self.params.families.get(family)
+            if law is not None:
+                work = work_for(law.basis, flops=cost.flops, elementwise_flops=cost.elementwise_flops,
+                                bytes_moved=cost.bytes_read + cost.bytes_written)
+                if work > 0:
+                    t = float(self.params.duration_s(family, work)) + max(launches - 1, 0) * peaks.launch_s
+                    return NodeDuration(t, "hef", family)
+            return NodeDuration(roofline_duration_s(cost, launches, peaks), "roofline-fallback", family)
+        return NodeDuration(roofline_duration_s(cost, launches, peaks), "roofline", family)
