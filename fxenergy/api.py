@@ -133,11 +133,15 @@ def _resolve_hardware(hardware: Any) -> Any:
     return load_profile(hardware)
 
 
-def default_parameter_set(profile: Any) -> str | None:
-    """The bundled HEF parameter set for ``profile``: one fitted on measurements first, else published."""
-    names = [n for n in list_hef_parameters() if load_hef_parameters(n).device == profile.name]
-    fitted = [n for n in names if "fitted" in n]
-    return (fitted or names or [None])[0]
+def default_parameter_set(profile: Any, *, with_energy: bool = False) -> str | None:
+    """The bundled HEF parameter set for ``profile``: one fitted on measurements first, else published.
+
+    With ``with_energy``, only sets whose energy coefficients were fitted on measured energy count.
+    """
+    sets = [load_hef_parameters(n) for n in list_hef_parameters()]
+    mine = [p for p in sets if p.device == profile.name and (not with_energy or (p.energy and "fitted" in p.name))]
+    mine.sort(key=lambda p: ("fitted" not in p.name, p.energy is None, p.name))
+    return mine[0].name if mine else None
 
 
 def _resolve_predictor(predictor: str | None, profile: Any, params: str | None) -> tuple[str, HEFParameters | None]:
@@ -149,14 +153,17 @@ def _resolve_predictor(predictor: str | None, profile: Any, params: str | None) 
     if profile is None:
         raise UserInputError(f"predictor {name!r} needs a hardware profile; pass hardware= (see `fxenergy hardware list`)")
     if name == "auto":
-        name = "hef" if (params or default_parameter_set(profile)) else "roofline"
+        # HEF by default only where its energy coefficients come from measured energy: the A100 and
+        # RTX 2080 Ti curves were timed op by op with a per-op floor that ops inside a model do not
+        # pay (docs/validation.md), so those devices default to the roofline power model.
+        name = "hef" if (params or default_parameter_set(profile, with_energy=True)) else "roofline"
     if name not in PREDICTORS:
         make_predictor(name)  # raises the one-line "unknown predictor" error
     if name != "hef":
         if params is not None:
             raise UserInputError(f"predictor {name!r} takes no HEF parameter set; drop --params or use --predictor hef")
         return name, None
-    chosen = params or default_parameter_set(profile)
+    chosen = params or default_parameter_set(profile, with_energy=predictor is None) or default_parameter_set(profile)
     if chosen is None:
         raise UserInputError(f"no HEF parameter set for {profile.name}; run `fxenergy calibrate`, pass --params FILE, "
                              "or use --predictor roofline")
