@@ -63,12 +63,12 @@ def main() -> None:
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, median of {a.repeats}")
     print(f"{'model':<16} {'annotate s':>11} {'fvcore s':>10} {'fvcore/annotate':>16}  {'our MACs':>16} {'fvcore count':>16}")
     for name, model, args, kwargs in cases():
-        t_ours = median_time(lambda: fxenergy.annotate(model, args, example_kwargs=kwargs), a.repeats)
+        t_ours = median_time(lambda m=model, x=args, kw=kwargs: fxenergy.annotate(m, x, example_kwargs=kw), a.repeats)
         ours = fxenergy.annotate(model, args, example_kwargs=kwargs).totals.macs
         try:
             with warnings.catch_warnings(), torch.no_grad():
                 warnings.simplefilter("ignore")
-                t_fv = median_time(lambda: fvcore_total(model, args), a.repeats)
+                t_fv = median_time(lambda m=model, x=args: fvcore_total(m, x), a.repeats)
                 fv = fvcore_total(model, args)
             print(f"{name:<16} {t_ours:>11.3f} {t_fv:>10.3f} {t_fv / t_ours:>15.1f}x  {ours:>16,} {fv:>16,}")
         except Exception as e:  # noqa: BLE001 - report, do not hide
