@@ -14,8 +14,8 @@ from fxenergy.passes.costs import CostPass, get_convention
 from fxenergy.passes.working_sets import WorkingSetPass, model_working_sets
 from fxenergy.hardware import HardwareProfile, load_profile
 from fxenergy.passes.durations import DurationPass
-from fxenergy.predictors import hef as _hef, power as _power  # noqa: F401 - register the backends
-from fxenergy.predictors.base import PREDICTORS, make_predictor  # noqa: F401 - PREDICTORS re-exported
+from fxenergy.predictors.base import PREDICTORS, make_predictor
+from fxenergy.predictors.interface import load_artifact, load_entry_point_predictors
 from fxenergy.predictors.hef_law import HEFParameters, list_hef_parameters, load_hef_parameters
 from fxenergy.records import ENERGY, NodeEnergy, put_record
 from fxenergy.result import Result, Row, rows_from_graph
@@ -59,7 +59,7 @@ def annotate(
     """
     conv = get_convention(convention)
     profile = _resolve_hardware(hardware)
-    predictor_name, hef_params = _resolve_predictor(predictor, profile, params)
+    predictor_name, backend, hef_params = _resolve_predictor(predictor, profile, params)
     if dataset_samples is not None and dataset_samples <= 0:
         raise UserInputError(f"dataset_samples must be a positive integer, got {dataset_samples}")
 
@@ -69,10 +69,9 @@ def annotate(
         pass_(gm)
 
     estimate = None
-    if predictor_name != "none":
+    if backend is not None:
         DurationPass(profile, "hef" if hef_params else "roofline", hef_params)(gm)
-        kwargs = {"params": hef_params} if predictor_name == "hef" else {}
-        estimate = make_predictor(predictor_name, **kwargs).predict(gm, profile)
+        estimate = backend.predict(gm, profile)
         for node in gm.graph.nodes:
             if node.name in estimate.node_energy_j:
                 put_record(node, ENERGY, NodeEnergy(estimate.node_energy_j[node.name], predictor_name))
@@ -144,14 +143,16 @@ def default_parameter_set(profile: Any, *, with_energy: bool = False) -> str | N
     return mine[0].name if mine else None
 
 
-def _resolve_predictor(predictor: str | None, profile: Any, params: str | None) -> tuple[str, HEFParameters | None]:
+def _resolve_predictor(predictor: str | None, profile: Any, params: str | None) -> tuple[str, Any, HEFParameters | None]:
+    """``(name, backend, hef_params)`` for the options; ``backend`` is None for ``"none"``."""
     name = predictor or ("none" if profile is None else "auto")
     if name == "none":
         if params is not None:
-            raise UserInputError("a parameter set needs a predictor; add --predictor hef")
-        return "none", None
+            raise UserInputError("a parameter set needs a predictor; add --predictor hef|layerwise|cache")
+        return "none", None, None
     if profile is None:
         raise UserInputError(f"predictor {name!r} needs a hardware profile; pass hardware= (see `fxenergy hardware list`)")
+    load_entry_point_predictors()
     if name == "auto":
         # HEF by default only where its energy coefficients come from measured energy: the A100 and
         # RTX 2080 Ti curves were timed op by op with a per-op floor that ops inside a model do not
@@ -159,12 +160,48 @@ def _resolve_predictor(predictor: str | None, profile: Any, params: str | None) 
         name = "hef" if (params or default_parameter_set(profile, with_energy=True)) else "roofline"
     if name not in PREDICTORS:
         make_predictor(name)  # raises the one-line "unknown predictor" error
-    if name != "hef":
-        if params is not None:
-            raise UserInputError(f"predictor {name!r} takes no HEF parameter set; drop --params or use --predictor hef")
-        return name, None
-    chosen = params or default_parameter_set(profile, with_energy=predictor is None) or default_parameter_set(profile)
-    if chosen is None:
-        raise UserInputError(f"no HEF parameter set for {profile.name}; run `fxenergy calibrate`, pass --params FILE, "
-                             "or use --predictor roofline")
-    return name, load_hef_parameters(chosen)
+    if name == "hef":
+        chosen = params or default_parameter_set(profile, with_energy=predictor is None) or default_parameter_set(profile)
+        if chosen is None:
+            raise UserInputError(f"no HEF parameter set for {profile.name}; run `fxenergy calibrate`, pass --params FILE, "
+                                 "or use --predictor roofline")
+        hef_params = load_hef_parameters(chosen)
+        return name, make_predictor(name, params=hef_params), hef_params
+    cls = PREDICTORS[name]
+    if hasattr(cls, "from_json"):  # a fitted backend: its artifact is the parameter set
+        return name, cls.from_json(load_artifact(name, params or f"{name}-{profile.name}")), None
+    if params is not None:
+        raise UserInputError(f"predictor {name!r} takes no parameter set; drop --params")
+    return name, make_predictor(name), None
+
+
+def applicable_predictors(profile: Any) -> list[str]:
+    """Backends that can run on ``profile``: roofline always; the others where parameters ship for it."""
+    load_entry_point_predictors()
+    names = []
+    for name, cls in PREDICTORS.items():
+        if name == "hef":
+            ok = default_parameter_set(profile) is not None
+        elif hasattr(cls, "from_json"):
+            try:
+                load_artifact(name, f"{name}-{profile.name}")
+                ok = True
+            except UserInputError:
+                ok = False
+        else:
+            ok = True
+        if ok:
+            names.append(name)
+    return names
+
+
+def compare_predictors(model: torch.nn.Module, example_input: Any = (), *, hardware: Any, **options: Any) -> dict[str, Result]:
+    """Annotate once per applicable backend on ``hardware``: ``{predictor name: Result}``.
+
+    The spread between the backends' totals is the uncertainty band :mod:`fxenergy.report` shows.
+    """
+    profile = _resolve_hardware(hardware)
+    if profile is None:
+        raise UserInputError("comparing predictors needs a hardware profile")
+    return {name: annotate(model, example_input, hardware=profile, predictor=name, **options)
+            for name in applicable_predictors(profile)}

@@ -77,9 +77,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"hardware profile name, JSON file or calibration file (default {DEFAULT_HARDWARE}; "
                         "`fxenergy hardware list`)")
     r.add_argument("--predictor", default=None,
-                   help=f"energy predictor: {', '.join(['none', *PREDICTORS])} (default: hef where the hardware "
-                        "has a HEF parameter set, else roofline)")
-    r.add_argument("--params", default=None, help="HEF parameter set name or JSON file (with --predictor hef)")
+                   help=f"energy predictor: {', '.join(['none', *PREDICTORS, 'all'])} (default: hef where the "
+                        "hardware has a HEF parameter set fitted on measured energy, else roofline; all: every "
+                        "applicable backend side by side)")
+    r.add_argument("--params", default=None, help="parameter set name or JSON file of the chosen predictor")
     r.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
 
     m = sub.add_parser("models", help="list the model names `report` accepts")
@@ -112,9 +113,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _cmd_report(args: argparse.Namespace) -> int:
     import torch
 
-    from fxenergy.api import annotate
+    from fxenergy.api import annotate, compare_predictors
     from fxenergy.models import build_model
-    from fxenergy.report import render, rich_table, table_data
+    from fxenergy.report import comparison_data, render, rich_table, table_data
 
     if args.depth is not None and args.group_by != "module":
         raise UserInputError("--depth applies to --group-by module only")
@@ -126,24 +127,24 @@ def _cmd_report(args: argparse.Namespace) -> int:
         image_size=args.image_size,
         dtype=getattr(torch, args.dtype),
     )
-    result = annotate(
-        built.model,
-        built.args,
-        example_kwargs=built.kwargs,
-        mode=args.mode,
-        optimizer=args.optimizer,
-        convention=args.convention,
-        hardware=None if args.hardware == "none" else args.hardware,
-        predictor=args.predictor,
-        params=args.params,
-        name=built.name,
-    )
+    options = dict(example_kwargs=built.kwargs, mode=args.mode, optimizer=args.optimizer,
+                   convention=args.convention, name=built.name)
+    hardware = None if args.hardware == "none" else args.hardware
+    if args.predictor == "all":
+        if args.params is not None:
+            raise UserInputError("--predictor all uses each backend's own parameters; drop --params")
+        result = compare_predictors(built.model, built.args, hardware=hardware, **options)
+    else:
+        result = annotate(built.model, built.args, hardware=hardware, predictor=args.predictor, params=args.params,
+                          **options)
     if args.format == "table" and args.output is None:
         from rich.console import Console
 
         # Piped or captured output gets a wide page instead of rich's 80-column default.
         console = Console() if sys.stdout.isatty() else Console(width=160)
-        console.print(rich_table(table_data(result, args.group_by, args.depth, args.top)))
+        td = (comparison_data(result, args.group_by, args.depth) if isinstance(result, dict)
+              else table_data(result, args.group_by, args.depth, args.top))
+        console.print(rich_table(td))
         return 0
     text = render(result, args.format, by=args.group_by, depth=args.depth, top=args.top)
     if args.output is None:

@@ -126,3 +126,14 @@ def test_console_entry_point_runs():
                        capture_output=True, text=True)
     assert p.returncode == 0, p.stderr
     assert "| **Total** |" in p.stdout
+
+
+def test_predictor_all_json(capsys):
+    code, out, err = run(capsys, "report", "resnet18", "--hardware", "a30", "--batch-size", "4", "--predictor", "all",
+                         "--format", "json")
+    assert code == 0, err
+    d = json.loads(out)
+    assert set(d["energy_j"]) >= {"roofline", "hef", "layerwise"}
+    assert d["band_j"]["min"] == min(d["energy_j"].values()) and d["band_j"]["max"] == max(d["energy_j"].values())
+    for name, res in d["results"].items():
+        assert res["totals"]["energy_j"] == d["energy_j"][name]

@@ -87,7 +87,8 @@ def test_energy_columns_sum_and_render():
     [
         ({"predictor": "roofline"}, "needs a hardware profile"),
         ({"hardware": "t4", "predictor": "oracle"}, "unknown predictor"),
-        ({"hardware": "t4", "predictor": "roofline", "params": "x"}, "takes no HEF parameter set"),
+        ({"hardware": "t4", "predictor": "roofline", "params": "x"}, "takes no parameter set"),
+        ({"hardware": "t4", "predictor": "layerwise"}, "no layerwise parameter file"),
         ({"hardware": "t4", "predictor": "hef", "params": "no-such-set"}, "unknown HEF parameter set"),
     ],
 )

@@ -351,8 +351,8 @@ def _params_dir() -> Any:
 
 
 def list_hef_parameters() -> list[str]:
-    """Names of the bundled parameter sets (``fxenergy/predictors/params/*.json``)."""
-    return sorted(p.name[:-5] for p in _params_dir().iterdir() if p.name.endswith(".json"))
+    """Names of the bundled parameter sets (``fxenergy/predictors/params/hef-*.json``)."""
+    return sorted(p.name[:-5] for p in _params_dir().iterdir() if p.name.startswith("hef-") and p.name.endswith(".json"))
 
 
 @cache
