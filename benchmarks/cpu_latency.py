@@ -13,9 +13,13 @@ latencies it is scored on, which favours it; HEF sees only the microbenchmarks o
 Prints a table per case, then the median and worst absolute percentage error (APE) and the Spearman
 rank correlation of each predictor with the measurements.
 
-NB: timings on a shared machine are only as good as its quiet: the 1-minute load average is printed
-before and after; other processes competing for the cores slow multi-threaded ops by whole scheduler
-time slices.
+The last summary line is a what-if, not fxenergy's prediction: the HEF durations with every node
+floored at ``bytes moved / DRAM bandwidth`` (the calibrated profile's), a change proposed for the
+duration pass.
+
+NB: timings on a shared machine are only as good as its quiet. Other processes competing for the
+cores slow multi-threaded ops by whole scheduler time slices: a case timed while they used over 5%
+of the CPUs is timed again once they are gone (up to twice), and the share is recorded per case.
 """
 
 from __future__ import annotations
@@ -38,7 +42,7 @@ import torch
 from scipy.stats import spearmanr
 
 import fxenergy
-from fxenergy.calibrate import CpuWatch, load_calibration, run_calibration, save_calibration
+from fxenergy.calibrate import CpuWatch, load_calibration, run_calibration, save_calibration, wait_for_quiet
 from fxenergy.models import build_model
 from fxenergy.predictors.hef_law import family_of
 
@@ -59,6 +63,7 @@ class Case:
     repeats: int
     by_family_s: dict[str, float]
     other_cpu: float | None  # share of the CPUs other processes used while this case was timed
+    hef_floor_s: float  # what-if: every node at least bytes moved / DRAM bandwidth (a proposed duration-pass change)
     baseline_s: float = math.nan
 
 
@@ -115,16 +120,27 @@ def run_case(name: str, batch: int, profile, params_path: str, repeats: int, bud
     res = fxenergy.annotate(built.model, built.args, example_kwargs=built.kwargs, hardware=profile,
                             predictor="hef", params=params_path, name=name)
     fam: dict[str, float] = defaultdict(float)
+    floor = 0.0
     for r in res.rows:
         if r.duration_s:
             fam[family_of(r.op)] += r.duration_s
+            floor += max(r.duration_s, r.bytes_moved / profile.memory_bandwidth_bytes_per_s)
     model = real_model(name)
     args, kwargs = real_inputs(built, gen)
-    with CpuWatch() as watch:
-        measured, n = measure_latency(model, args, kwargs, repeats, budget_s)
+    best = None
+    for attempt in range(3):  # a timing disturbed by other processes is taken again once they are gone
+        if attempt:
+            wait_for_quiet(60.0)
+        with CpuWatch() as watch:
+            measured, n = measure_latency(model, args, kwargs, repeats, budget_s)
+        if best is None or measured < best[0]:
+            best = (measured, n, watch.share)
+        if (watch.share or 0.0) <= 0.05:
+            break
+    measured, n, share = best
     del model
     return Case(name, batch, measured, float(res.totals.duration_s), res.totals.flops + res.totals.elementwise_flops,
-                n, dict(fam), watch.share)
+                n, dict(fam), share, floor)
 
 
 def fit_baseline(cases: list[Case]) -> float:
@@ -139,7 +155,8 @@ def ape(pred: float, meas: float) -> float:
 def summary(cases: list[Case]) -> dict[str, dict[str, float]]:
     meas = [c.measured_s for c in cases]
     out = {}
-    for label, preds in (("hef", [c.hef_s for c in cases]), ("baseline", [c.baseline_s for c in cases])):
+    for label, preds in (("hef", [c.hef_s for c in cases]), ("baseline", [c.baseline_s for c in cases]),
+                         ("hef_floor", [c.hef_floor_s for c in cases])):
         errs = [ape(p, m) for p, m in zip(preds, meas)]
         out[label] = {"median_ape": float(np.median(errs)), "worst_ape": float(np.max(errs)),
                       "spearman": float(spearmanr(preds, meas).statistic)}
@@ -173,8 +190,7 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_num_threads(args.threads)
 
     t0 = time.perf_counter()
-    print(f"threads {torch.get_num_threads()}, torch {torch.__version__}, load average {os.getloadavg()[0]:.2f} "
-          f"(1 min) on {os.cpu_count()} CPUs")
+    print(f"threads {torch.get_num_threads()}, torch {torch.__version__}, {os.cpu_count()} CPUs")
     if args.calibration:
         cal_path = args.calibration
     else:
@@ -188,6 +204,8 @@ def main(argv: list[str] | None = None) -> int:
     params_path = os.path.join(tempfile.mkdtemp(prefix="fxenergy-"), "hef.json")
     Path(params_path).write_text(json.dumps(params.to_dict()))
     print(f"profile {profile.name}: {profile.display_name}; HEF set {params.name}, families {', '.join(params.families)}")
+    for note in params.notes:
+        print(f"  calibration note: {note}")
 
     names = args.models or [*CNNS, *VISION_TRANSFORMERS, *TEXT]
     gen = torch.Generator().manual_seed(0)
@@ -212,6 +230,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\n{'predictor':<28}{'median APE':>12}{'worst APE':>12}{'Spearman':>10}")
     for label, text in (("hef", "HEF (calibrated)"), ("baseline", "FLOPs / T (T in-sample)")):
         print(f"{text:<28}{s[label]['median_ape']:>12.1%}{s[label]['worst_ape']:>12.1%}{s[label]['spearman']:>10.3f}")
+    print(f"{'what-if: HEF + DRAM floor':<28}{s['hef_floor']['median_ape']:>12.1%}{s['hef_floor']['worst_ape']:>12.1%}"
+          f"{s['hef_floor']['spearman']:>10.3f}   (each node >= bytes moved / "
+          f"{profile.memory_bandwidth_bytes_per_s / 1e9:.1f} GB/s; not what fxenergy predicts today)")
     busy = [c.other_cpu for c in cases if c.other_cpu is not None]
     print(f"\n{len(cases)} cases, {len(names)} models; other processes used at most "
           f"{max(busy, default=0):.0%} of the CPUs while a case was timed; total {time.perf_counter() - t0:.0f} s")

@@ -12,7 +12,7 @@ from fxenergy.capture import capture
 from fxenergy.errors import UserInputError
 from fxenergy.passes.costs import CostPass, get_convention
 from fxenergy.passes.working_sets import WorkingSetPass, model_working_sets
-from fxenergy.hardware import HardwareProfile, load_profile
+from fxenergy.hardware import HardwareProfile, detect_local, load_profile
 from fxenergy.passes.durations import DurationPass
 from fxenergy.predictors.base import PREDICTORS, make_predictor
 from fxenergy.predictors.interface import load_artifact, load_entry_point_predictors
@@ -34,7 +34,7 @@ def annotate(
     convention: str = "default",
     hardware: Any = None,
     predictor: str | None = None,
-    params: str | None = None,
+    params: str | HEFParameters | None = None,
     optimizer: str = "adamw",
     method: str = "auto",
     dataset_samples: int | None = None,
@@ -49,7 +49,8 @@ def annotate(
 
     With ``hardware`` (a profile name, JSON file or profile object) every node also gets a predicted
     ``duration_s`` and ``energy_j``: ``predictor`` ``"hef"`` (seed 004 power law; the default when a
-    parameter set exists for the device, chosen with ``params``) or ``"roofline"`` (roofline
+    parameter set fitted on measured energy exists for the device; ``params`` picks a set by name, file
+    or object, and a calibration file given as ``hardware`` brings its own) or ``"roofline"`` (roofline
     durations, power between idle and TDP; the default otherwise). ``predictor="none"`` skips energy.
 
     >>> import torch, fxenergy
@@ -58,7 +59,9 @@ def annotate(
     24
     """
     conv = get_convention(convention)
-    profile = _resolve_hardware(hardware)
+    profile, calibrated = _resolve_hardware(hardware)
+    if calibrated is not None and params is None and predictor in (None, "hef"):
+        params = calibrated  # a calibration file brings its own fitted curves
     predictor_name, backend, hef_params = _resolve_predictor(predictor, profile, params)
     if dataset_samples is not None and dataset_samples <= 0:
         raise UserInputError(f"dataset_samples must be a positive integer, got {dataset_samples}")
@@ -122,14 +125,21 @@ def _overhead_row(energy_j: float) -> Row:
                inter_layer_bytes=0, duration_s=0.0, energy_j=energy_j)
 
 
-def _resolve_hardware(hardware: Any) -> Any:
+def _resolve_hardware(hardware: Any) -> tuple[Any, HEFParameters | None]:
+    """``(profile, calibrated HEF parameters or None)`` from a name, a profile file or a calibration file."""
     if hardware is None:
-        return None
+        return None, None
     if isinstance(hardware, HardwareProfile):
-        return hardware
+        return hardware, None
     if not isinstance(hardware, str):
         raise UserInputError(f"hardware must be a profile name, a JSON file path or a HardwareProfile, got {type(hardware).__name__}")
-    return load_profile(hardware)
+    from fxenergy.calibrate import is_calibration_file, load_calibration
+
+    if hardware == "local":
+        return detect_local(), None
+    if hardware.endswith(".json") and is_calibration_file(hardware):
+        return load_calibration(hardware)
+    return load_profile(hardware), None
 
 
 def default_parameter_set(profile: Any, *, with_energy: bool = False) -> str | None:
@@ -143,7 +153,9 @@ def default_parameter_set(profile: Any, *, with_energy: bool = False) -> str | N
     return mine[0].name if mine else None
 
 
-def _resolve_predictor(predictor: str | None, profile: Any, params: str | None) -> tuple[str, Any, HEFParameters | None]:
+def _resolve_predictor(
+    predictor: str | None, profile: Any, params: str | HEFParameters | None
+) -> tuple[str, Any, HEFParameters | None]:
     """``(name, backend, hef_params)`` for the options; ``backend`` is None for ``"none"``."""
     name = predictor or ("none" if profile is None else "auto")
     if name == "none":
@@ -165,7 +177,7 @@ def _resolve_predictor(predictor: str | None, profile: Any, params: str | None) 
         if chosen is None:
             raise UserInputError(f"no HEF parameter set for {profile.name}; run `fxenergy calibrate`, pass --params FILE, "
                                  "or use --predictor roofline")
-        hef_params = load_hef_parameters(chosen)
+        hef_params = chosen if isinstance(chosen, HEFParameters) else load_hef_parameters(chosen)
         return name, make_predictor(name, params=hef_params), hef_params
     cls = PREDICTORS[name]
     if hasattr(cls, "from_json"):  # a fitted backend: its artifact is the parameter set
@@ -200,7 +212,7 @@ def compare_predictors(model: torch.nn.Module, example_input: Any = (), *, hardw
 
     The spread between the backends' totals is the uncertainty band :mod:`fxenergy.report` shows.
     """
-    profile = _resolve_hardware(hardware)
+    profile, _ = _resolve_hardware(hardware)
     if profile is None:
         raise UserInputError("comparing predictors needs a hardware profile")
     return {name: annotate(model, example_input, hardware=profile, predictor=name, **options)

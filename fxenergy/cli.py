@@ -83,6 +83,14 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--params", default=None, help="parameter set name or JSON file of the chosen predictor")
     r.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
 
+    c = sub.add_parser("calibrate", help="fit HEF curves for this machine and write a calibration file",
+                       description="Time microbenchmarks of every op family on this machine, fit the HEF power law "
+                                   "per family, and write a file that `report --hardware FILE` accepts.")
+    c.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+    c.add_argument("--quick", action="store_true", help="fewer sizes and repeats (under 2 minutes on 2 cores)")
+    c.add_argument("--output", "-o", default="fxenergy-calibration.json", help="file to write")
+    c.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+
     m = sub.add_parser("models", help="list the model names `report` accepts")
     m.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
 
@@ -154,6 +162,30 @@ def _cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_calibrate(args: argparse.Namespace) -> int:
+    from rich.progress import Progress
+
+    from fxenergy.calibrate import run_calibration, save_calibration
+
+    _check_output_path(args.output)
+    with Progress(transient=True) as bar:
+        task = bar.add_task("calibrating", total=None)
+
+        def progress(label: str, done: int, total: int) -> None:
+            bar.update(task, description=label, completed=done, total=total)
+
+        cal = run_calibration(args.device, quick=args.quick, progress=progress)
+    path = save_calibration(cal, args.output)
+    fams = ", ".join(sorted(cal.params.families))
+    print(f"wrote {path}: {cal.profile.display_name}; {len(cal.measurements)} measurements; curves for {fams}")
+    print(f"energy elasticities from: {cal.energy_source}"
+          + (" (no power meter readable: derived from the profile's power figures)" if cal.energy_source == "profile" else ""))
+    for note in cal.notes:
+        print(f"note: {note}")
+    print(f"use it with: fxenergy report MODEL --hardware {path}")
+    return 0
+
+
 def _cmd_models(args: argparse.Namespace) -> int:
     from fxenergy.models import list_models
 
@@ -177,7 +209,7 @@ def _cmd_hardware(args: argparse.Namespace) -> int:
     return 0
 
 
-_COMMANDS = {"report": _cmd_report, "models": _cmd_models, "hardware": _cmd_hardware}
+_COMMANDS = {"report": _cmd_report, "calibrate": _cmd_calibrate, "models": _cmd_models, "hardware": _cmd_hardware}
 
 
 def _check_output_path(path: str | None) -> None:

@@ -12,6 +12,7 @@ from typing import Any, ClassVar
 
 import torch
 
+from fxenergy.errors import UserInputError
 from fxenergy.passes.durations import node_dtype
 from fxenergy.predictors.base import EnergyEstimate, register_predictor
 from fxenergy.records import COST, DURATION, TRACE, NodeCost, get_record
@@ -26,6 +27,11 @@ class PowerModel:
 
     def __init__(self, profile: Any):
         self.profile = profile
+        if profile.tdp_w is None:
+            raise UserInputError(
+                f"hardware profile {profile.name!r} has no TDP, which energy needs; run `fxenergy calibrate` "
+                "(it measures or estimates one) or pass a profile with tdp_w"
+            )
         self.tdp_w = float(profile.tdp_w)
         self.idle_assumed = profile.idle_w is None
         self.idle_w = self.tdp_w * IDLE_FRACTION_ASSUMED if self.idle_assumed else float(profile.idle_w)
