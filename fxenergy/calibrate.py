@@ -44,7 +44,6 @@ import json
 import math
 import os
 import statistics
-import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -55,6 +54,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from fxenergy._files import read_json, write_atomic
 from fxenergy.errors import UserInputError
 from fxenergy.hardware import HardwareProfile, detect_local
 from fxenergy.predictors.hef_law import (
@@ -833,18 +833,7 @@ def run_calibration(
 
 def save_calibration(cal: Calibration, path: str | os.PathLike[str]) -> Path:
     """Write ``cal`` as one JSON file, atomically (temp file in the same folder, then ``os.replace``)."""
-    path = Path(path).expanduser()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    text = json.dumps(cal.to_dict(), indent=1, ensure_ascii=False, default=_jsonable) + "\n"
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return write_atomic(path, json.dumps(cal.to_dict(), indent=1, ensure_ascii=False, default=_jsonable) + "\n")
 
 
 def _jsonable(x: Any) -> Any:
@@ -856,16 +845,7 @@ def _jsonable(x: Any) -> Any:
 
 
 def _read_json(path: Path) -> Any:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise UserInputError(f"calibration file {path} not found") from None
-    except OSError as e:
-        raise UserInputError(f"calibration file {path} cannot be read: {e.strerror}") from None
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as e:
-        raise UserInputError(f"calibration file {path}: not valid JSON (line {e.lineno}: {e.msg})") from None
+    return read_json(path, "calibration file")
 
 
 def load_calibration(path: str | os.PathLike[str]) -> tuple[HardwareProfile, HEFParameters]:

@@ -7,12 +7,11 @@ traceback unless ``--debug``).
 from __future__ import annotations
 
 import argparse
-import os
 import sys
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
+from fxenergy._files import write_atomic
 from fxenergy.errors import FxEnergyError, UserInputError
 
 __all__ = ["main", "build_parser"]
@@ -158,7 +157,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
     if args.output is None:
         sys.stdout.write(text)
     else:
-        _write_atomic(Path(args.output), text)
+        write_atomic(args.output, text, make_parents=False)
     return 0
 
 
@@ -220,15 +219,3 @@ def _check_output_path(path: str | None) -> None:
         raise UserInputError(f"cannot write {path}: directory {parent} does not exist")
     if Path(path).is_dir():
         raise UserInputError(f"cannot write {path}: it is a directory; give a file name")
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    """Write to a temporary file beside ``path`` and rename it, so nothing is ever written half."""
-    fd, tmp = tempfile.mkstemp(dir=path.expanduser().resolve().parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

@@ -16,7 +16,6 @@ import math
 import os
 import platform
 import re
-import tempfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import cache
@@ -25,6 +24,7 @@ from pathlib import Path
 from types import MappingProxyType, SimpleNamespace
 from typing import TYPE_CHECKING, Any
 
+from fxenergy._files import write_atomic
 from fxenergy.errors import UserInputError
 
 if TYPE_CHECKING:
@@ -363,18 +363,7 @@ def save_profile(profile: HardwareProfile, path: str | os.PathLike[str]) -> Path
 
     Creates missing parent folders; returns the path written.
     """
-    path = Path(path).expanduser()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    text = json.dumps(profile.to_dict(), indent=2, ensure_ascii=False) + "\n"
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return write_atomic(path, json.dumps(profile.to_dict(), indent=2, ensure_ascii=False) + "\n")
 
 
 # --- local detection ----------------------------------------------------------------------------

@@ -1,0 +1,44 @@
+"""File helpers shared by every writer and reader of fxenergy's JSON files."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from fxenergy.errors import UserInputError
+
+__all__ = ["write_atomic", "read_json"]
+
+
+def write_atomic(path: str | os.PathLike[str], text: str, *, make_parents: bool = True) -> Path:
+    """Write ``text`` to a temporary file beside ``path`` and rename it: never a half-written file."""
+    path = Path(path).expanduser()
+    if make_parents:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def read_json(path: str | os.PathLike[str], what: str) -> Any:
+    """Parse a JSON file; a missing, unreadable or malformed file is one line naming ``what`` and the path."""
+    path = Path(path).expanduser()
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise UserInputError(f"{what} {path} not found") from None
+    except OSError as e:
+        raise UserInputError(f"{what} {path} cannot be read: {e.strerror}") from None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as e:
+        raise UserInputError(f"{what} {path}: not valid JSON (line {e.lineno}: {e.msg})") from None
