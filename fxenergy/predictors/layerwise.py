@@ -129,10 +129,7 @@ def layer_of_node(node: torch.fx.Node) -> tuple[str, dict[str, float]] | None:
     found = _main_call(trace)
     if found is None:
         return None
-    layer, call = found
-    if trace.module_type in FEATURES and trace.module_type != layer:
-        # e.g. a Linear module whose node holds only the ``t`` view; the main call decides
-        pass
+    layer, call = found  # the main ATen call decides the layer type, not the module class
     a = call.args
     f: dict[str, float] = {}
     x = a[0] if layer != "Linear" else None
