@@ -72,6 +72,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--top", type=_positive_int, default=None, help="show the N largest groups; the rest in one row")
     r.add_argument("--format", choices=FORMATS, default="table")
     r.add_argument("--output", "-o", default=None, help="write the report to FILE instead of stdout")
+    r.add_argument("--plot", default=None, metavar="FILE.png",
+                   help="also save a bar chart of the top groups (needs matplotlib: fxenergy[plot])")
     r.add_argument("--hardware", default=DEFAULT_HARDWARE,
                    help=f"hardware profile name, JSON file or calibration file (default {DEFAULT_HARDWARE}; "
                         "`fxenergy hardware list`)")
@@ -89,6 +91,17 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--quick", action="store_true", help="fewer sizes and repeats (under 2 minutes on 2 cores)")
     c.add_argument("--output", "-o", default="fxenergy-calibration.json", help="file to write")
     c.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+
+    k = sub.add_parser("check", help="check the energy budgets in fxenergy.toml or pyproject.toml",
+                       description="Predict every budgeted model's energy and compare it with its limits. "
+                                   "Exit 0 when all hold, 1 when any is over, 2 on a configuration or model error.")
+    k.add_argument("--config", default=None, metavar="FILE",
+                   help="fxenergy.toml or pyproject.toml (default: the one in the current directory)")
+    k.add_argument("--update-baseline", action="store_true",
+                   help="write the current predictions to the baseline file (totals and per-layer energy)")
+    k.add_argument("--format", choices=("table", "json"), default="table")
+    k.add_argument("--top", type=_non_negative_int, default=5, help="layers listed per failing budget (default 5)")
+    k.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
 
     m = sub.add_parser("models", help="list the model names `report` accepts")
     m.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
@@ -127,6 +140,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
     if args.depth is not None and args.group_by != "module":
         raise UserInputError("--depth applies to --group-by module only")
     _check_output_path(args.output)
+    _check_output_path(args.plot)
     built = build_model(
         args.model,
         batch_size=args.batch_size,
@@ -144,6 +158,12 @@ def _cmd_report(args: argparse.Namespace) -> int:
     else:
         result = annotate(built.model, built.args, hardware=hardware, predictor=args.predictor, params=args.params,
                           **options)
+    if args.plot:
+        if isinstance(result, dict):
+            raise UserInputError("--plot shows one predictor; drop --predictor all")
+        from fxenergy.report.plot import save_plot
+
+        save_plot(result, args.plot, top=args.top or 15, by=args.group_by, depth=args.depth)
     if args.format == "table" and args.output is None:
         from rich.console import Console
 
@@ -159,6 +179,14 @@ def _cmd_report(args: argparse.Namespace) -> int:
     else:
         write_atomic(args.output, text, make_parents=False)
     return 0
+
+
+def _cmd_check(args: argparse.Namespace) -> int:
+    from fxenergy.check import run_check
+
+    text, code = run_check(args.config, update_baseline=args.update_baseline, fmt=args.format, top=args.top)
+    sys.stdout.write(text)
+    return code
 
 
 def _cmd_calibrate(args: argparse.Namespace) -> int:
@@ -208,7 +236,13 @@ def _cmd_hardware(args: argparse.Namespace) -> int:
     return 0
 
 
-_COMMANDS = {"report": _cmd_report, "calibrate": _cmd_calibrate, "models": _cmd_models, "hardware": _cmd_hardware}
+_COMMANDS = {
+    "report": _cmd_report,
+    "check": _cmd_check,
+    "calibrate": _cmd_calibrate,
+    "models": _cmd_models,
+    "hardware": _cmd_hardware,
+}
 
 
 def _check_output_path(path: str | None) -> None:

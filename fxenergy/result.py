@@ -236,6 +236,12 @@ class Result:
     def to_json(self, *, by: str | None = None, depth: int | None = None, indent: int | None = 2) -> str:
         return json.dumps(self.to_dict(by=by, depth=depth), indent=indent)
 
+    def to_dataframe(self) -> Any:
+        """One row per node as a pandas DataFrame (needs pandas: ``pip install fxenergy[pandas]``)."""
+        from fxenergy.report.frame import to_dataframe
+
+        return to_dataframe(self)
+
     def with_rows(self, rows: Sequence[Row], **info: Any) -> Result:
         """A copy with new rows (e.g. energy filled in by a predictor) and extra info."""
         return Result(self.graph_module, tuple(rows), self.working_sets, {**self.info, **info})

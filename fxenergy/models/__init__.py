@@ -119,7 +119,8 @@ def build_model(
 ) -> BuiltModel:
     """Build model ``name`` in eval mode with example inputs.
 
-    ``name`` is a name from :func:`list_models` (case-insensitive) or ``path/to/file.py:factory``.
+    ``name`` is a name from :func:`list_models` (case-insensitive), ``path/to/file.py:factory`` or
+    ``package.module:callable`` (imported from ``sys.path``).
     Text models get ``input_ids`` of shape (batch_size, seq_len) tokens (plus ``decoder_input_ids`` for
     seq2seq); vision models get one (batch_size, 3, H, W) image, H = W = ``image_size`` pixels or the
     model's default. ``dtype`` is the floating dtype of parameters, buffers and image inputs.
@@ -129,8 +130,9 @@ def build_model(
     if dtype not in _DTYPES:
         raise UserInputError(f"dtype must be one of {', '.join(map(str, _DTYPES))}, got {dtype!r}")
 
-    if _factory.is_factory_spec(name):
-        model, args, kwargs = _factory.load(name)
+    if _factory.is_factory_spec(name) or _factory.is_callable_spec(name):
+        load = _factory.load if _factory.is_factory_spec(name) else _factory.load_callable
+        model, args, kwargs = load(name)
         model = model.eval().to(dtype)
         if args is None:
             args = (_image(batch_size, image_size or 224, dtype),)

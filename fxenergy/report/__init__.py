@@ -1,4 +1,4 @@
-"""Rendering only: Result → table data (pure) → rich table | CSV | Markdown | JSON.
+"""Rendering only: Result → table data (pure) → rich table | CSV | Markdown | JSON | HTML.
 
 :func:`table_data` is the one place that decides columns and rows; renderers only format. Every
 numeric column of the table sums to its printed total (hidden rows are all-zero, and ``--top``
@@ -13,11 +13,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from fxenergy.errors import UserInputError
 from fxenergy.result import Group, Result, Totals
 
 __all__ = ["Column", "TableData", "table_data", "rich_table", "to_csv", "to_markdown", "to_json", "render", "FORMATS", "human"]
 
-FORMATS = ("table", "json", "csv", "markdown")
+FORMATS = ("table", "json", "csv", "markdown", "html")
 
 
 @dataclass(frozen=True, slots=True)
@@ -234,12 +235,23 @@ def to_json(result: Result, by: str = "layer", depth: int | None = None) -> str:
     return result.to_json(by=by, depth=depth) + "\n"
 
 
-def render(result: Result, fmt: str, *, by: str = "layer", depth: int | None = None, top: int | None = None,
-           width: int | None = None) -> str:
-    """The report as text in ``fmt`` (one of :data:`FORMATS`)."""
-    if fmt == "json":
+def render(result: Result | dict[str, Result], fmt: str, *, by: str = "layer", depth: int | None = None,
+           top: int | None = None, width: int | None = None) -> str:
+    """The report as text in ``fmt`` (one of :data:`FORMATS`); a dict of results is a comparison."""
+    if isinstance(result, dict):
+        if fmt == "json":
+            return comparison_json(result)
+        if fmt == "html":
+            raise UserInputError("--format html shows one predictor; use table, csv, markdown or json with --predictor all")
+        td = comparison_data(result, by, depth)
+    elif fmt == "json":
         return to_json(result, by, depth)
-    td = table_data(result, by, depth, top)
+    elif fmt == "html":  # the full table, and a chart of the ``top`` (default 15) groups
+        from fxenergy.report.html import render_html
+
+        return render_html(result, by, depth, top=top or 15)
+    else:
+        td = table_data(result, by, depth, top)
     if fmt == "csv":
         return to_csv(td)
     if fmt == "markdown":
@@ -249,3 +261,48 @@ def render(result: Result, fmt: str, *, by: str = "layer", depth: int | None = N
     console = Console(file=io.StringIO(), width=width or 160, force_terminal=False, color_system=None)
     console.print(rich_table(td))
     return console.file.getvalue()
+
+
+def comparison_data(results: dict[str, Result], by: str = "layer", depth: int | None = None) -> TableData:
+    """Per-group energy of several predictors side by side, with the spread (max − min) between them."""
+    names = list(results)
+    keyed = {n: {g.key: g for g in r.group(by, depth)} for n, r in results.items()}
+    first = results[names[0]]
+    keys = list(dict.fromkeys(k for n in names for k in keyed[n]))
+    cols = [Column("key", _KEY_TITLES[by], "text")]
+    cols += [Column(f"energy_j_{n}", f"{n} (J)", "joules") for n in names]
+    cols += [Column("spread_j", "spread (J)", "joules")]
+
+    def energies(k: str) -> list[float]:
+        return [keyed[n][k].totals.energy_j or 0.0 if k in keyed[n] else 0.0 for n in names]
+
+    rows = []
+    for k in keys:
+        e = energies(k)
+        if any(e):
+            rows.append((k, *e, max(e) - min(e)))
+    totals = [results[n].totals.energy_j or 0.0 for n in names]
+    header = [("model", str(first.info.get("model"))), ("hardware", _hardware_line(first.info))]
+    header += [(f"predictor {n}", _predictor_line(results[n].info)) for n in names]
+    lo, hi = min(totals), max(totals)
+    notes = [f"uncertainty band over {len(names)} predictors: {human(lo, 'joules')} … {human(hi, 'joules')} "
+             f"(spread {human(hi - lo, 'joules')}, ×{hi / lo:.2f})" if lo > 0 else "a predictor gave 0 J in total"]
+    for n in names:
+        notes += [f"{n}: {x}" for x in results[n].info.get("energy_notes", [])]
+    total = ("Total", *totals, None)  # the band of the totals is in the notes: a spread is not a sum
+    return TableData(f"fxenergy predictors compared: {first.info.get('model')}", tuple(header), tuple(cols),
+                     tuple(rows), total, tuple(notes))
+
+
+def comparison_json(results: dict[str, Result]) -> str:
+    import json
+
+    totals = {n: r.totals.energy_j for n, r in results.items()}
+    vals = [v for v in totals.values() if v is not None]
+    return json.dumps({
+        "schema": "fxenergy.comparison/1",
+        "info": next(iter(results.values())).info,
+        "energy_j": totals,
+        "band_j": {"min": min(vals), "max": max(vals)} if vals else None,
+        "results": {n: r.to_dict(by="layer") for n, r in results.items()},
+    }, indent=2) + "\n"
