@@ -16,28 +16,14 @@ from pathlib import Path
 
 import torch
 import torchvision
-from torch.utils.flop_counter import FlopCounterMode
 
 import fxenergy
 from fxenergy.models import build_model
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from conftest import tiny_llama  # noqa: E402
+from conftest import exported, flop_counter, tiny_llama  # noqa: E402
 
 TABLE3 = {"Conv2d": 7_492_882_432, "Linear": 123_642_856, "MaxPool2d": 3_060_736, "ReLU": 3_717_120}
-
-
-def flop_counter(model, args, kwargs, training=False) -> int:
-    with FlopCounterMode(display=False) as fc:
-        out = model(*args, **kwargs)
-        if training:
-            leaves = [o for o in torch.utils._pytree.tree_leaves(out) if isinstance(o, torch.Tensor) and o.is_floating_point()]
-            sum(o.sum() for o in leaves).backward()
-    return fc.get_total_flops()
-
-
-def exported(model, args, kwargs):
-    return torch.export.export(model, args, kwargs=kwargs, strict=False).module()
 
 
 def load(name):

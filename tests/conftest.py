@@ -27,6 +27,24 @@ def tiny_llama() -> transformers.PreTrainedModel:
         return transformers.LlamaForCausalLM._from_config(cfg, attn_implementation="sdpa").eval()
 
 
+def flop_counter(model, args, kwargs, training=False) -> int:
+    """torch's FlopCounterMode total over one forward (and backward of the summed outputs)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with FlopCounterMode(display=False) as fc:
+        out = model(*args, **kwargs)
+        if training:
+            leaves = [o for o in torch.utils._pytree.tree_leaves(out) if isinstance(o, torch.Tensor) and o.is_floating_point()]
+            sum(o.sum() for o in leaves).backward()
+    return fc.get_total_flops()
+
+
+def exported(model, args, kwargs):
+    """Eager transformers decoders call .item() on meta tensors; the exported program has no Python
+    control flow and dispatches the same ATen ops, so FlopCounterMode runs on it instead."""
+    return torch.export.export(model, args, kwargs=kwargs, strict=False).module()
+
+
 @pytest.fixture(scope="session")
 def gpt2_small() -> transformers.PreTrainedModel:
     cfg = transformers.GPT2Config(n_layer=2, use_cache=False)

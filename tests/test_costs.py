@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 import torchvision
-from conftest import macs_by_type, meta, tiny_llama
+from conftest import exported, flop_counter, macs_by_type, meta, tiny_llama
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
@@ -80,7 +80,7 @@ def test_scaled_dot_product_attention():
     assert t.elementwise_flops > 0  # softmax and scaling are counted, separately
 
 
-def test_multihead_attention_matches_flop_counter():
+def test_multihead_attention_matchesflop_counter():
     mha = nn.MultiheadAttention(32, 4, batch_first=True).eval()
     x = torch.randn(2, 10, 32)  # real weights and inputs: annotate must not take the fused CPU path
     with FlopCounterMode(display=False) as fc:
@@ -163,33 +163,18 @@ def test_vgg11_seed000_table3_exact():
     assert by["ReLU"] == 3_717_120
 
 
-def _flop_counter(model, args, kwargs, training=False):
-    with FlopCounterMode(display=False) as fc:
-        out = model(*args, **kwargs)
-        if training:
-            leaves = [o for o in torch.utils._pytree.tree_leaves(out) if isinstance(o, torch.Tensor) and o.is_floating_point()]
-            sum(o.sum() for o in leaves).backward()
-    return fc.get_total_flops()
-
-
-def _exported(model, args, kwargs):
-    # Eager transformers decoders call .item() on meta tensors; the exported program has no Python
-    # control flow and dispatches the same ATen ops, so FlopCounterMode runs on it instead.
-    return torch.export.export(model, args, kwargs=kwargs, strict=False).module()
-
-
 @pytest.mark.parametrize(
     "name", ["resnet18", "resnet50", "vgg16", "mobilenet_v2", "efficientnet_b0", "vit_b_16", "gpt2", "bert-base-uncased", "llama-tiny"]
 )
-def test_forward_flops_match_flop_counter(name):
+def test_forward_flops_matchflop_counter(name):
     if name == "llama-tiny":
         model, args, kwargs = tiny_llama(), (), {"input_ids": meta(1, 128, dtype=torch.long)}
     else:
         b = build_model(name)
         model, args, kwargs = b.model, b.args, b.kwargs
     ours = fxenergy.annotate(model, args, example_kwargs=kwargs).totals.flops
-    ref_model = _exported(model, args, kwargs) if name in ("gpt2", "llama-tiny") else model
-    ref = _flop_counter(ref_model, args, kwargs)
+    ref_model = exported(model, args, kwargs) if name in ("gpt2", "llama-tiny") else model
+    ref = flop_counter(ref_model, args, kwargs)
     assert ref > 0
     assert abs(ours / ref - 1) < 0.005
 
@@ -199,7 +184,7 @@ def test_training_flops_match_flop_counter_resnet18():
         m = torchvision.models.resnet18()
     x = meta(2, 3, 224, 224)
     r = fxenergy.annotate(m, x, mode="training")
-    ref = _flop_counter(m.train(), (x,), {}, training=True)
+    ref = flop_counter(m.train(), (x,), {}, training=True)
     fwd_bwd = sum(row.flops for row in r.rows if row.phase in ("forward", "backward"))
     assert abs(fwd_bwd / ref - 1) < 0.005
     assert r.totals.flops == fwd_bwd  # the optimizer update does no contraction
@@ -209,7 +194,7 @@ def test_training_flops_match_flop_counter_resnet18():
 def test_training_flops_match_flop_counter_gpt2(gpt2_small):
     kwargs = {"input_ids": meta(1, 64, dtype=torch.long)}
     r = fxenergy.annotate(gpt2_small, (), example_kwargs=kwargs, mode="training")
-    ref = _flop_counter(_exported(gpt2_small.train(), (), kwargs), (), kwargs, training=True)
+    ref = flop_counter(exported(gpt2_small.train(), (), kwargs), (), kwargs, training=True)
     gpt2_small.eval()
     fwd_bwd = sum(row.flops for row in r.rows if row.phase in ("forward", "backward"))
     assert abs(fwd_bwd / ref - 1) < 0.005

@@ -24,7 +24,7 @@ from pathlib import Path
 from types import MappingProxyType, SimpleNamespace
 from typing import TYPE_CHECKING, Any
 
-from fxenergy._files import write_atomic
+from fxenergy._files import read_json, write_atomic
 from fxenergy.errors import UserInputError
 
 if TYPE_CHECKING:
@@ -342,13 +342,7 @@ def load_profile(name_or_path: str | os.PathLike[str]) -> HardwareProfile:
     text = os.fspath(name_or_path)
     if text.lower().endswith(".json") or os.sep in text or "/" in text:
         path = Path(text).expanduser()
-        try:
-            content = path.read_text(encoding="utf-8")
-        except FileNotFoundError:
-            raise UserInputError(f"hardware profile file {path} not found") from None
-        except OSError as e:
-            raise UserInputError(f"hardware profile file {path} cannot be read: {e.strerror}") from None
-        return _parse(content, str(path))
+        return HardwareProfile.from_dict(read_json(path, "hardware profile file"), origin=str(path))
     key = re.sub(r"[\s_]+", "-", text.strip().lower())
     names = list_profiles()
     if key in names:
