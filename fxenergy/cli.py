@@ -103,6 +103,15 @@ def build_parser() -> argparse.ArgumentParser:
     k.add_argument("--top", type=_non_negative_int, default=5, help="layers listed per failing budget (default 5)")
     k.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
 
+    f = sub.add_parser("fit", help="fit a backend on your measurements and write its parameter file",
+                       description="Fit a predictor backend on a measurement table (CSV; layouts in "
+                                   "fxenergy/fitting.py) and write a JSON artifact that `report --params` accepts.")
+    f.add_argument("backend", choices=("layerwise", "cache"))
+    f.add_argument("table", help="CSV measurement table with an energy_j column")
+    f.add_argument("--hardware", required=True, help="the profile the measurements were taken on")
+    f.add_argument("--output", "-o", required=True, help="JSON file to write")
+    f.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+
     m = sub.add_parser("models", help="list the model names `report` accepts")
     m.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
 
@@ -148,6 +157,16 @@ def _cmd_report(args: argparse.Namespace) -> int:
         image_size=args.image_size,
         dtype=getattr(torch, args.dtype),
     )
+    if args.predictor and args.predictor.endswith(".json"):  # a fitted artifact names its own backend
+        from fxenergy._files import read_json
+
+        if args.params is not None:
+            raise UserInputError("--predictor FILE.json is already the parameter set; drop --params")
+        artifact = read_json(args.predictor, "predictor file")
+        backend = artifact.get("backend") if isinstance(artifact, dict) else None
+        if not isinstance(backend, str):
+            raise UserInputError(f"predictor file {args.predictor}: no 'backend' key; write it with `fxenergy fit`")
+        args.predictor, args.params = backend, args.predictor
     options = dict(example_kwargs=built.kwargs, mode=args.mode, optimizer=args.optimizer,
                    convention=args.convention, name=built.name)
     hardware = None if args.hardware == "none" else args.hardware
@@ -187,6 +206,19 @@ def _cmd_check(args: argparse.Namespace) -> int:
     text, code = run_check(args.config, update_baseline=args.update_baseline, fmt=args.format, top=args.top)
     sys.stdout.write(text)
     return code
+
+
+def _cmd_fit(args: argparse.Namespace) -> int:
+    import json
+
+    from fxenergy.fitting import fit_backend
+
+    _check_output_path(args.output)
+    artifact = fit_backend(args.backend, args.table, hardware=args.hardware)
+    write_atomic(args.output, json.dumps(artifact, indent=1, sort_keys=True) + "\n", make_parents=False)
+    print(f"wrote {args.output}: {args.backend} fitted on {artifact.get('fitted_on')}; "
+          f"use it with: fxenergy report MODEL --hardware {args.hardware} --predictor {args.backend} --params {args.output}")
+    return 0
 
 
 def _cmd_calibrate(args: argparse.Namespace) -> int:
@@ -240,6 +272,7 @@ _COMMANDS = {
     "report": _cmd_report,
     "check": _cmd_check,
     "calibrate": _cmd_calibrate,
+    "fit": _cmd_fit,
     "models": _cmd_models,
     "hardware": _cmd_hardware,
 }
