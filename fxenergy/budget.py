@@ -27,7 +27,7 @@ import math
 import os
 import sys
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -364,10 +364,8 @@ def _importable(directory: Path) -> Iterator[None]:
     try:
         yield
     finally:
-        try:
+        with suppress(ValueError):  # the user's code may have removed it already
             sys.path.remove(entry)
-        except ValueError:  # pragma: no cover - removed by the user's code
-            pass
 
 
 def _model_spec(model: str, base_dir: Path) -> str:
