@@ -320,16 +320,8 @@ def list_profiles() -> list[str]:
 
 @cache
 def _load_bundled(name: str) -> HardwareProfile:
-    entry = _bundled_dir().joinpath(f"{name}.json")
-    return _parse(entry.read_text(encoding="utf-8"), f"fxenergy/hardware/profiles/{name}.json")
-
-
-def _parse(text: str, origin: str) -> HardwareProfile:
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as e:
-        raise UserInputError(f"hardware profile {origin}: not valid JSON (line {e.lineno}: {e.msg})") from None
-    return HardwareProfile.from_dict(data, origin=origin)
+    data = read_json(_bundled_dir().joinpath(f"{name}.json"), "hardware profile")
+    return HardwareProfile.from_dict(data, origin=f"fxenergy/hardware/profiles/{name}.json")
 
 
 def load_profile(name_or_path: str | os.PathLike[str]) -> HardwareProfile:

@@ -22,7 +22,6 @@ when the node has any, else its ``elementwise_flops``; ``bytes`` basis uses
 from __future__ import annotations
 
 import difflib
-import json
 import math
 import os
 from collections.abc import Mapping
@@ -35,6 +34,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from fxenergy._files import read_json
 from fxenergy.errors import UserInputError
 from fxenergy.passes.families import BASES, FAMILIES, Family, family_of, work_for
 
@@ -357,16 +357,8 @@ def list_hef_parameters() -> list[str]:
 
 @cache
 def _load_bundled(name: str) -> HEFParameters:
-    path = _params_dir().joinpath(f"{name}.json")
-    return _parse(path.read_text(encoding="utf-8"), f"{name}.json")
-
-
-def _parse(text: str, origin: str) -> HEFParameters:
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as e:
-        raise UserInputError(f"HEF parameter file {origin}: not valid JSON (line {e.lineno}: {e.msg})") from None
-    return HEFParameters.from_dict(data, origin=origin)
+    return HEFParameters.from_dict(read_json(_params_dir().joinpath(f"{name}.json"), "HEF parameter file"),
+                                   origin=f"{name}.json")
 
 
 def load_hef_parameters(name_or_path: str | os.PathLike[str]) -> HEFParameters:
@@ -378,10 +370,7 @@ def load_hef_parameters(name_or_path: str | os.PathLike[str]) -> HEFParameters:
     text = os.fspath(name_or_path)
     if text.endswith(".json") or os.sep in text or "/" in text:
         path = Path(text).expanduser()
-        try:
-            return _parse(path.read_text(encoding="utf-8"), str(path))
-        except OSError as e:
-            raise UserInputError(f"HEF parameter file {path} cannot be read: {e.strerror}") from None
+        return HEFParameters.from_dict(read_json(path, "HEF parameter file"), origin=str(path))
     names = list_hef_parameters()
     if text in names:
         return _load_bundled(text)
