@@ -84,6 +84,18 @@ class Totals:
             **sums,
         )
 
+    @classmethod
+    def combine(cls, parts: Sequence[Totals]) -> Totals:
+        """The totals of several groups together (e.g. the "others" row of a ``--top`` table)."""
+        sums = {k: sum(getattr(t, k) for t in parts) for k in _SUMMED}
+        return cls(
+            nodes=sum(t.nodes for t in parts),
+            inter_layer_max_bytes=max((t.inter_layer_max_bytes for t in parts), default=0),
+            duration_s=_optional_sum(t.duration_s for t in parts),
+            energy_j=_optional_sum(t.energy_j for t in parts),
+            **sums,
+        )
+
 
 @dataclass(frozen=True, slots=True)
 class Group:

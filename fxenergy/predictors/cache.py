@@ -119,17 +119,20 @@ def _phi(coef: dict[str, float], levels: Sequence, level: int, size_bytes: float
     coef[f"m_{name}"] += times * size_bytes / MIB
 
 
+def pass_counts(w: Workload) -> tuple[float, float, float]:
+    """Forward, backward and test (forward-only) passes of a run: n·h_t, n·h_t, n·h_s in training."""
+    if w.mode == "inference":
+        return float(w.passes), 0.0, 0.0
+    return float(w.epochs * w.train_batches), float(w.epochs * w.train_batches), float(w.epochs * w.test_batches)
+
+
 def design(w: Workload, levels: Sequence[tuple[str, float, int]]) -> dict[str, float]:
     """Eq. 8/9: the coefficient q_j of every constant k_j, so that E = Σ q_j k_j."""
     q = dict.fromkeys(constant_names(levels), 0.0)
     pl = placements(w, levels)
     q["k_e"] = float(w.runs)
     gf, gb = w.flops_forward / 1e9, w.flops_backward / 1e9
-    if w.mode == "inference":
-        nf, nb, ns = float(w.passes), 0.0, 0.0
-    else:
-        nf = nb = float(w.epochs * w.train_batches)
-        ns = float(w.epochs * w.test_batches)
+    nf, nb, ns = pass_counts(w)
     npass = nf + nb + ns
     q["k_p"] += npass
     q["k_o"] += (nf + ns) * gf + nb * gb
@@ -300,11 +303,7 @@ class CachePredictor:
         # per node: k_o·flops, k_d and φ(t_l) of layers; the rest by share of bytes moved
         pl = placements(w, levels)
         layers = _layer_nodes(gm)
-        if w.mode == "inference":
-            nf, nb, ns = float(w.passes), 0.0, 0.0
-        else:
-            nf = nb = float(w.epochs * w.train_batches)
-            ns = float(w.epochs * w.test_batches)
+        nf, nb, ns = pass_counts(w)
         npass = nf + nb + ns
         energies: dict[str, float] = {}
         weights: dict[str, float] = {}

@@ -56,7 +56,7 @@ def table_data(result: Result, by: str = "layer", depth: int | None = None, top:
         keep = {id(g) for g in rank[:top]}
         rest = [g for g in shown if id(g) not in keep]
         shown = [g for g in shown if id(g) in keep]
-        shown.append(Group(f"({len(rest)} others)", "", _sum_totals([g.totals for g in rest])))
+        shown.append(Group(f"({len(rest)} others)", "", Totals.combine([g.totals for g in rest])))
 
     t = result.totals
     cols = [
@@ -138,24 +138,6 @@ def _is_free(t: Totals) -> bool:
 
 def _weight(t: Totals, by_energy: bool) -> float:
     return (t.energy_j or 0.0) if by_energy else float(t.flops + t.elementwise_flops + t.bytes_moved)
-
-
-def _sum_totals(ts: Sequence[Totals]) -> Totals:
-    def opt(vals: list[float | None]) -> float | None:
-        return None if any(v is None for v in vals) else float(sum(v for v in vals if v is not None))
-
-    return Totals(
-        nodes=sum(x.nodes for x in ts),
-        macs=sum(x.macs for x in ts),
-        flops=sum(x.flops for x in ts),
-        elementwise_flops=sum(x.elementwise_flops for x in ts),
-        bytes_read=sum(x.bytes_read for x in ts),
-        bytes_written=sum(x.bytes_written for x in ts),
-        param_bytes_read=sum(x.param_bytes_read for x in ts),
-        inter_layer_max_bytes=max((x.inter_layer_max_bytes for x in ts), default=0),
-        duration_s=opt([x.duration_s for x in ts]),
-        energy_j=opt([x.energy_j for x in ts]),
-    )
 
 
 def _share(part: float | None, whole: float | None) -> float:
