@@ -5,12 +5,13 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from fxenergy.errors import UserInputError
 
-__all__ = ["write_atomic", "read_json"]
+__all__ = ["write_atomic", "read_json", "check_document"]
 
 
 def write_atomic(path: str | os.PathLike[str], text: str, *, make_parents: bool = True) -> Path:
@@ -49,3 +50,21 @@ def read_json(path: str | os.PathLike[str], what: str) -> Any:
         return json.loads(text)
     except json.JSONDecodeError as e:
         raise UserInputError(f"{what} {path}: not valid JSON (line {e.lineno}: {e.msg})") from None
+
+
+def check_document(data: Any, what: str, *, schema: str, allowed: Sequence[str], required: Sequence[str]) -> None:
+    """Refuse, in one line naming ``what`` and the key, a non-object, another schema, an unknown or a
+    missing key."""
+
+    def fail(key: str, problem: str) -> UserInputError:
+        return UserInputError(f"{what}: {key}: {problem}")
+
+    if not isinstance(data, Mapping):
+        raise fail("<top level>", f"expected a JSON object, got {type(data).__name__}")
+    if data.get("schema") != schema:
+        raise fail("schema", f"unknown schema {data.get('schema')!r}; this fxenergy reads {schema!r}")
+    if unknown := sorted(set(data) - set(allowed)):
+        raise fail(unknown[0], f"unknown key (allowed: {', '.join(allowed)})")
+    for key in required:
+        if key not in data:
+            raise fail(key, "missing key")

@@ -54,7 +54,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from fxenergy._files import read_json, write_atomic
+from fxenergy._files import check_document, read_json, write_atomic
 from fxenergy.errors import UserInputError
 from fxenergy.hardware import HardwareProfile, detect_local
 from fxenergy.predictors.hef_law import (
@@ -860,15 +860,8 @@ def load_calibration(path: str | os.PathLike[str]) -> tuple[HardwareProfile, HEF
     def fail(key: str, problem: str) -> UserInputError:
         return UserInputError(f"calibration file {path}: {key}: {problem}")
 
-    if not isinstance(data, Mapping):
-        raise fail("<top level>", f"expected a JSON object, got {type(data).__name__}")
-    if data.get("schema") != SCHEMA:
-        raise fail("schema", f"unknown schema {data.get('schema')!r}; this fxenergy reads {SCHEMA!r}")
-    if unknown := sorted(set(data) - set(_KEYS)):
-        raise fail(unknown[0], f"unknown key (allowed: {', '.join(_KEYS)})")
-    for key in ("profile", "hef", "energy_source"):
-        if key not in data:
-            raise fail(key, "missing key")
+    check_document(data, f"calibration file {path}", schema=SCHEMA, allowed=_KEYS,
+                   required=("profile", "hef", "energy_source"))
     if data["energy_source"] not in ENERGY_SOURCES:
         raise fail("energy_source", f"{data['energy_source']!r} is not one of {', '.join(ENERGY_SOURCES)}")
     profile = HardwareProfile.from_dict(data["profile"], origin=f"{path} (profile)")

@@ -34,7 +34,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from fxenergy._files import read_json
+from fxenergy._files import check_document, read_json
 from fxenergy.errors import UserInputError
 from fxenergy.passes.families import BASES, FAMILIES, Family, family_of, work_for
 
@@ -293,15 +293,8 @@ class HEFParameters:
         def fail(key: str, problem: str) -> UserInputError:
             return UserInputError(f"HEF parameter file {origin}: {key}: {problem}")
 
-        if not isinstance(data, Mapping):
-            raise fail("<top level>", f"expected a JSON object, got {type(data).__name__}")
-        if data.get("schema") != SCHEMA:
-            raise fail("schema", f"unknown schema {data.get('schema')!r}; this fxenergy reads {SCHEMA!r}")
-        if unknown := sorted(set(data) - set(_KEYS)):
-            raise fail(unknown[0], f"unknown key (allowed: {', '.join(_KEYS)})")
-        for key in ("name", "source", "device", "peak_flops", "peak_bytes_per_s", "families"):
-            if key not in data:
-                raise fail(key, "missing key")
+        check_document(data, f"HEF parameter file {origin}", schema=SCHEMA, allowed=_KEYS,
+                       required=("name", "source", "device", "peak_flops", "peak_bytes_per_s", "families"))
         for key in ("peak_flops", "peak_bytes_per_s"):
             v = data[key]
             if isinstance(v, bool) or not isinstance(v, (int, float)) or not (math.isfinite(v) and v > 0):
