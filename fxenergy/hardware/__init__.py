@@ -98,6 +98,15 @@ class HardwareProfile:
     kernel_launch_overhead_s: float
     sources: Mapping[str, str]
     estimated: tuple[str, ...]
+    # Optional figures that finer duration and power models read; None where not known.
+    architecture: str | None = None  # e.g. "ampere", "hopper", "skylake-sp", "zen4"
+    base_clock_hz: float | None = None  # guaranteed clock (GPU base, CPU base frequency)
+    sustained_clock_hz: float | None = None  # clock held under sustained load (power-limited cards, all-core turbo)
+    fp32_cores: int | None = None  # GPU: CUDA cores / stream processors (fp32 lanes); CPU: None
+    simd_width_bits: int | None = None  # CPU: widest vector unit (256 for AVX2, 512 for AVX-512, 128 for NEON)
+    fma_units_per_core: int | None = None  # CPU: FMA pipes per core at that width
+    threads_per_core: int | None = None  # CPU: hardware threads per core (SMT)
+    sockets: int | None = None  # CPU: packages the profile covers
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "peak_flops", MappingProxyType(dict(self.peak_flops)))
@@ -154,6 +163,8 @@ class HardwareProfile:
         out: dict[str, Any] = {}
         for f in _FIELDS:
             value = getattr(self, f)
+            if value is None and (f in _OPTIONAL_NUMBERS or f in _OPTIONAL_INTEGERS or f == "architecture"):
+                continue  # optional figures the profile does not know are left out of the file
             if f == "peak_flops":
                 value = {k: _num(value[k]) for k in DTYPES if k in value}
             elif f == "caches":
@@ -216,6 +227,11 @@ class HardwareProfile:
         kw["compute_units"] = number("compute_units", data["compute_units"], integer=True)
         kw["tdp_w"] = number("tdp_w", data["tdp_w"], nullable=True)
         kw["idle_w"] = number("idle_w", data["idle_w"], nullable=True)
+        for f in _OPTIONAL_NUMBERS:
+            kw[f] = number(f, data[f], nullable=True)
+        for f in _OPTIONAL_INTEGERS:
+            kw[f] = number(f, data[f], integer=True, nullable=True)
+        kw["architecture"] = None if data["architecture"] is None else text("architecture", data["architecture"])
         kw["sources"] = {k: text(f"sources.{k}", v) for k, v in mapping("sources", data["sources"]).items()}
         if not isinstance(data["estimated"], list):
             raise fail("estimated", f"expected a list of field names, got {data['estimated']!r}")
@@ -240,7 +256,10 @@ class HardwareProfile:
 
 
 _FIELDS = tuple(f.name for f in dataclasses.fields(HardwareProfile))
-_OPTIONAL: dict[str, Any] = {"idle_w": None, "sources": {}, "estimated": []}
+_OPTIONAL_NUMBERS = ("base_clock_hz", "sustained_clock_hz")
+_OPTIONAL_INTEGERS = ("fp32_cores", "simd_width_bits", "fma_units_per_core", "threads_per_core", "sockets")
+_OPTIONAL: dict[str, Any] = {"idle_w": None, "sources": {}, "estimated": [], "architecture": None,
+                             **dict.fromkeys(_OPTIONAL_NUMBERS + _OPTIONAL_INTEGERS)}
 _TEXT_FIELDS = ("name", "display_name", "kind", "vendor", "compute_unit_kind")
 _CACHE_KEYS = {f.name for f in dataclasses.fields(CacheLevel)}
 
@@ -277,6 +296,9 @@ def _check(p: Any) -> tuple[str, str] | None:
     for f in ("tdp_w", "idle_w"):
         if getattr(p, f) is not None and not positive(getattr(p, f)):
             return f, f"must be a positive number of watts or null, got {getattr(p, f)!r}"
+    for f in (*_OPTIONAL_NUMBERS, *_OPTIONAL_INTEGERS):
+        if getattr(p, f, None) is not None and not positive(getattr(p, f)):
+            return f, f"must be a positive number or null, got {getattr(p, f)!r}"
     if not (math.isfinite(p.kernel_launch_overhead_s) and 0 <= p.kernel_launch_overhead_s < 1):
         return "kernel_launch_overhead_s", f"must be in [0, 1) seconds, got {p.kernel_launch_overhead_s!r}"
     last = -1
