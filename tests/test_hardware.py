@@ -15,12 +15,12 @@ from fxenergy.errors import UserInputError
 from fxenergy.hardware import (
     DTYPES,
     HardwareProfile,
-    _detect_cpu,
     detect_local,
     list_profiles,
     load_profile,
     save_profile,
 )
+from fxenergy.hardware.detect import _detect_cpu
 
 KiB, MiB, GiB = 2**10, 2**20, 2**30
 EXPECTED = {
