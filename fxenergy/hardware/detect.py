@@ -22,22 +22,36 @@ __all__ = ["detect_local"]
 
 # Device-name patterns (lower case, tried in order) -> bundled profile.
 _GPU_NAMES: tuple[tuple[str, str], ...] = (
+    (r"gh200", "gh200"),
     (r"h200(?!.*nvl)", "h200"),
+    (r"h100.*nvl", "h100-nvl"),
     (r"h100.*pcie", "h100-pcie"),
     (r"h100(?!.*nvl)", "h100-sxm"),
+    (r"\bb200\b", "b200"),
     (r"a100.*(80gb.*pcie|pcie.*80gb)", "a100-80gb-pcie"),
     (r"a100.*pcie", "a100-40gb-pcie"),
     (r"a100.*80gb", "a100-80gb-sxm"),
     (r"a100", "a100-40gb-sxm"),
     (r"\ba30\b", "a30"),
+    (r"\ba10g\b", "a10g"),
+    (r"\ba10\b", "a10"),
+    (r"\ba40\b", "a40"),
+    (r"\bl40s\b", "l40s"),
+    (r"v100.*sxm.*16gb", "v100-sxm2-16gb"),
     (r"v100.*sxm", "v100-sxm2-32gb"),
+    (r"v100.*32gb", "v100-pcie-32gb"),
     (r"v100", "v100-pcie-16gb"),
+    (r"p100", "p100-pcie-16gb"),
+    (r"tesla p4\b", "p4"),
     (r"rtx 2080 ti", "rtx-2080-ti"),
     (r"rtx 3090(?! ti)", "rtx-3090"),
     (r"rtx 3070(?! ti)", "rtx-3070"),
+    (r"rtx 4090", "rtx-4090"),
+    (r"rtx 6000 ada", "rtx-6000-ada"),
     (r"gtx 750 ti", "gtx-750-ti"),
     (r"\bt4\b", "t4"),
     (r"\bl4\b", "l4"),
+    (r"mi300x", "mi300x"),  # MI250X is left out: PyTorch sees each of its two dies as a device
 )
 # Compute capability -> (FP32 lanes per SM, dense fp16 tensor FLOP per SM per clock, fp64:fp32 ratio).
 _CC_TABLE: dict[tuple[int, int], tuple[int, int, float]] = {
@@ -108,7 +122,7 @@ def _detect_gpu(props: Any) -> HardwareProfile:
         name=_slug(name) + "-detected", display_name=f"{name} (detected)", kind="gpu",
         vendor="NVIDIA", peak_flops=flops, memory_bandwidth_bytes_per_s=bandwidth,
         memory_bytes=int(props.total_memory), caches=tuple(caches), compute_units=sms,
-        compute_unit_kind="sm", clock_hz=clock, tdp_w=tdp, idle_w=None,
+        compute_unit_kind="sm", clock_hz=clock, tdp_w=tdp, idle_w=None, fp32_cores=sms * lanes,
         kernel_launch_overhead_s=_DETECTED_LAUNCH_S["gpu"],
         sources={
             "peak_flops": f"SMs x per-SM rate of compute capability {cc[0]}.{cc[1]} x clock_rate ({src});"
@@ -117,6 +131,7 @@ def _detect_gpu(props: Any) -> HardwareProfile:
             if mem_clock and bus else "guessed as fp32 FLOP/s / 20",
             "memory_bytes": src, "caches": f"shared_memory_per_multiprocessor (as L1) and L2_cache_size ({src})",
             "compute_units": src, "clock_hz": f"clock_rate ({src})",
+            "fp32_cores": f"SMs x fp32 lanes per SM of compute capability {cc[0]}.{cc[1]}",
             "tdp_w": "NVML default power limit" if tdp else "unknown (no NVML)",
             "kernel_launch_overhead_s": "typical CUDA launch latency",
         },
@@ -237,6 +252,9 @@ def _detect_cpu(
     clock, clock_src, clock_guessed = _cpu_clock(model, info, cpu_dir / f"cpu{min(allowed)}/cpufreq")
     if clock_guessed:
         estimated.append("clock_hz")
+    # clock_hz is the maximum (turbo) clock as in the bundled profiles; the nominal one is the base
+    max_khz = _read(cpu_dir / f"cpu{min(allowed)}/cpufreq/cpuinfo_max_freq")
+    max_clock = int(max_khz) * 1e3 if max_khz and max_khz.isdigit() and int(max_khz) * 1e3 > clock else None
 
     # peak: cores x fp32 lanes x 2 (FMA) x 2 FMA units (assumed) x clock; Zen 4 runs AVX-512 on 256-bit pipes
     bits = 512 if "avx512f" in flags else 256 if {"avx2", "avx"} & flags else 128
@@ -265,12 +283,20 @@ def _detect_cpu(
         name=_slug(model) + "-detected", display_name=f"{model}, {cores} cores (detected)", kind="cpu",
         vendor=vendor or info.get("vendor_id") or platform.machine() or "unknown",
         peak_flops=flops, memory_bandwidth_bytes_per_s=min(cores * 12e9, sockets * 300e9), memory_bytes=memory,
-        caches=caches, compute_units=cores, compute_unit_kind="core", clock_hz=clock, tdp_w=tdp, idle_w=None,
-        kernel_launch_overhead_s=_DETECTED_LAUNCH_S["cpu"], estimated=tuple(estimated),
+        caches=caches, compute_units=cores, compute_unit_kind="core", clock_hz=max_clock or clock, tdp_w=tdp,
+        idle_w=None, kernel_launch_overhead_s=_DETECTED_LAUNCH_S["cpu"],
+        estimated=(*estimated, "fma_units_per_core"),
+        base_clock_hz=None if clock_guessed else clock, simd_width_bits=bits, fma_units_per_core=2,
+        threads_per_core=threads_per_core, sockets=sockets,
         sources={
             "compute_units": "physical cores in the CPU affinity (sysfs topology), capped by the cgroup CPU quota",
             "caches": "sysfs cpu*/cache/index* (data and unified caches)" if caches else "not found in sysfs",
-            "clock_hz": clock_src,
+            "clock_hz": "cpufreq cpuinfo_max_freq" if max_clock else clock_src,
+            **({} if clock_guessed else {"base_clock_hz": clock_src}),
+            "simd_width_bits": f"widest vector extension in /proc/cpuinfo flags ({simd})",
+            "fma_units_per_core": "assumed 2 (most server cores since Haswell; Xeon Bronze/Silver and some Gold have 1)",
+            "threads_per_core": "CPUs in the affinity per physical core (sysfs topology)",
+            "sockets": "distinct physical_package_id in the affinity (sysfs topology)",
             "peak_flops": f"{cores} cores x {bits // 32} fp32 lanes ({simd}) x 2 (FMA) x 2 FMA units (assumed)"
             f" x {clock / 1e9:.2f} GHz ({clock_src}); fp64 half; bf16 2x and int8 4x fp32 with avx512_bf16 / VNNI",
             "memory_bytes": "/proc/meminfo MemTotal, capped by the cgroup memory.max" if mem_kib else "guessed 8 GiB",
