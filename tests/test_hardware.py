@@ -419,3 +419,16 @@ def test_list_flags_kind_vendor_and_spec_only():
     assert rows["mi300x"][1:3] == ["gpu", "AMD"] and rows["mi300x"][-1] == "spec-only"
     assert rows["epyc-9654"][1:3] == ["cpu", "AMD"]
     assert " ".join(rows["a30"]).endswith("fitted: hef, layerwise")  # from the shipped params files
+
+
+def test_detected_profiles_source_every_figure(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    cpu = detect_local()
+    _fake_gpu(monkeypatch, name="NVIDIA Future GPU", major=9, minor=0, multi_processor_count=100, clock_rate=2_000_000)
+    gpu = detect_local()
+    for p in (cpu, gpu):
+        for field in _FIGURES:
+            if getattr(p, field) is not None or field in ("idle_w", "base_clock_hz", "sustained_clock_hz"):
+                assert p.source_of(field), f"{p.name}: {field}"
+    assert cpu.simd_width_bits in (128, 256, 512) and cpu.is_estimated("fma_units_per_core")
+    assert gpu.fp32_cores == 100 * 128

@@ -224,6 +224,6 @@ def render_show(p: HardwareProfile) -> str:
     else:
         fitted = fitted_backends(p.name)
         note = f" (backends fitted on its measurements: {', '.join(fitted)}; none ships a validated error)" if fitted \
-            else " (no fxenergy backend was fitted or validated on this device: spec-sheet figures only)"
+            else " (no fxenergy backend was fitted or validated on this device)"
         lines.append("validated error: not validated" + note)
     return "\n".join(line.rstrip() for line in lines)
