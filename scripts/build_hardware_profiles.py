@@ -338,9 +338,10 @@ PATCHES: dict[str, dict[str, Any]] = {
     "v100-sxm2-32gb": {"architecture": "volta", "fp32_cores": 5120,
                        "sources": {"fp32_cores": _volta_wp + " (5120 lanes)", "architecture": _volta_wp,
                                    "base_clock_hz": "not on NVIDIA's datasheet or whitepaper (left null)"}},
-    "a30": {"architecture": "ampere", "fp32_cores": 3584, "base_clock_hz": 930e6,
+    "a30": {"architecture": "ampere", "fp32_cores": 3584,
+            "base_clock_hz": (930e6, "930 MHz as third-party GPU databases list it (TechPowerUp); NVIDIA's A30"
+                                     " datasheet gives only the 1440 MHz boost clock"),
             "sources": {"fp32_cores": "NVIDIA A30 datasheet (2021): 3584 CUDA cores (56 SMs x 64)",
-                        "base_clock_hz": "NVIDIA A30 product brief (2021): base 930 / boost 1440 MHz",
                         "architecture": _a100_wp}},
     "rtx-2080-ti": {"architecture": "turing", "fp32_cores": 4352, "base_clock_hz": 1350e6,
                     "sources": {"fp32_cores": "NVIDIA Turing GPU Architecture whitepaper (2018), appendix: RTX 2080 Ti"
