@@ -545,7 +545,17 @@ for (_name, _gen, _arch, _clock, _simd, _ddr, _mts, _tdp, _mem, _inst) in (
 
 CPU_PATCHES: dict[str, dict[str, Any]] = {
     "xeon-gold-5120": {"architecture": "skylake-sp", "base_clock_hz": 2.2e9, "clock_hz": 3.2e9, "simd_width_bits": 512,
-                       "fma_units_per_core": 1, "threads_per_core": 2, "sockets": 1},
+                       "fma_units_per_core": 1, "threads_per_core": 2, "sockets": 1,
+                       # wording shared with the CPU engineer's edit of this file
+                       "sources": {
+                           "architecture": "Intel ARK Xeon Gold 5120: Skylake-SP (Xeon Scalable, 1st generation)",
+                           "base_clock_hz": "Intel ARK Xeon Gold 5120: 2.2 GHz base frequency",
+                           "simd_width_bits": "Intel ARK Xeon Gold 5120: Intel AVX-512 instruction set extension",
+                           "fma_units_per_core": "Intel ARK Xeon Gold 5120: 1 AVX-512 FMA unit (Gold 5100 parts"
+                                                 " except the 5122 have one)",
+                           "threads_per_core": "Intel ARK Xeon Gold 5120: 14 cores, 28 threads (Hyper-Threading)",
+                           "sockets": "one package: the profile describes one socket (the data's RAPL package domain)",
+                       }},
     "xeon-gold-6154": {"architecture": "skylake-sp", "base_clock_hz": 3.0e9, "clock_hz": 3.7e9, "simd_width_bits": 512,
                        "fma_units_per_core": 2, "threads_per_core": 2, "sockets": 2},
     "xeon-e5-2630-v4": {"architecture": "broadwell-ep", "base_clock_hz": 2.2e9, "clock_hz": 3.1e9,
