@@ -585,7 +585,8 @@ def patched(name: str, patch: dict[str, Any]) -> dict[str, Any]:
         sources.setdefault("clock_hz", ark + " (maximum turbo)")
         sources.setdefault("sockets", "packages the profile covers (" + data["display_name"] + ")")
         sources.setdefault("sustained_clock_hz", "all-core turbo not published on ARK (left null)")
-    data["sources"] = {**data["sources"], **sources}
+    # fields named by the patch go after the file's own, in the patch's order (stable on re-runs)
+    data["sources"] = {**{k: v for k, v in data["sources"].items() if k not in sources or k == "clock_hz"}, **sources}
     return data
 
 
