@@ -39,6 +39,9 @@ def annotate(
     method: str = "auto",
     dataset_samples: int | None = None,
     name: str | None = None,
+    matmul_precision: str | None = None,
+    conv_tf32: bool | None = None,
+    power_limit_w: float | None = None,
 ) -> Result:
     """Capture ``model(*example_input, **example_kwargs)`` and annotate every node with its costs.
 
@@ -63,6 +66,13 @@ def annotate(
     if calibrated is not None and params is None and predictor in (None, "hef"):
         params = calibrated  # a calibration file brings its own fitted curves
     predictor_name, backend, hef_params = _resolve_predictor(predictor, profile, params)
+    gpu_options = {"matmul_precision": matmul_precision, "conv_tf32": conv_tf32, "power_limit_w": power_limit_w}
+    if predictor_name == "learned":
+        from fxenergy.predictors.learned import LearnedGPUPredictor
+
+        backend = LearnedGPUPredictor(params, **gpu_options)
+    elif power_limit_w is not None:
+        raise UserInputError("a power limit needs the learned GPU backend (--predictor learned)")
     if dataset_samples is not None and dataset_samples <= 0:
         raise UserInputError(f"dataset_samples must be a positive integer, got {dataset_samples}")
 
@@ -73,7 +83,10 @@ def annotate(
 
     estimate = None
     if backend is not None:
-        DurationPass(profile, "hef" if hef_params else "roofline", hef_params)(gm)
+        if predictor_name == "learned":
+            DurationPass(profile, "learned", backend.model(profile))(gm)
+        else:
+            DurationPass(profile, "hef" if hef_params else "roofline", hef_params)(gm)
         estimate = backend.predict(gm, profile)
         for node in gm.graph.nodes:
             if node.name in estimate.node_energy_j:
@@ -112,9 +125,15 @@ def annotate(
         "hardware_display_name": getattr(profile, "display_name", None),
         "predictor": predictor_name,
         "parameter_set": estimate.parameter_set if estimate else None,
-        "duration_model": ("hef" if hef_params else "roofline") if estimate else None,
+        "duration_model": (("learned" if predictor_name == "learned" else "hef" if hef_params else "roofline")
+                           if estimate else None),
         "energy_notes": list(estimate.notes) if estimate else [],
     }
+    if predictor_name == "learned" and estimate is not None:
+        gpu = backend.model(profile)
+        err, basis = gpu.params.expected_error(profile.name)
+        info.update(expected_error_pct=err, validated_on=basis, math_modes=gpu.math_modes(),
+                    power_limit_w=gpu.device.power_limit_w)
     return Result(gm, rows, ws, info)
 
 
@@ -169,7 +188,11 @@ def _resolve_predictor(
         # HEF by default only where its energy coefficients come from measured energy: the A100 and
         # RTX 2080 Ti curves were timed op by op with a per-op floor that ops inside a model do not
         # pay (docs/validation.md), so those devices default to the roofline power model.
-        name = "hef" if (params or default_parameter_set(profile, with_energy=True)) else "roofline"
+        # GPUs: the learned model (fxenergy.perf), whose durations and power transfer across GPUs.
+        if params is None and getattr(profile, "is_gpu", False) and profile.tdp_w is not None:
+            name = "learned"
+        else:
+            name = "hef" if (params or default_parameter_set(profile, with_energy=True)) else "roofline"
     if name not in PREDICTORS:
         make_predictor(name)  # raises the one-line "unknown predictor" error
     if name == "hef":
@@ -180,6 +203,8 @@ def _resolve_predictor(
         hef_params = chosen if isinstance(chosen, HEFParameters) else load_hef_parameters(chosen)
         return name, make_predictor(name, params=hef_params), hef_params
     cls = PREDICTORS[name]
+    if name == "learned":  # annotate builds it with the math-mode and power-limit options
+        return name, None, None
     if hasattr(cls, "from_json"):  # a fitted backend: its artifact is the parameter set
         return name, cls.from_json(load_artifact(name, params or f"{name}-{profile.name}")), None
     if params is not None:
@@ -194,6 +219,8 @@ def applicable_predictors(profile: Any) -> list[str]:
     for name, cls in PREDICTORS.items():
         if name == "hef":
             ok = default_parameter_set(profile) is not None
+        elif name == "learned":
+            ok = bool(getattr(profile, "is_gpu", False)) and profile.tdp_w is not None
         elif hasattr(cls, "from_json"):
             try:
                 load_artifact(name, f"{name}-{profile.name}")
@@ -215,5 +242,7 @@ def compare_predictors(model: torch.nn.Module, example_input: Any = (), *, hardw
     profile, _ = _resolve_hardware(hardware)
     if profile is None:
         raise UserInputError("comparing predictors needs a hardware profile")
-    return {name: annotate(model, example_input, hardware=profile, predictor=name, **options)
+    limit = options.pop("power_limit_w", None)  # only the learned backend models a power limit
+    return {name: annotate(model, example_input, hardware=profile, predictor=name,
+                           **(dict(options, power_limit_w=limit) if name == "learned" else options))
             for name in applicable_predictors(profile)}

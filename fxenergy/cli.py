@@ -47,6 +47,26 @@ def _non_negative_int(text: str) -> int:
     return value
 
 
+def _power_limit(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected watts, got {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"expected a positive number of watts, got {text!r}")
+    return value
+
+
+def _add_gpu_options(p: argparse.ArgumentParser) -> None:
+    """Math modes and power limit of the learned GPU backend (PyTorch's defaults by default)."""
+    p.add_argument("--matmul-precision", choices=("highest", "high", "medium"), default=None,
+                   help="torch.set_float32_matmul_precision: highest = no TF32 for fp32 matmuls (PyTorch's default)")
+    p.add_argument("--conv-tf32", choices=("on", "off"), default=None,
+                   help="torch.backends.cudnn.allow_tf32 (PyTorch's default: on; Ampere and later)")
+    p.add_argument("--power-limit", type=_power_limit, default=None, metavar="W",
+                   help="board power limit as set with nvidia-smi -pl (lowers clocks, time and energy consistently)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from fxenergy.api import PREDICTORS
     from fxenergy.capture import MODES, OPTIMIZERS
@@ -82,6 +102,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "hardware has a HEF parameter set fitted on measured energy, else roofline; all: every "
                         "applicable backend side by side)")
     r.add_argument("--params", default=None, help="parameter set name or JSON file of the chosen predictor")
+    _add_gpu_options(r)
     r.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
 
     c = sub.add_parser("calibrate", help="fit HEF curves for this machine and write a calibration file",
@@ -140,6 +161,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
 
 
+def gpu_options(args: argparse.Namespace) -> dict:
+    """annotate() keywords of the learned GPU backend from --matmul-precision/--conv-tf32/--power-limit."""
+    return {"matmul_precision": args.matmul_precision,
+            "conv_tf32": None if args.conv_tf32 is None else args.conv_tf32 == "on",
+            "power_limit_w": args.power_limit}
+
+
 def _cmd_report(args: argparse.Namespace) -> int:
     import torch
 
@@ -169,7 +197,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
             raise UserInputError(f"predictor file {args.predictor}: no 'backend' key; write it with `fxenergy fit`")
         args.predictor, args.params = backend, args.predictor
     options = dict(example_kwargs=built.kwargs, mode=args.mode, optimizer=args.optimizer,
-                   convention=args.convention, name=built.name)
+                   convention=args.convention, name=built.name, **gpu_options(args))
     hardware = None if args.hardware == "none" else args.hardware
     if args.predictor == "all":
         if args.params is not None:

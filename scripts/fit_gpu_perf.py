@@ -136,12 +136,21 @@ def main(argv: list[str] | None = None) -> int:
     }
     neusight_conv = conv_rows(rows, args.sample)
 
-    def refit_conv(extra_k, extra_s, extra_d):
+    def refit_conv(extra_k, extra_s, extra_d, extra_tf32):
         ks, secs, devs = neusight_conv
-        allk, alls, alld = ks + list(extra_k), np.concatenate([secs, extra_s]), list(devs) + list(extra_d)
-        X, y, _ = design(allk, alls, alld, True)
-        fl = np.array([floors.get(d, NICOLAI_FLOOR_S) for d in alld])
-        keep = alls > FLOOR_MULT * fl
+        xs, ys, keeps = [], [], []
+        groups = [(ks, secs, list(devs), False)]
+        for flag in (False, True):
+            sel = np.flatnonzero(np.asarray(extra_tf32) == flag)
+            groups.append(([extra_k[i] for i in sel], np.asarray(extra_s)[sel], [extra_d[i] for i in sel], flag))
+        for gk, gs, gd, tf32 in groups:
+            if not len(gk):
+                continue
+            X, y, _ = design(gk, gs, gd, True, conv_tf32=tf32)
+            xs.append(X)
+            ys.append(y)
+            keeps.append(gs > FLOOR_MULT * np.array([floors.get(d, NICOLAI_FLOOR_S) for d in gd]))
+        X, y, keep = np.vstack(xs), np.concatenate(ys), np.concatenate(keeps)
         return forest_to_json(fit_forest(X[keep], y[keep]), _feature_names("conv"))
 
     nic = nicolai.fit_nicolai(params, refit_conv)

@@ -23,12 +23,12 @@ from fxenergy.perf.kernels import Kernel, conv_kernel, gemm_kernel, memory_kerne
 
 __all__ = ["NEUSIGHT_PROFILES", "NICOLAI_PROFILES", "KernelRows", "load_neusight", "load_nicolai_ops", "data_root"]
 
-# NeuSight's GPU names -> fxenergy profile names (the V100 PCIe 32GB has the 16GB card's figures).
+# NeuSight's GPU names -> fxenergy profile names .
 NEUSIGHT_PROFILES = {
     "Tesla_P4": "p4",
     "Tesla_P100-PCIE-16GB": "p100-pcie-16gb",
     "Tesla_T4": "t4",
-    "Tesla_V100-PCIE-32GB": "v100-pcie-16gb",
+    "Tesla_V100-PCIE-32GB": "v100-pcie-32gb",
     "NVIDIA_A100-PCIE-40GB": "a100-40gb-pcie",
 }
 NICOLAI_PROFILES = {"A30": "a30", "A30_no_tc": "a30", "RTX2080TI": "rtx-2080-ti"}

@@ -181,14 +181,19 @@ class LearnedGPUModel:
         u = self.node_bound_s(cost, trace) / t
         return self.power_w(duration.family, u) * t
 
+    def math_modes(self) -> str:
+        dev = self.device
+        return (f"fp32 matmul precision {self.matmul_precision!r} "
+                f"({'TF32' if dev.has_tf32() and self.matmul_precision != 'highest' else 'no TF32'}), cuDNN conv TF32 "
+                f"{'on' if self.conv_tf32 and dev.has_tf32() else 'off'}" + ("" if dev.has_tf32() else " (no TF32 on this GPU)")
+                + "; fp16/bf16 on tensor cores")
+
     def notes(self) -> tuple[str, ...]:
         dev = self.device
         err, basis = self.params.expected_error(self.profile.name)
         out = [
             f"learned GPU model ({self.params.name}): expected duration error ±{err:.0f}%, validated on {basis}",
-            f"math modes: fp32 matmul precision {self.matmul_precision!r} "
-            f"({'TF32' if dev.has_tf32() and self.matmul_precision != 'highest' else 'no TF32'}), cuDNN conv TF32 "
-            f"{'on' if self.conv_tf32 and dev.has_tf32() else 'off'}" + ("" if dev.has_tf32() else " (no TF32 on this GPU)"),
+            f"math modes (PyTorch's defaults unless set): {self.math_modes()}",
             f"clock {dev.clock_hz / 1e6:.0f} MHz under load (boost {dev.boost_clock_hz / 1e6:.0f} MHz), power limit "
             f"{dev.power_limit_w:.0f} W",
             "board power: " + ("fitted on this GPU's measured per-op power (gpu-operators-nicolai)"

@@ -160,15 +160,18 @@ def _model_names(df, models: np.ndarray) -> dict[int, str]:  # noqa: ANN001
     return names
 
 
-CONV_SETTINGS = ("A30_no_tc", "RTX2080TI")  # fp32 convolutions without TF32: extra conv training rows
+# extra conv training rows: fp32 without TF32 (A30_no_tc, RTX 2080 Ti) and TF32 by default (A30), the only
+# tensor-core conv measurements in the data
+CONV_SETTINGS = ("A30_no_tc", "RTX2080TI", "A30")
 FOLDS = 3
 
 
-def conv_training_rows(df, mask: np.ndarray) -> tuple[list, np.ndarray, list[str]]:  # noqa: ANN001
-    """Conv kernels, measured seconds and profile names of the fp32 Nicolai conv rows in ``mask``."""
+def conv_training_rows(df, mask: np.ndarray) -> tuple[list, np.ndarray, list[str], np.ndarray]:  # noqa: ANN001
+    """Conv kernels, measured seconds, profile names and TF32 flags of the Nicolai conv rows in ``mask``."""
     sel = np.flatnonzero(mask & df["setting"].isin(CONV_SETTINGS).to_numpy() & (df["op_type"] == "Conv2d").to_numpy())
     kern = [df["kernels"].iloc[i][0] for i in sel]
-    return kern, df["time_per_iter_s"].to_numpy(float)[sel], [df["profile"].iloc[i] for i in sel]
+    tf32 = (df["setting"].to_numpy()[sel] == "A30")
+    return kern, df["time_per_iter_s"].to_numpy(float)[sel], [df["profile"].iloc[i] for i in sel], tf32
 
 
 def fit_nicolai(params: dict[str, Any], refit_conv=None) -> dict[str, Any]:  # noqa: ANN001

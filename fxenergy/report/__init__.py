@@ -99,6 +99,9 @@ def table_data(result: Result, by: str = "layer", depth: int | None = None, top:
         ("hardware", _hardware_line(info)),
         ("predictor", _predictor_line(info)),
     ]
+    if info.get("expected_error_pct") is not None:  # the learned GPU backend's validated error
+        header.append(("expected error", f"±{info['expected_error_pct']:.0f}%, validated on {info.get('validated_on')}"))
+        header.append(("math modes", str(info.get("math_modes"))))
     ws = result.working_sets
     notes.append(
         "working sets (seed 003): "
@@ -269,6 +272,12 @@ def comparison_data(results: dict[str, Result], by: str = "layer", depth: int | 
     lo, hi = min(totals), max(totals)
     notes = [f"uncertainty band over {len(names)} predictors: {human(lo, 'joules')} … {human(hi, 'joules')} "
              f"(spread {human(hi - lo, 'joules')}, ×{hi / lo:.2f})" if lo > 0 else "a predictor gave 0 J in total"]
+    for n in names:
+        err = results[n].info.get("expected_error_pct")
+        if err is not None and results[n].totals.energy_j:
+            e = results[n].totals.energy_j
+            notes.append(f"{n} validated band: {human(e * (1 - err / 100), 'joules')} … {human(e * (1 + err / 100), 'joules')}"
+                         f" (±{err:.0f}%, validated on {results[n].info.get('validated_on')})")
     for n in names:
         notes += [f"{n}: {x}" for x in results[n].info.get("energy_notes", [])]
     total = ("Total", *totals, None)  # the band of the totals is in the notes: a spread is not a sum
