@@ -127,8 +127,10 @@ def _predict(base, device: str, predictor: str) -> float:  # noqa: ANN001
     from fxenergy.api import _resolve_hardware
     from fxenergy.passes.durations import DurationPass
 
+    from fxenergy.perf.model import clear_predictions
+
     profile, _ = _resolve_hardware(device)
-    gm = base.graph_module
+    gm = clear_predictions(base.graph_module)
     if predictor == "learned":
         from fxenergy.perf.model import LearnedGPUModel
 

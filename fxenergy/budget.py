@@ -88,6 +88,9 @@ class Budget:
     optimizer: str = "adamw"
     max_flops: float | None = None
     max_increase_pct: float | None = None
+    matmul_precision: str | None = None  # learned GPU backend: PyTorch's default ("highest") when None
+    conv_tf32: bool | None = None
+    power_limit_w: float | None = None
     key: str = ""  #: where it was defined, e.g. "tool.fxenergy.budget[0]" (for error messages)
 
 
@@ -280,6 +283,11 @@ def _parse_budget(entry: Mapping[str, Any], key: str, w: _Where, *, check_names:
 
         return check
 
+    def _boolean(v: Any, k: str) -> bool:
+        if not isinstance(v, bool):
+            raise w.error(k, f"must be true or false, got {v!r}")
+        return v
+
     def pos_int(v: Any, k: str) -> int:
         if isinstance(v, bool) or not isinstance(v, int) or v <= 0:
             raise w.error(k, f"must be a positive integer, got {v!r}")
@@ -310,6 +318,9 @@ def _parse_budget(entry: Mapping[str, Any], key: str, w: _Where, *, check_names:
         optimizer=get("optimizer", choice(OPTIMIZERS), "adamw"),
         max_flops=get("max_flops", number(0, True)),
         max_increase_pct=get("max_increase_pct", number(0, False)),
+        matmul_precision=get("matmul_precision", choice(("highest", "high", "medium"))),
+        conv_tf32=get("conv_tf32", _boolean),
+        power_limit_w=get("power_limit_w", number(0, True)),
         key=key,
     )
     base_dir = w.path.parent
@@ -395,7 +406,8 @@ def evaluate(budget: Budget, config: BudgetConfig, baseline: Mapping[str, Any] |
     try:
         result = annotate(built.model, built.args, example_kwargs=built.kwargs, mode=budget.mode,
                           optimizer=budget.optimizer, hardware=budget.hardware, predictor=budget.predictor,
-                          params=budget.params, name=budget.name)
+                          params=budget.params, name=budget.name, matmul_precision=budget.matmul_precision,
+                          conv_tf32=budget.conv_tf32, power_limit_w=budget.power_limit_w)
     except FxEnergyError as e:
         raise UserInputError(f"{config.where(budget.key)} ({budget.name!r}): {_one_line(e)}") from None
     t = result.totals

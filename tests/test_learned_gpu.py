@@ -15,7 +15,7 @@ from fxenergy.hardware import load_profile
 from fxenergy.perf.device import device_spec
 from fxenergy.perf.features import bounds_s
 from fxenergy.perf.kernels import conv_kernel, family_of_op, gemm_kernel, memory_kernel
-from fxenergy.perf.model import LearnedGPUModel, load_perf_params
+from fxenergy.perf.model import LearnedGPUModel, clear_predictions, load_perf_params
 from fxenergy.perf.trees import Forest
 from fxenergy.predictors.interface import load_artifact
 from fxenergy.records import COST, DURATION, TRACE, get_record
@@ -128,7 +128,7 @@ def test_learned_is_the_gpu_default_and_others_stay_selectable():
         fxenergy.annotate(MLP(), X, hardware="xeon-gold-5120", predictor="learned")
 
 
-def _check_graph(gm: torch.fx.GraphModule, model: LearnedGPUModel) -> tuple[float, float]:
+def check_graph(gm: torch.fx.GraphModule, model: LearnedGPUModel) -> tuple[float, float]:
     dev = model.device
     total_t = total_e = 0.0
     for node in gm.graph.nodes:
@@ -154,19 +154,7 @@ def test_training_step_costs_more_and_stays_in_range():
     inf = fxenergy.annotate(MLP(), X, hardware="a30")
     tr = fxenergy.annotate(MLP(), X, hardware="a30", mode="training", optimizer="sgd")
     assert tr.totals.duration_s > 2 * inf.totals.duration_s
-    _check_graph(tr.graph_module, LearnedGPUModel(load_profile("a30")))
-
-
-@pytest.mark.parametrize("name", ["gpt2", "bert-base-uncased", "t5-small", "vit-base-patch16-224", "llama-2-7b"])
-def test_transformer_configs_sane(name):
-    from fxenergy.models import build_model
-
-    b = build_model(name, batch_size=2, seq_len=128)
-    r = fxenergy.annotate(b.model, b.args, example_kwargs=b.kwargs)
-    for hw in DEVICES:
-        m = LearnedGPUModel(load_profile(hw))
-        m.annotate(r.graph_module)
-        _check_graph(r.graph_module, m)
+    check_graph(tr.graph_module, LearnedGPUModel(load_profile("a30")))
 
 
 def test_kernel_bounds_match_roofline():

@@ -212,10 +212,8 @@ def _conv_kernels(op: str, args: tuple, out: object, dtype: torch.dtype, flops: 
         if mask[0]:  # dgrad: a convolution of grad_out with the flipped weights
             kerns.append(conv_kernel(fwd["n"], fwd["c_out"], fwd["c_in"], fwd["kh"], fwd["kw"], fwd["h_in"], fwd["w_in"],
                                      fwd["h_out"], fwd["w_out"], fwd["groups"], dtype, backward=True))
-        if mask[1]:  # wgrad: a GEMM over N·H_out·W_out
-            g = fwd["groups"]
-            kerns.append(conv_kernel(1, fwd["n"] * fwd["h_out"] * fwd["w_out"] * g, fwd["c_out"], 1, 1,
-                                     max(fwd["c_in"] // g, 1) * fwd["kh"] * fwd["kw"], 1, 1, 1, g, dtype, backward=True))
+        if mask[1]:  # wgrad: a GEMM (C_in/g·k_h·k_w) x (C_out/g) over K = N·H_out·W_out, split along K
+            kerns.append(_wgrad_kernel(fwd, dtype, float(x.nbytes + grad_out.nbytes + w.nbytes)))
         if mask[2]:
             es = _elem_size(dtype)
             kerns.append(memory_kernel("reduction", fwd["c_out"], fwd["n"] * fwd["h_out"] * fwd["w_out"], dtype,
@@ -229,6 +227,26 @@ def _conv_kernels(op: str, args: tuple, out: object, dtype: torch.dtype, flops: 
     kern = conv_kernel(g["n"], g["c_in"], g["c_out"], g["kh"], g["kw"], g["h_out"], g["w_out"], g["h_in"], g["w_in"],
                        g["groups"], dtype)
     return [_with(kern, flops=flops or kern.flops, ew_flops=0.0, nbytes=nbytes)]
+
+
+SPLIT_K_TARGET_TILES = 256  # wgrad: split K until about this many 128x128 tiles are in flight
+SPLIT_K_MIN_DEPTH = 1024  # ... but keep at least this much K per split
+
+
+def _wgrad_kernel(fwd: dict[str, int], dtype: torch.dtype, nbytes: float) -> Kernel:
+    """cuDNN/cuBLAS compute a weight gradient with split-K: its output (the weights) is small, its K large.
+
+    The tile grid is therefore widened by the split factor; without it the wave features would see
+    one partial wave and predict a far slower kernel than the libraries run.
+    """
+    g = fwd["groups"]
+    m = max(fwd["c_in"] // g, 1) * fwd["kh"] * fwd["kw"]
+    n = max(fwd["c_out"] // g, 1)
+    k = fwd["n"] * fwd["h_out"] * fwd["w_out"]
+    tiles = g * math.ceil(m / 128) * math.ceil(n / 128)
+    split = max(1, min(k // SPLIT_K_MIN_DEPTH, math.ceil(SPLIT_K_TARGET_TILES / tiles)))
+    return Kernel("conv", dtype, 2.0 * g * m * n * k, 0.0, nbytes, batch=g * split, m=m, n=n, k=max(k // split, 1),
+                  window=1, grouped=g > 1, backward=True)
 
 
 def _conv_geom(x: TensorSpec, w: TensorSpec, o: TensorSpec, transposed: bool, groups: int) -> dict[str, int]:

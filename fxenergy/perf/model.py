@@ -33,11 +33,22 @@ from fxenergy.perf.kernels import Kernel, kernels_of_call
 from fxenergy.perf.trees import Forest
 from fxenergy.records import COST, DURATION, TRACE, NodeDuration, get_record, put_record
 
-__all__ = ["PerfParams", "load_perf_params", "LearnedGPUModel", "DEFAULT_PARAMS", "MEMORY_FAMILIES"]
+__all__ = ["clear_predictions", "PerfParams", "load_perf_params", "LearnedGPUModel", "DEFAULT_PARAMS", "MEMORY_FAMILIES"]
 
 DEFAULT_PARAMS = "learned-gpu"
 MEMORY_FAMILIES = ("elementwise", "reduction", "gather", "copy")
 _DEFAULT_CONV = get_convention("default")
+
+
+def clear_predictions(gm: torch.fx.GraphModule) -> torch.fx.GraphModule:
+    """Drop the duration and energy records, so one captured graph can be predicted on another device."""
+    from fxenergy.records import ENERGY, META_KEY
+
+    for node in gm.graph.nodes:
+        bucket = node.meta.get(META_KEY, {})
+        bucket.pop(DURATION, None)
+        bucket.pop(ENERGY, None)
+    return gm
 
 
 @dataclass(frozen=True)
