@@ -103,6 +103,7 @@ class LearnedGPUModel:
         self.matmul_precision, self.conv_tf32 = check_math_options(matmul_precision, conv_tf32)
         self.profile = profile
         self.device: DeviceSpec = device_spec(profile, power_limit_w)
+        self._bounds: dict[str, float] = {}  # node name -> roofline bound, from the last annotate()
 
     # -- durations -------------------------------------------------------------------------------------
     def kernel_durations_s(self, kernels: list[Kernel]) -> tuple[np.ndarray, np.ndarray]:
@@ -131,6 +132,7 @@ class LearnedGPUModel:
     def annotate(self, gm: torch.fx.GraphModule) -> None:
         """Put a :class:`NodeDuration` (model ``"learned"``) on every node that does work."""
         nodes, call_of, kernels, kcall = [], [], [], []
+        self._bounds = {}
         for node in gm.graph.nodes:
             trace = get_record(node, TRACE)
             if trace is None or trace.phase == "input":
@@ -163,6 +165,7 @@ class LearnedGPUModel:
 
         for i, (node, cost, trace) in enumerate(nodes):
             bound = self.node_bound_s(cost, trace)
+            self._bounds[node.name] = bound
             t = max(float(t_node[i]), bound, self.params.dispatch_floor_s)
             put_record(node, DURATION, NodeDuration(t, "learned", family_of_op(cost.op)))
 
@@ -171,9 +174,10 @@ class LearnedGPUModel:
         from fxenergy.passes.durations import node_dtype
 
         dev = self.device
-        fam = "conv" if "conv" in cost.op else "gemm"
-        peak = dev.peak_for(fam, node_dtype(trace), self.matmul_precision, self.conv_tf32)
-        compute = cost.flops / peak + cost.elementwise_flops / dev.peak_flops["fp32"]
+        compute = cost.elementwise_flops / dev.peak_flops["fp32"]
+        if cost.flops:  # the matrix peak depends on dtype and math mode
+            fam = "conv" if "conv" in cost.op else "gemm"
+            compute += cost.flops / dev.peak_for(fam, node_dtype(trace), self.matmul_precision, self.conv_tf32)
         return max(compute, (cost.bytes_read + cost.bytes_written) / dev.bandwidth_bytes_per_s)
 
     # -- power -------------------------------------------------------------------------------------------
@@ -185,11 +189,12 @@ class LearnedGPUModel:
         dev = self.device
         return dev.idle_w + (dev.power_limit_w - dev.idle_w) * frac
 
-    def node_energy_j(self, cost: Any, trace: Any, duration: NodeDuration) -> float:
+    def node_energy_j(self, cost: Any, trace: Any, duration: NodeDuration, node_name: str | None = None) -> float:
         t = duration.duration_s
         if t <= 0:
             return 0.0
-        u = self.node_bound_s(cost, trace) / t
+        bound = self._bounds.get(node_name) if node_name is not None else None
+        u = (self.node_bound_s(cost, trace) if bound is None else bound) / t
         return self.power_w(duration.family, u) * t
 
     def math_modes(self) -> str:

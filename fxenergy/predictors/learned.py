@@ -38,8 +38,12 @@ class LearnedGPUPredictor:
     def model(self, profile: Any):  # noqa: ANN201 - LearnedGPUModel
         from fxenergy.perf.model import LearnedGPUModel
 
-        return LearnedGPUModel(profile, self.params_, matmul_precision=self.matmul_precision, conv_tf32=self.conv_tf32,
-                               power_limit_w=self.power_limit_w)
+        cached = getattr(self, "_model", None)
+        if cached is None or cached.profile is not profile:  # one instance per profile: it caches node bounds
+            cached = LearnedGPUModel(profile, self.params_, matmul_precision=self.matmul_precision,
+                                     conv_tf32=self.conv_tf32, power_limit_w=self.power_limit_w)
+            self._model = cached
+        return cached
 
     def predict(self, gm: torch.fx.GraphModule, profile: Any) -> EnergyEstimate:
         check_fitted(self, "params_")
@@ -52,5 +56,5 @@ class LearnedGPUPredictor:
             if dur.model != "learned":
                 raise UserInputError(f"the learned backend needs learned durations; node {node.name} has {dur.model!r} "
                                      "(run DurationPass with model='learned')")
-            energies[node.name] = model.node_energy_j(get_record(node, COST), get_record(node, TRACE), dur)
+            energies[node.name] = model.node_energy_j(get_record(node, COST), get_record(node, TRACE), dur, node.name)
         return EnergyEstimate(energies, 0.0, "learned", self.params_.name, model.notes())
