@@ -84,6 +84,7 @@ class Budget:
     hardware: str = DEFAULT_HARDWARE
     predictor: str | None = None
     params: str | None = None
+    force: bool = False  #: use a parameter set fitted for another device (as ``report --force``)
     mode: str = "inference"
     optimizer: str = "adamw"
     max_flops: float | None = None
@@ -280,6 +281,11 @@ def _parse_budget(entry: Mapping[str, Any], key: str, w: _Where, *, check_names:
 
         return check
 
+    def boolean(v: Any, k: str) -> bool:
+        if not isinstance(v, bool):
+            raise w.error(k, f"must be true or false, got {v!r}")
+        return v
+
     def pos_int(v: Any, k: str) -> int:
         if isinstance(v, bool) or not isinstance(v, int) or v <= 0:
             raise w.error(k, f"must be a positive integer, got {v!r}")
@@ -306,6 +312,7 @@ def _parse_budget(entry: Mapping[str, Any], key: str, w: _Where, *, check_names:
         hardware=get("hardware", string, DEFAULT_HARDWARE),
         predictor=get("predictor", string),
         params=get("params", string),
+        force=get("force", boolean, False),
         mode=get("mode", choice(MODES), "inference"),
         optimizer=get("optimizer", choice(OPTIMIZERS), "adamw"),
         max_flops=get("max_flops", number(0, True)),
@@ -333,23 +340,19 @@ def _replace(b: Budget, **changes: Any) -> Budget:
 
 
 def _check_names(b: Budget, key: str, w: _Where) -> None:
-    from fxenergy.api import PREDICTORS  # registers the backends
-    from fxenergy.hardware import load_profile
-    from fxenergy.predictors.hef_law import list_hef_parameters
+    """Resolve hardware, predictor and parameter set as `report` would (one resolver for all)."""
+    from fxenergy.resolve import resolve, resolve_hardware
 
     try:
-        load_profile(b.hardware)
+        resolve_hardware(b.hardware)
     except FxEnergyError as e:
         raise w.error(f"{key}.hardware", str(e)) from None
-    if b.predictor is not None and b.predictor not in PREDICTORS:
-        raise w.error(f"{key}.predictor", f"unknown predictor {b.predictor!r}; available: {', '.join(sorted(PREDICTORS))}")
-    if b.params is not None:
-        if b.predictor != "hef":
-            raise w.error(f"{key}.params", 'a HEF parameter set needs predictor = "hef"')
-        if not _is_path(b.params) and b.params not in list_hef_parameters():
-            raise w.error(f"{key}.params", f"unknown parameter set {b.params!r}; available: {', '.join(list_hef_parameters())}")
-        if _is_path(b.params) and not Path(b.params).is_file():
-            raise w.error(f"{key}.params", f"file {b.params} not found")
+    if b.params is not None and _is_path(b.params) and not Path(b.params).is_file():
+        raise w.error(f"{key}.params", f"file {b.params} not found")
+    try:
+        resolve(b.hardware, b.predictor, b.params, force=b.force)
+    except FxEnergyError as e:
+        raise w.error(f"{key}.{'params' if b.params is not None else 'predictor'}", str(e)) from None
 
 
 # ------------------------------------------------------------------------------------ evaluation
@@ -395,7 +398,7 @@ def evaluate(budget: Budget, config: BudgetConfig, baseline: Mapping[str, Any] |
     try:
         result = annotate(built.model, built.args, example_kwargs=built.kwargs, mode=budget.mode,
                           optimizer=budget.optimizer, hardware=budget.hardware, predictor=budget.predictor,
-                          params=budget.params, name=budget.name)
+                          params=budget.params, force=budget.force, name=budget.name)
     except FxEnergyError as e:
         raise UserInputError(f"{config.where(budget.key)} ({budget.name!r}): {_one_line(e)}") from None
     t = result.totals

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from html import escape
 
-from fxenergy.report import TableData, human, table_data
+from fxenergy.report.table import TableData, human, table_data
 from fxenergy.result import Result
 
 __all__ = ["render_html", "svg_bar_chart"]
