@@ -158,6 +158,7 @@ def analyse(
         batch_size=batch,
         dataset_samples=dataset_samples,
     )
+    notes = _unread_parameter_notes(gm, cap.param_bytes)
     info = {
         "model": name or type(model).__name__,
         "fxenergy_version": __version__,
@@ -170,8 +171,34 @@ def analyse(
         "param_count": cap.param_count,
         "param_bytes": cap.param_bytes,
         "buffer_bytes": cap.buffer_bytes,
+        "analysis_notes": notes,
     }
     return Analysis(gm, rows_from_graph(gm), ws, MappingProxyType(info))
+
+
+def _unread_parameter_notes(gm: torch.fx.GraphModule, param_bytes: int) -> list[str]:
+    """A note when parameters exist that no node reads: their cost is missing, never silently zero.
+
+    The usual cause is data-dependent control flow that meta tensors cannot evaluate, e.g. the loop
+    over the experts a mixture-of-experts router picked (``nonzero`` of a meta tensor is empty).
+    Below 1% of the parameter bytes (typically an unused buffer) nothing is said.
+    """
+    from fxenergy.capture import PARAMETER
+    from fxenergy.records import TRACE, get_record
+
+    unread: list[tuple[str, int]] = []
+    for n in gm.graph.nodes:
+        tr = get_record(n, TRACE)
+        if n.op in ("placeholder", "get_attr") and not n.users and tr is not None and tr.module_type == PARAMETER:
+            unread.append((str(n.target), sum(t.nbytes for t in tr.outputs)))
+    nbytes = sum(b for _, b in unread)
+    share = nbytes / param_bytes if param_bytes else 1.0
+    if not nbytes or share < 0.01:  # an unused buffer (e.g. a saved copy of RoPE frequencies) is no cost
+        return []
+    example = ", ".join(t for t, _ in unread[:2])
+    return [f"{len(unread)} parameter tensor(s), {share:.0%} of the parameter bytes (e.g. {example}), are never read "
+            "on the traced path: data-dependent branches (such as mixture-of-experts routing) are not evaluated on "
+            "meta tensors, so their cost is missing, not zero; capture a dense variant to count them"]
 
 
 def _freeze(gm: torch.fx.GraphModule) -> None:

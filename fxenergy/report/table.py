@@ -98,6 +98,7 @@ def table_data(result: Result, by: str = "layer", depth: int | None = None, top:
         ("MAC convention", f"{info.get('convention')} (FLOPs = 2 × MACs; elementwise FLOPs separate)"),
         ("hardware", _hardware_line(info)),
         ("predictor", _predictor_line(info)),
+        *(("warning", n) for n in info.get("setup_notes", [])),
     ]
     ws = result.working_sets
     notes.append(
@@ -106,6 +107,7 @@ def table_data(result: Result, by: str = "layer", depth: int | None = None, top:
         f"max t_l {human(ws.inter_layer_max_bytes, 'bytes')}, d (batch) {human(ws.batch_bytes, 'bytes')}"
         + (f", dataset {human(ws.dataset_bytes, 'bytes')}" if ws.dataset_bytes is not None else "")
     )
+    notes += info.get("analysis_notes", [])
     notes += info.get("energy_notes", [])
     for u in result.unmodeled:
         notes.append(
@@ -236,10 +238,17 @@ def comparison_data(results: dict[str, Result], by: str = "layer", depth: int | 
         if any(e):
             rows.append((k, *e, max(e) - min(e)))
     totals = [results[n].totals.energy_j or 0.0 for n in names]
-    header = [("model", str(first.info.get("model"))), ("hardware", _hardware_line(first.info))]
-    header += [(f"predictor {n}", _predictor_line(results[n].info)) for n in names]
+    header = [("model", str(first.info.get("model")))]
+    if len({r.info.get("hardware") for r in results.values()}) == 1:  # backends compared on one device
+        header += [("hardware", _hardware_line(first.info))]
+        header += [(f"predictor {n}", _predictor_line(results[n].info)) for n in names]
+    else:  # one predictor on several devices, from one trace
+        header += [(n, f"{_hardware_line(results[n].info)}; {_predictor_line(results[n].info)}") for n in names]
+    header += [("warning", f"{n}: {x}") for n in names for x in results[n].info.get("setup_notes", [])]
     lo, hi = min(totals), max(totals)
-    notes = [f"uncertainty band over {len(names)} predictors: {human(lo, 'joules')} … {human(hi, 'joules')} "
+    what = ("uncertainty band over {} predictors" if len({r.info.get("hardware") for r in results.values()}) == 1
+            else "range over {} devices").format(len(names))
+    notes = [f"{what}: {human(lo, 'joules')} … {human(hi, 'joules')} "
              f"(spread {human(hi - lo, 'joules')}, ×{hi / lo:.2f})" if lo > 0 else "a predictor gave 0 J in total"]
     for n in names:
         notes += [f"{n}: {x}" for x in results[n].info.get("energy_notes", [])]
