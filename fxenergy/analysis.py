@@ -25,6 +25,7 @@ Everything else (``node.name``, ``node.op``, ``gm.parameters()``…) is the anal
 
 from __future__ import annotations
 
+import contextlib
 from collections import ChainMap
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -171,9 +172,21 @@ def analyse(
         "param_count": cap.param_count,
         "param_bytes": cap.param_bytes,
         "buffer_bytes": cap.buffer_bytes,
+        "dtype": _compute_dtype(model, cap.input_specs),
         "analysis_notes": notes,
     }
     return Analysis(gm, rows_from_graph(gm), ws, MappingProxyType(info))
+
+
+def _compute_dtype(model: torch.nn.Module, inputs: Any) -> str:
+    """The floating dtype the model computes in: its first floating parameter's, else its input's."""
+    for p in model.parameters():
+        if p.is_floating_point():
+            return str(p.dtype).removeprefix("torch.")
+    for s in inputs:
+        if s.dtype.is_floating_point:
+            return str(s.dtype).removeprefix("torch.")
+    return "float32"
 
 
 def _unread_parameter_notes(gm: torch.fx.GraphModule, param_bytes: int) -> list[str]:
@@ -186,11 +199,23 @@ def _unread_parameter_notes(gm: torch.fx.GraphModule, param_bytes: int) -> list[
     from fxenergy.capture import PARAMETER
     from fxenergy.records import TRACE, get_record
 
-    unread: list[tuple[str, int]] = []
+    used: set[int] = set()  # ids of tensors some node reads (tied weights are one tensor, several names)
+    candidates: list[tuple[torch.fx.Node, int | None, int]] = []
     for n in gm.graph.nodes:
         tr = get_record(n, TRACE)
-        if n.op in ("placeholder", "get_attr") and not n.users and tr is not None and tr.module_type == PARAMETER:
-            unread.append((str(n.target), sum(t.nbytes for t in tr.outputs)))
+        if n.op not in ("placeholder", "get_attr") or tr is None or tr.module_type != PARAMETER:
+            continue
+        ident = None
+        if n.op == "get_attr":
+            try:
+                ident = id(gm.get_parameter(str(n.target)))
+            except AttributeError:
+                with contextlib.suppress(AttributeError):
+                    ident = id(gm.get_buffer(str(n.target)))
+        if n.users and ident is not None:
+            used.add(ident)
+        candidates.append((n, ident, sum(t.nbytes for t in tr.outputs)))
+    unread = [(str(n.target), b) for n, ident, b in candidates if not n.users and (ident is None or ident not in used)]
     nbytes = sum(b for _, b in unread)
     share = nbytes / param_bytes if param_bytes else 1.0
     if not nbytes or share < 0.01:  # an unused buffer (e.g. a saved copy of RoPE frequencies) is no cost

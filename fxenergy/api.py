@@ -11,7 +11,14 @@ from typing import TYPE_CHECKING, Any
 
 from fxenergy.analysis import OVERHEAD_ROW, Analysis, analyse, predict
 from fxenergy.errors import UserInputError
-from fxenergy.resolve import applicable_predictors, default_parameter_set, resolve, resolve_hardware
+from fxenergy.resolve import (
+    Setup,
+    applicable_predictors,
+    default_parameter_set,
+    resolve,
+    resolve_hardware,
+    setups_for_all,
+)
 
 if TYPE_CHECKING:
     import torch
@@ -20,7 +27,7 @@ if TYPE_CHECKING:
     from fxenergy.predictors.hef_law import HEFParameters
     from fxenergy.result import Result
 
-__all__ = ["annotate", "analyse", "compare_predictors", "compare_hardware", "default_parameter_set",
+__all__ = ["annotate", "analyse", "compare_predictors", "compare_hardware", "predictor_band", "default_parameter_set",
            "applicable_predictors", "OVERHEAD_ROW", "PREDICTORS"]
 
 _ANALYSIS_OPTIONS = ("example_kwargs", "mode", "convention", "optimizer", "method", "dataset_samples", "name")
@@ -95,10 +102,24 @@ def compare_predictors(model: torch.nn.Module | Analysis, example_input: Any = (
     profile, calibrated = resolve_hardware(hardware)
     if profile is None:
         raise UserInputError("comparing predictors needs a hardware profile")
-    setups = [resolve(hardware if calibrated is not None else profile, name) for name in
-              applicable_predictors(profile, calibrated)]
+    setups = setups_for_all(profile, calibrated)
     analysis = _analysis_of(model, example_input, options)
     return {s.predictor: analysis.result(predict(analysis, s)) for s in setups}
+
+
+def predictor_band(analysis: Analysis, setup: Setup) -> dict[str, Any] | None:
+    """Total energy of every applicable backend on ``setup``'s device, from the same analysis:
+    ``{"min", "max", "backends"}`` (None with fewer than two backends). Cheap: nothing is re-traced."""
+    if setup.profile is None:
+        return None
+    totals = {}
+    for s in setups_for_all(setup.profile, setup.calibrated):
+        if s.predictor == setup.predictor and s.parameter_set != setup.parameter_set:
+            s = setup  # the user's own parameter set stands for its backend
+        totals[s.predictor] = predict(analysis, s).energy_j
+    if len(totals) < 2:
+        return None
+    return {"min": min(totals.values()), "max": max(totals.values()), "backends": list(totals), "energy_j": totals}
 
 
 def compare_hardware(model: torch.nn.Module | Analysis, example_input: Any = (), *, hardware: Sequence[Any],

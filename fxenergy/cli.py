@@ -59,7 +59,9 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--mode", choices=MODES, default="inference")
     r.add_argument("--optimizer", choices=OPTIMIZERS, default="adamw", help="update traced in training mode")
     r.add_argument("--convention", choices=CONVENTIONS, default="default", help="MAC convention")
-    r.add_argument("--group-by", choices=GROUP_BY, default="layer")
+    r.add_argument("--group-by", choices=GROUP_BY, default=None,
+                   help="rows per layer, module, op, phase or node (default: modules at the depth that fits a "
+                        "screen, e.g. transformer blocks; --group-by layer for every layer)")
     r.add_argument("--depth", type=_non_negative_int, default=None, help="module path depth for --group-by module")
     r.add_argument("--top", type=_positive_int, default=None, help="show the N largest groups; the rest in one row")
     r.add_argument("--format", choices=FORMATS, default="table")
@@ -138,13 +140,17 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _cmd_report(args: argparse.Namespace) -> int:
     import torch
 
-    from fxenergy.api import annotate, compare_hardware, compare_predictors
+    from fxenergy.api import compare_hardware, compare_predictors
     from fxenergy.models import build_model
     from fxenergy.report import comparison_data, render, rich_table, table_data
+    from fxenergy.report.table import auto_depth
     from fxenergy.resolve import split_hardware
 
-    if args.depth is not None and args.group_by != "module":
+    if args.depth is not None and args.group_by not in (None, "module"):
         raise UserInputError("--depth applies to --group-by module only")
+    auto_group = args.group_by is None
+    if auto_group:
+        args.group_by = "module"
     _check_output_path(args.output)
     _check_output_path(args.plot)
     devices = [] if args.hardware == "none" else split_hardware(args.hardware)
@@ -178,8 +184,20 @@ def _cmd_report(args: argparse.Namespace) -> int:
     elif args.predictor == "all":
         result = compare_predictors(built.model, built.args, hardware=devices[0] if devices else None, **options)
     else:
-        result = annotate(built.model, built.args, hardware=devices[0] if devices else None, predictor=args.predictor,
-                          params=args.params, force=args.force, **options)
+        from fxenergy.analysis import analyse, predict
+        from fxenergy.api import predictor_band
+        from fxenergy.resolve import resolve
+
+        setup = resolve(devices[0] if devices else None, args.predictor, args.params, force=args.force)
+        analysis = analyse(built.model, built.args, **options)
+        if setup.backend is None:
+            result = analysis.result()
+        else:
+            result = analysis.result(predict(analysis, setup))
+            result.info["band_j"] = predictor_band(analysis, setup)
+    if auto_group and args.depth is None:
+        any_result = next(iter(result.values())) if isinstance(result, dict) else result
+        args.depth = auto_depth(any_result)
     if args.plot:
         from fxenergy.report.plot import save_plot
 

@@ -31,7 +31,7 @@ if TYPE_CHECKING:
     from fxenergy.predictors.hef_law import HEFParameters
 
 __all__ = ["Setup", "resolve", "resolve_hardware", "default_parameter_set", "applicable_predictors",
-           "split_hardware"]
+           "split_hardware", "setups_for_all"]
 
 
 @dataclass(frozen=True)
@@ -147,6 +147,15 @@ def applicable_predictors(profile: Any, calibrated: HEFParameters | None = None)
         if ok:
             names.append(name)
     return names
+
+
+def setups_for_all(profile: Any, calibrated: HEFParameters | None = None) -> list[Setup]:
+    """One :class:`Setup` per applicable backend on ``profile`` (a calibration's curves for HEF)."""
+    out = []
+    for name in applicable_predictors(profile, calibrated):
+        hef_kind = _uses_hef_parameters(_registry()[name])
+        out.append(resolve(profile, name, calibrated if (hef_kind and calibrated is not None) else None))
+    return out
 
 
 def resolve(hardware: Any = None, predictor: str | None = None, params: Any = None, *, force: bool = False) -> Setup:

@@ -61,6 +61,7 @@ def _html(td: TableData, result: Result, by: str, depth: int | None, top: int) -
     chart = svg_bar_chart([g.key for g in ranked], [weight(g.totals) for g in ranked], unit=unit, kind=kind)
 
     head = "".join(f"<dt>{escape(k)}</dt><dd>{escape(v)}</dd>" for k, v in td.header)
+    summary = "".join(f"<dt>{escape(k)}</dt><dd>{escape(v)}</dd>" for k, v in td.summary)
     cols = td.columns
 
     def cells(r: tuple, tag: str = "td") -> str:
@@ -74,6 +75,7 @@ def _html(td: TableData, result: Result, by: str, depth: int | None, top: int) -
 <style>{_CSS}</style></head>
 <body>
 <h1>{escape(td.title)}</h1>
+<section id="summary"><h2>At a glance</h2><dl class="summary">{summary}</dl></section>
 <dl>{head}</dl>
 <h2>Top {len(ranked)} {escape(_plural(by))} by {what}</h2>
 {chart}

@@ -36,6 +36,66 @@ class TableData:
     rows: tuple[tuple[Any, ...], ...]
     total: tuple[Any, ...]
     notes: tuple[str, ...]
+    summary: tuple[tuple[str, str], ...] = ()  # the answer at a glance, printed first
+
+
+def summary_lines(result: Result, top: int = 5) -> tuple[tuple[str, str], ...]:
+    """What the numbers mean for the user, first: energy and time per run, Wh per 1,000 runs (and per
+    token for text models), the ``top`` most energy-hungry layers with their share, the band between
+    backends on the same trace (``info["band_j"]``, when computed) and the setup.
+
+    Every number is computed here from the result's totals and groups.
+    """
+    t, info = result.totals, result.info
+    out: list[tuple[str, str]] = []
+    if t.energy_j is None:
+        out.append(("per run", f"{human(t.flops, 'count')}FLOPs, {human(t.bytes_moved, 'bytes')} moved "
+                               "(no energy: pass --hardware NAME)"))
+    else:
+        out.append(("per run", f"{human(t.energy_j, 'joules')}, {human(t.duration_s, 'seconds')} "
+                               "(serial, unfused kernels)"))
+        out.append(("per 1,000 runs", f"{t.energy_j * 1000 / 3600:.4g} Wh"))
+        tokens = _tokens(info)
+        if tokens:
+            out.append(("per token", f"{human(t.energy_j / tokens, 'joules')} ({tokens:,} input tokens per run)"))
+        groups = sorted((g for g in result.group("layer") if g.totals.energy_j), key=lambda g: -(g.totals.energy_j or 0))
+        if groups:
+            out.append((f"top {min(top, len(groups))} layers",
+                        " · ".join(f"{g.key} {_share(g.totals.energy_j, t.energy_j):.0%}" for g in groups[:top])))
+        band = info.get("band_j")
+        if band:
+            out.append(("band", f"{human(band['min'], 'joules')} … {human(band['max'], 'joules')} over "
+                                f"{len(band['backends'])} backends on this trace ({', '.join(band['backends'])}): "
+                                "the spread between models, not a measured error (docs/validation.md)"))
+        else:
+            out.append(("band", "one backend only: `--predictor all` shows the spread between backends"))
+    out.append(("setup", f"{_hardware_line(info)} · {_predictor_line(info)} · {info.get('dtype', '?')} "
+                         f"· {info.get('convention')} MAC convention"))
+    return tuple(out)
+
+
+def _tokens(info: dict[str, Any]) -> int:
+    """Input tokens per run: the elements of the first integer input (``input_ids``), 0 for other models."""
+    for i in info.get("inputs", []):
+        if i.get("dtype") in ("int64", "int32"):
+            n = 1
+            for s in i["shape"]:
+                n *= s
+            return n
+    return 0
+
+
+def auto_depth(result: Result, limit: int = 40) -> int:
+    """The deepest module depth whose groups fit ``limit`` rows (a screen): transformer blocks for a
+    transformer, stages/blocks for a CNN."""
+    deepest = max((r.module_path.count(".") + 1 for r in result.rows if r.module_path), default=1)
+    best = 1
+    for d in range(1, deepest + 1):
+        n = sum(1 for g in result.group("module", d) if not _is_free(g.totals))
+        if n > limit:
+            break
+        best = d
+    return best
 
 
 _KEY_TITLES = {"layer": "Layer", "module": "Module", "op": "Op", "phase": "Phase", "node": "Node"}
@@ -114,7 +174,8 @@ def table_data(result: Result, by: str = "layer", depth: int | None = None, top:
             f"unmodeled op {u.op}: {u.nodes} node(s) ({u.node_share:.1%} of nodes), "
             f"{human(u.bytes_moved, 'bytes')} moved ({u.bytes_share:.1%}); its FLOPs are unknown, not zero"
         )
-    return TableData(f"fxenergy report: {info.get('model')}", tuple(header), tuple(cols), rows, total, tuple(notes))
+    return TableData(f"fxenergy report: {info.get('model')}", tuple(header), tuple(cols), rows, total, tuple(notes),
+                     summary_lines(result))
 
 
 def _hardware_line(info: dict[str, Any]) -> str:
@@ -177,6 +238,7 @@ def rich_table(result_or_data: Result | TableData, **kwargs: Any) -> Any:
     from rich.text import Text
 
     td = result_or_data if isinstance(result_or_data, TableData) else table_data(result_or_data, **kwargs)
+    summary = Text("\n".join(f"{k}: {v}" for k, v in td.summary), style="bold")
     head = Text("\n".join(f"{k}: {v}" for k, v in td.header), style="dim")
     table = Table(title=td.title, show_footer=True, header_style="bold", footer_style="bold")
     for i, c in enumerate(td.columns):
@@ -185,7 +247,7 @@ def rich_table(result_or_data: Result | TableData, **kwargs: Any) -> Any:
     for r in td.rows:
         table.add_row(*(human(v, c.kind) for v, c in zip(r, td.columns)))
     notes = Text("\n".join(td.notes), style="dim")
-    return RichGroup(head, table, notes)
+    return RichGroup(*([summary] if td.summary else []), head, table, notes)
 
 
 def to_csv(td: TableData) -> str:
@@ -200,6 +262,9 @@ def to_csv(td: TableData) -> str:
 
 def to_markdown(td: TableData) -> str:
     lines = [f"## {td.title}", ""]
+    if td.summary:
+        lines += [f"- **{k}**: {v}" for k, v in td.summary]
+        lines.append("")
     lines += [f"- **{k}**: {v}" for k, v in td.header]
     lines.append("")
     lines.append("| " + " | ".join(c.title for c in td.columns) + " |")
