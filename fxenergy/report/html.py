@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from html import escape
 
-from fxenergy.report.table import TableData, human, table_data
+from fxenergy.report.table import Column, TableData, human, table_data
 from fxenergy.result import Result
 
 __all__ = ["render_html", "svg_bar_chart"]
@@ -64,9 +64,14 @@ def _html(td: TableData, result: Result, by: str, depth: int | None, top: int) -
     summary = "".join(f"<dt>{escape(k)}</dt><dd>{escape(v)}</dd>" for k, v in td.summary)
     cols = td.columns
 
-    def cells(r: tuple, tag: str = "td") -> str:
-        return "".join(f'<{tag}{"" if c.kind == "text" else " class=num"}>{escape(human(v, c.kind))}</{tag}>'
-                       for v, c in zip(r, cols))
+    def cells(r: tuple, tag: str = "td", raw: bool = False) -> str:
+        def attrs(v: object, c: Column) -> str:
+            a = "" if c.kind == "text" else " class=num"
+            if raw and c.kind != "text" and v is not None:  # the exact number, for tools and tests
+                a += f' data-column="{escape(c.name)}" data-value="{v!r}"'
+            return a
+
+        return "".join(f"<{tag}{attrs(v, c)}>{escape(human(v, c.kind))}</{tag}>" for v, c in zip(r, cols))
 
     body = "\n".join(f"<tr>{cells(r)}</tr>" for r in td.rows)
     notes = "".join(f"<li>{escape(n)}</li>" for n in td.notes)
@@ -85,7 +90,7 @@ def _html(td: TableData, result: Result, by: str, depth: int | None, top: int) -
 <tbody>
 {body}
 </tbody>
-<tfoot><tr>{cells(td.total)}</tr></tfoot>
+<tfoot><tr>{cells(td.total, raw=True)}</tr></tfoot>
 </table>
 <ul class="notes">{notes}</ul>
 </body></html>
