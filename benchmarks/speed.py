@@ -102,10 +102,10 @@ def main() -> None:
 
     for name, model, args, fv_model, target in (("GPT-2 (seq 128)", gpt2, (ids,), Logits(gpt2), 1.0),
                                                 ("resnet50", resnet, (img,), resnet, 0.8)):
-        ours = median_time(lambda: fxenergy.annotate(model, args), a.repeats)
+        ours = median_time(lambda model=model, args=args: fxenergy.annotate(model, args), a.repeats)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            theirs = median_time(lambda: FlopCountAnalysis(fv_model, args).unsupported_ops_warnings(False)
+            theirs = median_time(lambda fv_model=fv_model, args=args: FlopCountAnalysis(fv_model, args).unsupported_ops_warnings(False)
                                  .uncalled_modules_warnings(False).total(), a.repeats)
         row(f"annotate / fvcore, {name}", f"{ours / theirs:.2f} ({ours:.2f}/{theirs:.2f} s)", f"<= {target}",
             ours / theirs <= target)

@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from fxenergy.result import Result
 
 __all__ = ["annotate", "analyse", "compare_predictors", "compare_hardware", "predictor_band", "default_parameter_set",
-           "applicable_predictors", "OVERHEAD_ROW", "PREDICTORS"]
+           "applicable_predictors", "OVERHEAD_ROW"]  # and PREDICTORS, the registry (module __getattr__)
 
 _ANALYSIS_OPTIONS = ("example_kwargs", "mode", "convention", "optimizer", "method", "dataset_samples", "name")
 

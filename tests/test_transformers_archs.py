@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import pytest
 import torch
+from hf_archs import ARCHS, SEQ, build
 
 import fxenergy
 from fxenergy.errors import FxEnergyError
-from hf_archs import ARCHS, SEQ, build
 
 pytestmark = pytest.mark.slow  # default configs are full size: a few seconds each on 2 cores
 

@@ -36,8 +36,9 @@ DURATION_MODELS = ("roofline", "hef")
 
 def node_dtype(trace: NodeTrace) -> torch.dtype:
     """The floating dtype a node computes in: that of its first floating tensor argument."""
-    from fxenergy.records import TensorSpec
     from torch.utils import _pytree as pytree
+
+    from fxenergy.records import TensorSpec
 
     for call in trace.calls:
         for x in pytree.tree_leaves((call.args, call.out)):

@@ -53,8 +53,9 @@ def render(result: Result | dict[str, Result], fmt: str, *, by: str = "layer", d
         return to_markdown(td)
     from rich.console import Console
 
-    console = Console(file=io.StringIO(), width=width or 160, force_terminal=False, color_system=None)
+    buf = io.StringIO()
+    console = Console(file=buf, width=width or 160, force_terminal=False, color_system=None)
     console.print(rich_table(td))
-    return console.file.getvalue()
+    return buf.getvalue()
 
 

@@ -13,7 +13,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from fxenergy.errors import UserInputError
 from fxenergy.result import Group, Result, Totals
 
 __all__ = ["Column", "TableData", "table_data", "rich_table", "to_csv", "to_markdown", "to_json", "human",
