@@ -317,7 +317,8 @@ def comparison_data(results: dict[str, Result], by: str = "layer", depth: int | 
     for n in names:
         notes += [f"{n}: {x}" for x in results[n].info.get("energy_notes", [])]
     total = ("Total", *totals, None)  # the band of the totals is in the notes: a spread is not a sum
-    return TableData(f"fxenergy predictors compared: {first.info.get('model')}", tuple(header), tuple(cols),
+    kind = "predictors" if what.startswith("uncertainty") else "devices"
+    return TableData(f"fxenergy {kind} compared: {first.info.get('model')}", tuple(header), tuple(cols),
                      tuple(rows), total, tuple(notes))
 
 
