@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from ..errors import UserInputError
-from . import _factory, _hf, _torchvision
+from . import _factory
 from .catalog import ModelInfo, lookup
 
 __all__ = ["BuiltModel", "build_model"]
@@ -94,8 +94,12 @@ def build_model(
 
     info = lookup(name)
     if info.family == "torchvision":
+        from . import _torchvision  # imported only for torchvision models (GPT-2 never loads torchvision)
+
         model, size = _torchvision.build(info.name, image_size, dtype)
     else:
+        from . import _hf  # imported only for transformers models
+
         model, size = _hf.build(info.name, seq_len=seq_len, image_size=image_size, dtype=dtype)
     if info.task == "image-classification":
         return BuiltModel(info.name, model, (_image(batch_size, size, dtype),), {}, info)
