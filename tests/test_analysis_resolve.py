@@ -116,6 +116,17 @@ def test_swin_v2_t_at_224_is_not_refused():
     assert built.args[0].shape == (1, 3, 224, 224)
 
 
+def test_too_small_image_refused_by_the_trace_with_why():
+    # the weights' min_size no longer refuses at build time: what fails to trace is refused, saying why
+    from fxenergy.errors import CaptureError
+    from fxenergy.models import build_model
+
+    built = build_model("inception_v3", image_size=32)
+    with pytest.raises(CaptureError, match="Kernel size can.t be greater than actual input size") as exc:
+        fxenergy.annotate(built.model, built.args)
+    assert "\n" not in str(exc.value)
+
+
 def test_model_catalogue_matches_installed_torchvision():
     from fxenergy.models._torchvision import catalogue_entries
     from fxenergy.models.catalog import torchvision_entries
