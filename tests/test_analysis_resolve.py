@@ -30,7 +30,7 @@ def test_analysis_is_immutable_and_hardware_free():
     for node in a.graph_module.graph.nodes:
         assert get_record(node, DURATION) is None and get_record(node, ENERGY) is None
     node = next(n for n in a.graph_module.graph.nodes if META_KEY in n.meta)
-    with pytest.raises(TypeError):  # the records are frozen: a pass cannot write into the analysis
+    with pytest.raises(TypeError, match="immutable Analysis"):  # the records are frozen: a pass cannot write into the analysis
         put_record(node, ENERGY, NodeEnergy(1.0, "x"))
     assert a.result().totals.energy_j is None
 
