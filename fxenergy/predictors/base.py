@@ -29,11 +29,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, ClassVar, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, runtime_checkable
 
 import torch
 
 from fxenergy.errors import UserInputError
+
+if TYPE_CHECKING:
+    from fxenergy.hardware import HardwareProfile
 
 __all__ = ["EnergyEstimate", "Predictor", "register_predictor", "PREDICTORS", "make_predictor"]
 
@@ -56,7 +59,7 @@ class Predictor(Protocol):
     name: ClassVar[str]
     requires: ClassVar[tuple[str, ...]]
 
-    def predict(self, gm: torch.fx.GraphModule, profile: Any) -> EnergyEstimate: ...
+    def predict(self, gm: torch.fx.GraphModule, profile: HardwareProfile) -> EnergyEstimate: ...
 
 
 PREDICTORS: dict[str, Callable[..., Predictor]] = {}
@@ -68,7 +71,7 @@ def register_predictor(name: str) -> Callable[[type], type]:
     def deco(cls: type) -> type:
         if name in PREDICTORS:
             raise RuntimeError(f"predictor {name!r} registered twice")
-        cls.name = name
+        cls.name = name  # type: ignore[attr-defined]  # every backend class gets its registry name
         PREDICTORS[name] = cls
         return cls
 
