@@ -167,3 +167,28 @@ def test_kernel_bounds_match_roofline():
     k = gemm_kernel(1, 1024, 1024, 1024, torch.float32)
     (tb,) = bounds_s([k], dev)
     assert tb == pytest.approx(max(k.flops / dev.peak_flops["fp32"], k.bytes / dev.bandwidth_bytes_per_s))
+
+
+def test_cli_gpu_options(tmp_path):
+    from fxenergy.cli import main
+
+    out = tmp_path / "r.json"
+    assert main(["report", "resnet18", "--hardware", "a100-80gb-pcie", "--matmul-precision", "high", "--conv-tf32", "off",
+                 "--power-limit", "200", "--format", "json", "-o", str(out)]) == 0
+    data = json.loads(out.read_text())
+    notes = " ".join(data["info"]["energy_notes"])
+    assert "'high' (TF32)" in notes and "conv TF32 off" in notes and "power limit 200 W" in notes
+    with pytest.raises(SystemExit) as exit_info:
+        main(["report", "resnet18", "--hardware", "a100-80gb-pcie", "--power-limit", "0"])
+    assert exit_info.value.code == 2
+
+
+def test_budget_takes_gpu_options(tmp_path):
+    from fxenergy.budget.config import load_config
+
+    (tmp_path / "fxenergy.toml").write_text(
+        '[[budget]]\nname = "b"\nmodel = "resnet18"\nhardware = "a30"\nmax_energy_j = 1.0\n'
+        'matmul_precision = "high"\nconv_tf32 = false\npower_limit_w = 120\n')
+    cfg = load_config(tmp_path / "fxenergy.toml")
+    b = cfg.budgets[0]
+    assert (b.matmul_precision, b.conv_tf32, b.power_limit_w) == ("high", False, 120)
