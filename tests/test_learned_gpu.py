@@ -192,3 +192,11 @@ def test_budget_takes_gpu_options(tmp_path):
     cfg = load_config(tmp_path / "fxenergy.toml")
     b = cfg.budgets[0]
     assert (b.matmul_precision, b.conv_tf32, b.power_limit_w) == ("high", False, 120)
+
+
+def test_hardware_show_states_the_validated_error(capsys):
+    from fxenergy.cli import main
+
+    assert main(["hardware", "show", "t4"]) == 0
+    out = capsys.readouterr().out
+    assert "expected duration error ±" in out and "leave-one-GPU-out" in out
