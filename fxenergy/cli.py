@@ -336,9 +336,9 @@ def _cmd_hardware(args: argparse.Namespace) -> int:
     else:
         print(describe.render_show(prof))
         if prof.is_gpu and prof.tdp_w is not None:  # the default GPU backend's validated error for this device
-            from fxenergy.perf.model import load_perf_params
+            from fxenergy.perf.validated import expected_error
 
-            err, basis = load_perf_params().expected_error(prof.name)
+            err, basis = expected_error(prof.name)
             print(f"learned GPU model (default backend): expected duration error ±{err:.0f}%, validated on {basis}")
     return 0
 

@@ -40,6 +40,26 @@ MEMORY_FAMILIES = ("elementwise", "reduction", "gather", "copy")
 _DEFAULT_CONV = get_convention("default")
 
 
+def power_coefficients_for(power: dict, device: str, family: str) -> tuple[float, float]:
+    table = power.get("devices", {}).get(device) or power["default"]
+    a, b = table.get(family) or table.get("elementwise") or power["default"]["elementwise"]
+    return float(a), float(b)
+
+
+
+def _node_dtype(trace: Any) -> torch.dtype:
+    """The floating dtype a node computes in: that of its first floating tensor (as the duration pass reads it)."""
+    from torch.utils import _pytree as pytree
+
+    from fxenergy.records import TensorSpec
+
+    for call in trace.calls:
+        for x in pytree.tree_leaves((call.args, call.out)):
+            if isinstance(x, TensorSpec) and x.dtype.is_floating_point:
+                return x.dtype
+    return torch.float32
+
+
 def clear_predictions(gm: torch.fx.GraphModule) -> torch.fx.GraphModule:
     """Drop the duration and energy records, so one captured graph can be predicted on another device."""
     from fxenergy.records import ENERGY, META_KEY
@@ -171,19 +191,15 @@ class LearnedGPUModel:
 
     def node_bound_s(self, cost: Any, trace: Any) -> float:
         """The node's roofline bound under the math modes (no launch term)."""
-        from fxenergy.passes.durations import node_dtype
-
         dev = self.device
         compute = cost.elementwise_flops / dev.peak_flops["fp32"]
         if cost.flops:  # the matrix peak depends on dtype and math mode
             fam = "conv" if "conv" in cost.op else "gemm"
-            compute += cost.flops / dev.peak_for(fam, node_dtype(trace), self.matmul_precision, self.conv_tf32)
+            compute += cost.flops / dev.peak_for(fam, _node_dtype(trace), self.matmul_precision, self.conv_tf32)
         return max(compute, (cost.bytes_read + cost.bytes_written) / dev.bandwidth_bytes_per_s)
 
     # -- power -------------------------------------------------------------------------------------------
     def power_w(self, family: str, utilisation: float) -> float:
-        from fxenergy.perf.nicolai import power_coefficients_for
-
         a, b = power_coefficients_for(self.params.power, self.profile.name, self.params.alias.get(family, family))
         frac = min(1.0, max(0.0, a + b * min(max(utilisation, 0.0), 1.0)))
         dev = self.device

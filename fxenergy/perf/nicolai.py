@@ -95,12 +95,6 @@ def _power_coefficients(frac: np.ndarray, util: np.ndarray, family: np.ndarray, 
     return out
 
 
-def power_coefficients_for(power: dict, device: str, family: str) -> tuple[float, float]:
-    table = power.get("devices", {}).get(device) or power["default"]
-    a, b = table.get(family) or table.get("elementwise") or power["default"]["elementwise"]
-    return float(a), float(b)
-
-
 def power_targets(df, pred: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:  # noqa: ANN001
     """Board-power fraction between idle (profile or 25% TDP) and TDP, and measured utilisation t_bound/t."""
     from fxenergy.hardware import load_profile
@@ -124,6 +118,8 @@ def predict_rows(df, pred: dict[str, np.ndarray], comp: dict[str, Any]) -> tuple
     t = np.maximum(np.maximum(t, pred["t_bound"]), comp["dispatch_floor_s"])
     u = np.clip(pred["t_bound"] / t, 0, 1)
     e = np.zeros(len(df))
+    from fxenergy.perf.model import power_coefficients_for
+
     for prof_name in df["profile"].unique():
         sel = (df["profile"] == prof_name).to_numpy()
         dev = device_spec(load_profile(prof_name))
