@@ -109,8 +109,16 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("backend", choices=("layerwise", "cache"))
     f.add_argument("table", help="CSV measurement table with an energy_j column")
     f.add_argument("--hardware", required=True, help="the profile the measurements were taken on")
+    f.add_argument("--target", choices=("energy_j", "duration_s"), default="energy_j",
+                   help="column to fit (layerwise only): duration_s for time-only tables (`fxenergy collect` "
+                        "without a readable energy meter)")
     f.add_argument("--output", "-o", required=True, help="JSON file to write")
     f.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+
+    from fxenergy.measure import cli_collect, cli_measure
+
+    cli_measure.add_parser(sub, _positive_int, DTYPES, DEFAULT_HARDWARE)
+    cli_collect.add_parser(sub, _positive_int)
 
     m = sub.add_parser("models", help="list the model names `report` accepts")
     m.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
@@ -214,7 +222,7 @@ def _cmd_fit(args: argparse.Namespace) -> int:
     from fxenergy.fitting import fit_backend
 
     _check_output_path(args.output)
-    artifact = fit_backend(args.backend, args.table, hardware=args.hardware)
+    artifact = fit_backend(args.backend, args.table, hardware=args.hardware, target=args.target)
     write_atomic(args.output, json.dumps(artifact, indent=1, sort_keys=True) + "\n", make_parents=False)
     print(f"wrote {args.output}: {args.backend} fitted on {artifact.get('fitted_on')}; "
           f"use it with: fxenergy report MODEL --hardware {args.hardware} --predictor {args.backend} --params {args.output}")
@@ -274,6 +282,8 @@ _COMMANDS = {
     "calibrate": _cmd_calibrate,
     "fit": _cmd_fit,
     "models": _cmd_models,
+    "measure": lambda args: __import__("fxenergy.measure.cli_measure", fromlist=["run"]).run(args),
+    "collect": lambda args: __import__("fxenergy.measure.cli_collect", fromlist=["run"]).run(args),
     "hardware": _cmd_hardware,
 }
 
