@@ -187,7 +187,7 @@ def measure_model(
     name: str, *, batch_size: int = 1, seq_len: int = 128, image_size: int | None = None,
     dtype: torch.dtype = torch.float32, mode: str = "inference", optimizer: str = "adamw", device: str = "cpu",
     hardware: str = "local", predictor: str | None = None, params: str | None = None, window_s: float = 1.0,
-    repeats: int = 3, warmup: int = 2, layer_runs: int = 5, meter: str = "auto", per_layer: bool = True,
+    repeats: int = 3, warmup: int = 2, layer_runs: int = 5, meter: Any = "auto", per_layer: bool = True,
 ) -> ModelMeasurement:
     """Measure ``name`` on ``device`` and predict it on ``hardware`` (see the module docstring)."""
     from fxenergy.api import annotate
@@ -219,7 +219,7 @@ def measure_model(
     pred_j = pred.totals.energy_j if energy_predicted else None
 
     # whole runs in windows
-    m = open_meter(device, kind=meter)
+    m = open_meter(device, kind=meter) if isinstance(meter, str) else meter
     try:
         run = measure_calls(_step(model, args, kwargs, mode, optimizer), meter=m, min_window_s=window_s,
                             repeats=repeats, warmup=warmup, sync=sync)
