@@ -1,4 +1,6 @@
-"""Command line: ``fxenergy report MODEL``, ``fxenergy models``, ``fxenergy hardware list|show``.
+"""Command line: ``fxenergy report MODEL``, ``fxenergy models``, ``fxenergy hardware list|show``,
+``fxenergy measure MODEL`` and ``fxenergy collect`` (their parsers and runners live in
+``fxenergy/measure/cli_*.py``).
 
 The only module that knows argparse and exit codes: 0 success, 2 bad input (one line on stderr, no
 traceback unless ``--debug``).

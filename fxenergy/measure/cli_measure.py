@@ -42,6 +42,7 @@ def add_parser(sub: Any, positive_int: Any, dtypes: tuple[str, ...], default_har
     m.add_argument("--layer-runs", type=positive_int, default=5, help="timed interpreter runs per layer (default 5)")
     m.add_argument("--no-layers", action="store_true", help="totals only (no per-layer interpreter runs)")
     m.add_argument("--meter", choices=("auto", "rapl", "nvml", "none"), default="auto")
+    m.add_argument("--threads", type=positive_int, default=None, help="torch threads (default: PyTorch's)")
     m.add_argument("--format", choices=FORMATS, default="table")
     m.add_argument("--output", "-o", default=None, help="write to FILE instead of stdout")
     m.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
@@ -104,6 +105,8 @@ def run(args: argparse.Namespace) -> int:
     if args.window < 0:
         raise UserInputError(f"--window must be >= 0 seconds, got {args.window}")
     _check_output_path(args.output)
+    if args.threads:
+        torch.set_num_threads(args.threads)
     mm = measure_model(args.model, batch_size=args.batch_size, seq_len=args.seq_len, image_size=args.image_size,
                        dtype=getattr(torch, args.dtype), mode=args.mode, optimizer=args.optimizer, device=args.device,
                        hardware=args.hardware, predictor=args.predictor, params=args.params, window_s=args.window,
