@@ -12,9 +12,10 @@
 3. Per layer (inference): ``runs`` timed ``torch.fx.Interpreter`` runs of the model's symbolic trace;
    every node's median time is summed into the node's innermost module (``nn_module_stack``), the
    same key as ``report``'s ``--group-by layer``. The interpreter adds Python overhead per node; the
-   per-layer total and the plain run are both shown. Where a meter measured energy, a layer's energy is
-   the window's energy per run apportioned by the layer's share of the per-layer time. A model that
-   ``symbolic_trace`` cannot trace gets totals only (and a note saying so).
+   per-layer total and the plain run are both shown. Models ``symbolic_trace`` cannot trace (most
+   transformers) are timed by forward hooks on their leaf modules instead; the ops between modules
+   then form one ``(other ops)`` row. Where a meter measured energy, a layer's energy is
+   the window's energy per run apportioned by the layer's share of the per-layer time.
 4. The prediction is :func:`fxenergy.annotate` of the meta-device model on ``hardware`` (default
    ``local``: the detected machine; a calibration file from ``fxenergy calibrate`` predicts better).
    A detected profile without a TDP gives predicted durations only; the energy column then says so.
@@ -163,6 +164,46 @@ def _timed_interpreter(model: torch.nn.Module, args: tuple, runs: int, sync: Cal
     return per_key, types
 
 
+def _timed_hooks(model: torch.nn.Module, args: tuple, kwargs: dict, runs: int, sync: Callable[[], None]
+                 ) -> tuple[dict[str, float], dict[str, str]]:
+    """Median seconds per leaf module over ``runs`` runs timed by forward pre/post hooks, plus
+    ``(other ops)``: the rest of each hooked run (functional ops between modules, Python)."""
+    per_run: list[dict[str, float]] = []
+    current: dict[str, float] = {}
+    started: dict[str, float] = {}
+    types: dict[str, str] = {}
+    handles = []
+    for path, mod in model.named_modules():
+        if list(mod.children()) or not path:
+            continue
+        types[path] = type(mod).__name__
+
+        def pre(m: Any, a: Any, path: str = path) -> None:
+            sync()
+            started[path] = time.perf_counter()
+
+        def post(m: Any, a: Any, out: Any, path: str = path) -> None:
+            sync()
+            current[path] = current.get(path, 0.0) + time.perf_counter() - started.pop(path)
+
+        handles += [mod.register_forward_pre_hook(pre), mod.register_forward_hook(post)]
+    try:
+        with torch.inference_mode():
+            model(*args, **kwargs)  # warm-up
+            for _ in range(runs):
+                current.clear()
+                t0 = time.perf_counter()
+                model(*args, **kwargs)
+                sync()
+                whole = time.perf_counter() - t0
+                per_run.append({**current, "(other ops)": max(whole - sum(current.values()), 0.0)})
+    finally:
+        for h in handles:
+            h.remove()
+    keys = list(dict.fromkeys(k for r in per_run for k in r))
+    return {k: statistics.median(r.get(k, 0.0) for r in per_run) for k in keys}, types
+
+
 def _step(model: torch.nn.Module, args: tuple, kwargs: dict, mode: str, optimizer: str) -> Callable[[], Any]:
     if mode == "inference":
         def forward() -> Any:
@@ -233,14 +274,16 @@ def measure_model(
     measured_keys: dict[str, float] = {}
     types: dict[str, str] = {}
     if per_layer and mode == "inference":
-        if kwargs:
-            notes.append("per-layer times: keyword-input models (transformers) are timed as a whole only")
-        else:
+        how = "timed torch.fx.Interpreter runs (their sum includes interpreter overhead)"
+        why = "keyword inputs" if kwargs else None
+        if why is None:
             try:
                 measured_keys, types = _timed_interpreter(model, args, layer_runs, sync)
-            except Exception as e:  # noqa: BLE001 - symbolic_trace fails on data-dependent Python; totals remain
-                notes.append(f"per-layer times unavailable: torch.fx.symbolic_trace failed "
-                             f"({type(e).__name__}: {str(e).splitlines()[0][:120]})")
+            except Exception as e:  # noqa: BLE001 - symbolic_trace fails on data-dependent Python: time modules
+                why = f"torch.fx.symbolic_trace failed: {type(e).__name__}: {str(e).splitlines()[0][:80]}"
+        if why is not None:
+            measured_keys, types = _timed_hooks(model, args, kwargs, layer_runs, sync)
+            how = f"runs timed by forward hooks on leaf modules ({why}); ops between modules are in (other ops)"
     elif mode != "inference":
         notes.append("per-layer times are measured for inference; training shows totals only")
     if measured_keys:
@@ -257,8 +300,8 @@ def measure_model(
             layers.append(LayerLine(k, (g.module_type if g is not None else "") or types.get(k, ""), ms,
                                     g.totals.duration_s if g is not None else None, mj,
                                     (g.totals.energy_j if g is not None else None) if energy_predicted else None))
-        notes.append(f"per-layer times: median of {layer_runs} timed torch.fx.Interpreter runs (their sum, "
-                     f"{total_layers:.4g} s, includes interpreter overhead; a plain run took {run.duration_s:.4g} s)")
+        notes.append(f"per-layer times: median of {layer_runs} {how}; per-layer total {total_layers:.4g} s, "
+                     f"a plain run {run.duration_s:.4g} s")
         if run.energy_j is not None:
             notes.append("per-layer measured energy: the window's energy per run apportioned by each layer's time share")
     notes.extend(pred.info.get("energy_notes", []))
