@@ -84,3 +84,32 @@ def test_measure_bad_input_one_line(capsys):
         assert main(["measure", "resnet18", "--device", "cuda"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert all(e.startswith("fxenergy: error: ") for e in err) and len(err) == (2 if torch.cuda.is_available() else 3)
+
+
+UNTRACEABLE = '''
+import torch
+from torch import nn
+
+class Branchy(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.a, self.b = nn.Linear(16, 16), nn.Linear(16, 4)
+
+    def forward(self, x):
+        if x.sum() > 0:  # data-dependent: symbolic_trace fails
+            x = x * 2
+        return self.b(torch.relu(self.a(x)))
+
+def build():
+    return Branchy(), (torch.randn(4, 16),)
+'''
+
+
+def test_measure_untraceable_model_timed_by_hooks(tmp_path):
+    f = tmp_path / "branchy.py"
+    f.write_text(UNTRACEABLE)
+    mm = measure_model(f"{f}:build", hardware="xeon-gold-5120", window_s=0.0, repeats=1, warmup=0, layer_runs=2,
+                       meter="none")
+    keys = {x.key: x for x in mm.layers}
+    assert keys["a"].measured_s > 0 and keys["b"].measured_s > 0 and keys["(other ops)"].predicted_s is None
+    assert any("forward hooks" in n and "symbolic_trace failed" in n for n in mm.notes)
