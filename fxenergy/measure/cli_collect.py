@@ -12,7 +12,7 @@ __all__ = ["add_parser", "run"]
 
 
 def add_parser(sub: Any, positive_int: Any) -> None:
-    from fxenergy.measure.collect import KINDS
+    from fxenergy.measure.kinds import KINDS
 
     c = sub.add_parser(
         "collect", help="measure random layer configurations (seed 000's data collection) into a CSV",

@@ -61,6 +61,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from fxenergy.errors import UserInputError
+from fxenergy.measure.kinds import ACTIVATIONS, KINDS
 from fxenergy.measure.meters import Meter, describe, open_meter
 from fxenergy.measure.window import MeasurementFailed, measure_calls
 
@@ -69,9 +70,6 @@ __all__ = ["KINDS", "ACTIVATIONS", "COLUMNS", "CONFIG_COLUMNS", "CollectSpec", "
            "submit_slurm"]
 
 SCHEMA = "fxenergy.collect/1"
-ACTIVATIONS = ("relu", "sigmoid", "tanh", "softmax")
-KINDS = ("conv2d", "grouped-conv2d", "maxpool2d", "linear", *ACTIVATIONS, "batchnorm2d", "layernorm", "attention",
-         "embedding")
 _LAYER_TYPE = {"conv2d": "Conv2d", "grouped-conv2d": "Conv2d", "maxpool2d": "MaxPool2d", "linear": "Linear",
                "relu": "ReLU", "sigmoid": "Sigmoid", "tanh": "Tanh", "softmax": "Softmax", "batchnorm2d": "BatchNorm2d",
                "layernorm": "LayerNorm", "attention": "Attention", "embedding": "Embedding"}
