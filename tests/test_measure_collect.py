@@ -94,8 +94,9 @@ def test_other_header_refused_and_bad_options_are_one_line_errors(tmp_path, caps
     assert main(["collect", "--shard", "2/2", "-o", str(tmp_path / "x.csv")]) == 2
     assert main(["collect", "--layers", "conv3d", "-o", str(tmp_path / "x.csv")]) == 2
     assert main(["collect", "merge", str(tmp_path / "missing.csv"), "-o", str(tmp_path / "y.csv")]) == 2
+    assert main(["collect", "--device", "tpu", "-o", str(tmp_path / "x.csv")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 4 and all(e.startswith("fxenergy: error: ") for e in err)
+    assert len(err) == 5 and all(e.startswith("fxenergy: error: ") for e in err)
     assert "other columns" in err[0] and "0 <= i < n" in err[1] and "conv3d" in err[2]
 
 

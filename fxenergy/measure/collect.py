@@ -434,6 +434,12 @@ def validate(spec: CollectSpec) -> None:
         raise UserInputError(f"dtype must be one of {', '.join(_DTYPES)}, got {spec.dtype!r}")
     if not spec.kinds or (unknown := [k for k in spec.kinds if k not in KINDS]):
         raise UserInputError(f"unknown layer kind {(unknown or [''])[0]!r}; choose from: {', '.join(KINDS)}")
+    try:
+        dev = torch.device(spec.device)
+    except RuntimeError:
+        raise UserInputError(f"unknown device {spec.device!r}; use cpu, cuda or cuda:N") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise UserInputError(f"--device {spec.device}: no CUDA device is available here")
     i, n = spec.shard
     if not (n >= 1 and 0 <= i < n):
         raise UserInputError(f"shard {i}/{n}: need 0 <= i < n")
