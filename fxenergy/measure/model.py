@@ -233,7 +233,10 @@ def measure_model(
     """Measure ``name`` on ``device`` and predict it on ``hardware`` (see the module docstring)."""
     from fxenergy.api import annotate
 
-    dev = torch.device(device)
+    try:
+        dev = torch.device(device)
+    except RuntimeError:
+        raise UserInputError(f"unknown device {device!r}; use cpu, cuda or cuda:N") from None
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise UserInputError("--device cuda: no CUDA device is available here")
     sync = (lambda: torch.cuda.synchronize(dev)) if dev.type == "cuda" else (lambda: None)
