@@ -226,6 +226,10 @@ def _cmd_fit(args: argparse.Namespace) -> int:
     _check_output_path(args.output)
     artifact = fit_backend(args.backend, args.table, hardware=args.hardware, target=args.target)
     write_atomic(args.output, json.dumps(artifact, indent=1, sort_keys=True) + "\n", make_parents=False)
+    if args.target != "energy_j":  # a time model: per-layer seconds from Python, not a report's energy
+        print(f"wrote {args.output}: {args.backend} fitted on {artifact.get('fitted_on')} to {args.target} per pass; "
+              f"use it from Python: LayerwisePredictor.from_json(json.load(open({args.output!r}))).predict_layer(TYPE, features)")
+        return 0
     print(f"wrote {args.output}: {args.backend} fitted on {artifact.get('fitted_on')}; "
           f"use it with: fxenergy report MODEL --hardware {args.hardware} --predictor {args.backend} --params {args.output}")
     return 0
