@@ -226,6 +226,16 @@ def _cmd_fit(args: argparse.Namespace) -> int:
     _check_output_path(args.output)
     artifact = fit_backend(args.backend, args.table, hardware=args.hardware, target=args.target)
     write_atomic(args.output, json.dumps(artifact, indent=1, sort_keys=True) + "\n", make_parents=False)
+    if args.backend == "layerwise":  # rows of types the backend has no regressor for: say so, not silently
+        from collections import Counter
+
+        from fxenergy.fitting import read_table
+
+        types = Counter(str(r.get("layer_type")) for r in read_table(args.table, args.target))
+        left = {t: n for t, n in sorted(types.items()) if t not in artifact["params"]["regressors"]}
+        if left:
+            print("not fitted (no layerwise features for the type, or too few rows): "
+                  + ", ".join(f"{t} ({n} rows)" for t, n in left.items()))
     if args.target != "energy_j":  # a time model: per-layer seconds from Python, not a report's energy
         print(f"wrote {args.output}: {args.backend} fitted on {artifact.get('fitted_on')} to {args.target} per pass; "
               f"use it from Python: LayerwisePredictor.from_json(json.load(open({args.output!r}))).predict_layer(TYPE, features)")
