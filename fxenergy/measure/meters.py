@@ -24,9 +24,9 @@ Why not zeus or codecarbon as the backend: zeus' ``ZeusMonitor`` (begin/end wind
 AMD, Apple, Jetson) is the closest match, and we take its ideas: windows, polled wrap-around
 tracking for RAPL, NVML's counter with a power-sampling fallback. But with an NVML counter that
 updates more slowly than a short window, it can return 0 J or substitute instant power x time
-(``approx_instant_energy``), and its RAPL reader needs the same root access as ours; a dependency of
-its size for four small readers, whose failure modes we must report as *errors* (never zero), did not
-pay. codecarbon estimates power from a TDP table when RAPL is unreadable and adds a modelled RAM
+(``approx_instant_energy``), and its RAPL reader needs the same read access to ``energy_uj`` (or its
+privileged daemon, zeusd) as ours; a dependency of its size for four small readers, whose failure
+modes we must report as *errors* (never zero), did not pay. codecarbon estimates power from a TDP table when RAPL is unreadable and adds a modelled RAM
 power (the shared Getzner data's ``energy_consumed`` is mostly that), i.e. it fills in numbers we must
 refuse to invent; it also aggregates over seconds-long intervals, too coarse for layer windows.
 """
