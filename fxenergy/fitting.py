@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from fxenergy.errors import UserInputError
-from fxenergy.hardware import load_profile
+from fxenergy.resolve import resolve_hardware
 
 __all__ = ["FITTABLE", "read_table", "fit_backend"]
 
@@ -86,12 +86,7 @@ def fit_backend(backend: str, table: str | os.PathLike[str], *, hardware: str, t
         raise UserInputError(f"backend {backend!r} cannot be fitted from a table; choose one of: {', '.join(FITTABLE)}")
     if target != "energy_j" and backend != "layerwise":
         raise UserInputError(f"--target {target} applies to the layerwise backend only")
-    if hardware == "local":
-        from fxenergy.hardware import detect_local
-
-        profile = detect_local()
-    else:
-        profile = load_profile(hardware)
+    profile, _ = resolve_hardware(hardware)  # the one resolver: names, files, local, calibrations
     rows = read_table(table, target)
     fitted_on = f"{Path(table).name} ({len(rows)} rows)"
     cls = PREDICTORS[backend]

@@ -15,7 +15,7 @@ FORMATS = ("table", "json", "csv", "markdown")
 
 
 def add_parser(sub: Any, positive_int: Any, dtypes: tuple[str, ...], default_hardware: str) -> None:
-    from fxenergy.capture import MODES, OPTIMIZERS
+    from fxenergy.options import MODES, OPTIMIZERS
 
     m = sub.add_parser(
         "measure", help="run a model here and show measured time (and energy) beside the prediction",
@@ -96,15 +96,15 @@ def table_data(mm: Any) -> Any:
     return TableData(f"fxenergy measure: {mm.model}", header, tuple(cols), tuple(rows), tuple(tot), tuple(mm.notes))
 
 
-def run(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace, *, check_output_path: Any = None) -> int:
     import torch
 
-    from fxenergy.cli import _check_output_path
     from fxenergy.measure.model import measure_model
 
     if args.window < 0:
         raise UserInputError(f"--window must be >= 0 seconds, got {args.window}")
-    _check_output_path(args.output)
+    if check_output_path is not None:
+        check_output_path(args.output)
     if args.threads:
         torch.set_num_threads(args.threads)
     mm = measure_model(args.model, batch_size=args.batch_size, seq_len=args.seq_len, image_size=args.image_size,
