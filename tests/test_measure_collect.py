@@ -10,7 +10,7 @@ import pytest
 
 from fxenergy.cli import main
 from fxenergy.measure import collect as col
-from fxenergy.measure.collect import CONFIG_COLUMNS, COLUMNS, CollectSpec
+from fxenergy.measure.collect import COLUMNS, CONFIG_COLUMNS, CollectSpec
 
 # tiny layers and zero-length windows (one call each), one configuration of every kind
 TINY = dict(count=12, seed=7, window_s=0.0, repeats=1, warmup=0, max_macs=2e6, max_bytes=2e6, meter="none")
