@@ -209,13 +209,13 @@ def model_layer_configs(names: Sequence[str]) -> list[tuple[str, str, dict[str, 
         built = build_model(name, batch_size=1)
         found: list[tuple[str, str, dict[str, int]]] = []
 
-        def hook(path: str) -> Callable[..., None]:
+        def hook(path: str, found: list = found, model_name: str = built.name) -> Callable[..., None]:
             def record(mod: nn.Module, args: tuple, output: Any) -> None:
                 x = args[0] if args else None
                 if isinstance(x, torch.Tensor):
                     layer = _layer_of_module(mod, x)
                     if layer is not None:
-                        found.append((layer[0], f"model:{built.name}:{path}", layer[1]))
+                        found.append((layer[0], f"model:{model_name}:{path}", layer[1]))
             return record
 
         handles = [m.register_forward_hook(hook(p)) for p, m in built.model.named_modules() if not list(m.children())]
