@@ -30,6 +30,10 @@ without one, elasticities come from the profile's idle..TDP power model
 The result is ONE JSON file (schema ``fxenergy.calibration/1``) holding the calibrated hardware profile,
 the HEF parameter set and the raw measurements; ``--hardware FILE`` reads it (:func:`load_calibration`).
 
+The meters are :mod:`fxenergy.measure.meters`' (RAPL package domains, NVML; wrap-around, failed
+windows retried); ``RaplMeter``, ``NvmlMeter``, ``MeterUnavailable`` and ``rapl_delta_uj`` are
+re-exported here for existing callers.
+
 >>> from fxenergy.calibrate import rapl_delta_uj
 >>> rapl_delta_uj(start=990, end=10, max_range=1000)  # the counter wrapped: 10 + 1000 - 990
 20
@@ -57,6 +61,7 @@ import torch.nn.functional as F
 from fxenergy._files import check_document, read_json, write_atomic
 from fxenergy.errors import UserInputError
 from fxenergy.hardware import HardwareProfile, detect_local
+from fxenergy.measure.meters import MeterError, MeterUnavailable, NvmlMeter, RaplMeter, rapl_delta_uj
 from fxenergy.predictors.hef_law import (
     FAMILIES, FamilyLaw, HEFEnergy, HEFParameters, family_of, fit_power_law, work_for,
 )
@@ -525,81 +530,7 @@ def fit_families(
 
 
 # --------------------------------------------------------------------------------------------------
-# energy meters
-
-
-class MeterUnavailable(Exception):
-    """No usable energy counter; the message says why."""
-
-
-def rapl_delta_uj(start: int, end: int, max_range: int) -> int:
-    """Energy (uJ) between two readings of one RAPL counter that wraps at ``max_range`` (uJ).
-
-    NB: a counter can wrap at most once between readings; read it more often than every
-    ``max_range`` uJ (minutes at package power).
-    """
-    return end - start if end >= start else end + max_range - start
-
-
-class RaplMeter:
-    """Package energy of all CPU sockets from ``/sys/class/powercap/intel-rapl:N/energy_uj`` (also on AMD).
-
-    Only top-level (package) domains are read, so that core/uncore/DRAM sub-domains are not counted
-    twice. Raises :class:`MeterUnavailable` when no domain exists or the counters are not readable
-    (recent kernels make ``energy_uj`` root-only).
-    """
-
-    source = "rapl"
-
-    def __init__(self, root: str | os.PathLike[str] = "/sys/class/powercap"):
-        root = Path(root)
-        domains = sorted(p for p in root.glob("intel-rapl:*") if p.name.count(":") == 1)
-        if not domains:
-            raise MeterUnavailable(f"no RAPL package domain under {root}")
-        self.domains, self.max_range = [], []
-        for d in domains:
-            try:
-                (d / "energy_uj").read_text()
-                self.max_range.append(int((d / "max_energy_range_uj").read_text()))
-            except PermissionError:
-                raise MeterUnavailable(f"{d / 'energy_uj'} is not readable (needs root, or "
-                                       f"`chmod a+r {root}/intel-rapl:*/energy_uj`)") from None
-            except (OSError, ValueError) as e:
-                raise MeterUnavailable(f"cannot read RAPL domain {d}: {e}") from None
-            self.domains.append(d)
-
-    def read(self) -> list[int]:
-        """One raw reading (uJ) per package domain."""
-        return [int((d / "energy_uj").read_text()) for d in self.domains]
-
-    def joules(self, start: Sequence[int], end: Sequence[int]) -> float:
-        """Energy (J) between two :meth:`read` results, wrap-around handled."""
-        return sum(rapl_delta_uj(s, e, m) for s, e, m in zip(start, end, self.max_range)) / 1e6
-
-
-class NvmlMeter:
-    """Total energy of one GPU from NVML (``nvmlDeviceGetTotalEnergyConsumption``, mJ; Volta and newer)."""
-
-    source = "nvml"
-
-    def __init__(self, index: int = 0):
-        try:
-            import pynvml  # type: ignore[import-not-found]
-        except ImportError:
-            raise MeterUnavailable("pynvml is not installed (pip install nvidia-ml-py)") from None
-        try:
-            pynvml.nvmlInit()
-            self._h = pynvml.nvmlDeviceGetHandleByIndex(index)
-            pynvml.nvmlDeviceGetTotalEnergyConsumption(self._h)
-        except Exception as e:  # pynvml.NVMLError and its many subclasses
-            raise MeterUnavailable(f"NVML energy counter unavailable: {e}") from None
-        self._nvml = pynvml
-
-    def read(self) -> list[int]:
-        return [int(self._nvml.nvmlDeviceGetTotalEnergyConsumption(self._h))]
-
-    def joules(self, start: Sequence[int], end: Sequence[int]) -> float:
-        return (end[0] - start[0]) / 1e3
+# energy meters: fxenergy.measure's (RAPL package counters on CPU, NVML on CUDA)
 
 
 def _meter(dev: torch.device) -> tuple[Any, str | None]:
@@ -607,9 +538,25 @@ def _meter(dev: torch.device) -> tuple[Any, str | None]:
     try:
         if dev.type == "cuda":
             return NvmlMeter(dev.index or 0), None
-        return RaplMeter(), None
+        return RaplMeter(dram=False), None  # package domains, as the elasticities have always been measured
     except MeterUnavailable as e:
         return None, str(e)
+
+
+def _window(meter: Any, run: Callable[[], float], retries: int = 3) -> tuple[float, float]:
+    """``(seconds, joules)`` of one metered window; a window whose meter failed (wrapped twice, stuck,
+    unreadable) is taken again, at most ``retries`` times."""
+    for attempt in range(retries + 1):
+        meter.begin()
+        t0 = time.perf_counter()
+        run()
+        seconds = time.perf_counter() - t0
+        try:
+            return seconds, sum(meter.end().values())
+        except MeterError:
+            if attempt == retries:
+                raise
+    raise AssertionError("unreachable")
 
 
 def _power_windows(
@@ -618,10 +565,8 @@ def _power_windows(
     """Mean power (W) while each family's benchmarks run back to back for ``window_s``, and at idle."""
     sync = (lambda: torch.cuda.synchronize(dev)) if dev.type == "cuda" else (lambda: None)
     rows = []
-    t0, e0 = time.perf_counter(), meter.read()
-    time.sleep(window_s)
-    rows.append({"family": "idle", "window_s": time.perf_counter() - t0,
-                 "energy_j": meter.joules(e0, meter.read())})
+    seconds, joules = _window(meter, lambda: time.sleep(window_s))
+    rows.append({"family": "idle", "window_s": seconds, "energy_j": joules})
     fams = sorted({b.family for b in benches})
     gen = torch.Generator().manual_seed(1)
     with torch.inference_mode():
@@ -632,13 +577,18 @@ def _power_windows(
             # largest half of the benchmarks: the power of small ones is mostly dispatch overhead
             calls = calls[len(calls) // 2:]
             sync()
-            t0, e0, n = time.perf_counter(), meter.read(), 0
-            while time.perf_counter() - t0 < window_s or n == 0:
-                for b, xs in calls:
-                    b.fn(*xs, **b.kwargs)
-                n += 1
-            sync()
-            rows.append({"family": fam, "window_s": time.perf_counter() - t0, "energy_j": meter.joules(e0, meter.read())})
+
+            def run(calls: list = calls) -> None:
+                t0, n = time.perf_counter(), 0
+                while time.perf_counter() - t0 < window_s or n == 0:
+                    for b, xs in calls:
+                        b.fn(*xs, **b.kwargs)
+                    n += 1
+                    meter.poll()
+                sync()
+
+            seconds, joules = _window(meter, run)
+            rows.append({"family": fam, "window_s": seconds, "energy_j": joules})
     for r in rows:
         r["mean_w"] = r["energy_j"] / r["window_s"]
     return rows
@@ -803,7 +753,7 @@ def run_calibration(
         power = _power_windows(meter, benches, dev, window_s, progress)
         idle = next(r["mean_w"] for r in power if r["family"] == "idle")
         energy = HEFEnergy(0.0, {r["family"]: r["mean_w"] for r in power if r["family"] != "idle"}, idle)
-        source = meter.source
+        source = "nvml" if meter.name.startswith("nvml") else "rapl"
     else:
         energy = _profile_energy(ms, cal_profile)
         source = "profile"

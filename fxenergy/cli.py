@@ -1,4 +1,6 @@
-"""Command line: ``fxenergy report MODEL``, ``fxenergy models``, ``fxenergy hardware list|show``.
+"""Command line: ``fxenergy report MODEL``, ``fxenergy models``, ``fxenergy hardware list|show``,
+``fxenergy measure MODEL`` and ``fxenergy collect`` (their parsers and runners live in
+``fxenergy/measure/cli_*.py``).
 
 The only module that knows argparse and exit codes: 0 success, 2 bad input (one line on stderr, no
 traceback unless ``--debug``).
@@ -134,9 +136,17 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("backend", help="a fittable backend (layerwise, cache, or an installed one)")
     f.add_argument("table", help="CSV measurement table with an energy_j column")
     f.add_argument("--hardware", required=True, help="the profile the measurements were taken on")
+    f.add_argument("--target", choices=("energy_j", "duration_s"), default="energy_j",
+                   help="column to fit (layerwise only): duration_s for time-only tables (`fxenergy collect` "
+                        "without a readable energy meter)")
     f.add_argument("--force", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
     f.add_argument("--output", "-o", required=True, help="JSON file to write")
     f.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+
+    from fxenergy.measure import cli_collect, cli_measure
+
+    cli_measure.add_parser(sub, _positive_int, DTYPES, DEFAULT_HARDWARE)
+    cli_collect.add_parser(sub, _positive_int)
 
     m = sub.add_parser("models", help="list the model names `report` accepts")
     m.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
@@ -282,11 +292,37 @@ def _cmd_fit(args: argparse.Namespace) -> int:
     if args.backend not in fittable:
         raise UserInputError(f"backend {args.backend!r} cannot be fitted; fittable: {', '.join(fittable)}")
     _check_output_path(args.output)
-    artifact = fit_backend(args.backend, args.table, hardware=args.hardware)
+    artifact = fit_backend(args.backend, args.table, hardware=args.hardware, target=args.target)
     write_atomic(args.output, json.dumps(artifact, indent=1, sort_keys=True) + "\n", make_parents=False)
+    if args.backend == "layerwise":  # rows of types the backend has no regressor for: say so, not silently
+        from collections import Counter
+
+        from fxenergy.fitting import read_table
+
+        types = Counter(str(r.get("layer_type")) for r in read_table(args.table, args.target))
+        left = {t: n for t, n in sorted(types.items()) if t not in artifact["params"]["regressors"]}
+        if left:
+            print("not fitted (no layerwise features for the type, or too few rows): "
+                  + ", ".join(f"{t} ({n} rows)" for t, n in left.items()))
+    if args.target != "energy_j":  # a time model: per-layer seconds from Python, not a report's energy
+        print(f"wrote {args.output}: {args.backend} fitted on {artifact.get('fitted_on')} to {args.target} per pass; "
+              f"use it from Python: LayerwisePredictor.from_json(json.load(open({args.output!r}))).predict_layer(TYPE, features)")
+        return 0
     print(f"wrote {args.output}: {args.backend} fitted on {artifact.get('fitted_on')}; "
           f"use it with: fxenergy report MODEL --hardware {args.hardware} --predictor {args.backend} --params {args.output}")
     return 0
+
+
+def _cmd_measure(args: argparse.Namespace) -> int:
+    from fxenergy.measure import cli_measure
+
+    return cli_measure.run(args, check_output_path=_check_output_path)
+
+
+def _cmd_collect(args: argparse.Namespace) -> int:
+    from fxenergy.measure import cli_collect
+
+    return cli_collect.run(args)
 
 
 def _cmd_calibrate(args: argparse.Namespace) -> int:
@@ -349,6 +385,8 @@ _COMMANDS = {
     "calibrate": _cmd_calibrate,
     "fit": _cmd_fit,
     "models": _cmd_models,
+    "measure": _cmd_measure,
+    "collect": _cmd_collect,
     "hardware": _cmd_hardware,
 }
 

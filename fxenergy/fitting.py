@@ -36,8 +36,9 @@ def _number(text: str) -> float | str:
         return text
 
 
-def read_table(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
-    """Rows of a CSV file, numbers as floats; a missing or empty file is a one-line error."""
+def read_table(path: str | os.PathLike[str], target: str = "energy_j") -> list[dict[str, Any]]:
+    """Rows of a CSV file, numbers as floats; a missing or empty file, or a ``target`` column that is
+    absent or has empty cells (e.g. energy_j of a time-only collection), is a one-line error."""
     path = Path(path).expanduser()
     try:
         with path.open(newline="", encoding="utf-8") as f:
@@ -46,8 +47,13 @@ def read_table(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
         raise UserInputError(f"cannot read measurement table {path}: {e.strerror}") from None
     if not rows:
         raise UserInputError(f"measurement table {path} has no rows")
-    if "energy_j" not in rows[0]:
-        raise UserInputError(f"measurement table {path}: needs an energy_j column (joules)")
+    unit = {"energy_j": "joules", "duration_s": "seconds"}.get(target, target)
+    if target not in rows[0]:
+        raise UserInputError(f"measurement table {path}: needs an {target} column ({unit})")
+    if empty := sum(1 for r in rows if r[target] == ""):
+        hint = (" (no energy meter was readable where it was measured: fit --target duration_s)"
+                if target == "energy_j" and "duration_s" in rows[0] else "")
+        raise UserInputError(f"measurement table {path}: {empty} of {len(rows)} rows have no {target}{hint}")
     return rows
 
 
@@ -71,18 +77,21 @@ def _workload_rows(rows: list[dict[str, Any]], origin: str) -> list[dict[str, An
     return out
 
 
-def fit_backend(backend: str, table: str | os.PathLike[str], *, hardware: str) -> dict[str, Any]:
-    """Fit ``backend`` on the CSV ``table`` for the profile ``hardware``; return its JSON artifact."""
+def fit_backend(backend: str, table: str | os.PathLike[str], *, hardware: str, target: str = "energy_j") -> dict[str, Any]:
+    """Fit ``backend`` on the CSV ``table`` for the profile ``hardware`` ("local": this machine); return
+    its JSON artifact. ``target`` "duration_s" (layerwise only) fits seconds per pass instead of joules."""
     from fxenergy.predictors.base import PREDICTORS
 
     if backend not in FITTABLE:
         raise UserInputError(f"backend {backend!r} cannot be fitted from a table; choose one of: {', '.join(FITTABLE)}")
+    if target != "energy_j" and backend != "layerwise":
+        raise UserInputError(f"--target {target} applies to the layerwise backend only")
     profile, _ = resolve_hardware(hardware)  # the one resolver: names, files, local, calibrations
-    rows = read_table(table)
+    rows = read_table(table, target)
     fitted_on = f"{Path(table).name} ({len(rows)} rows)"
     cls = PREDICTORS[backend]
     if backend == "cache":
         est = cls(hardware=profile.name, fitted_on=fitted_on).fit(_workload_rows(rows, str(table)))
     else:
-        est = cls(hardware=profile.name, fitted_on=fitted_on).fit(rows)
+        est = cls(hardware=profile.name, fitted_on=fitted_on, target=target).fit(rows)
     return est.to_json()

@@ -161,15 +161,18 @@ def test_rapl_delta(start, end, max_range, expected):
 
 
 def test_rapl_meter_reads_packages_and_handles_wrap(tmp_path):
+    import time
+
     p0 = _domain(tmp_path, "intel-rapl:0", 262_143_000_000, 262_143_999_999)
     p1 = _domain(tmp_path, "intel-rapl:1", 5_000_000, 262_143_999_999)
     _domain(tmp_path, "intel-rapl:0:0", 1, 10)  # a sub-domain (core): must not be counted again
     meter = RaplMeter(tmp_path)
     assert len(meter.domains) == 2
-    start = meter.read()
+    meter.begin()
     (p0 / "energy_uj").write_text("1000000\n")  # wrapped: 999_999 uJ to the top, then 1_000_000 more
     (p1 / "energy_uj").write_text("8000000\n")  # + 3 J
-    assert meter.joules(start, meter.read()) == pytest.approx((999_999 + 1_000_000 + 3_000_000) / 1e6)
+    time.sleep(0.01)  # 5 J in 10 ms is 500 W: a plausible window
+    assert sum(meter.end().values()) == pytest.approx((999_999 + 1_000_000 + 3_000_000) / 1e6)
 
 
 def test_rapl_meter_unavailable(tmp_path, monkeypatch):
@@ -184,7 +187,7 @@ def test_rapl_meter_unavailable(tmp_path, monkeypatch):
         return real_read(self, *a, **k)
 
     monkeypatch.setattr(Path, "read_text", deny)
-    with pytest.raises(MeterUnavailable, match="not readable"):
+    with pytest.raises(MeterUnavailable, match="root only"):
         RaplMeter(tmp_path)
 
 
@@ -210,3 +213,34 @@ def test_compare_predictors_keeps_the_calibration_curves(cal_file):
     results = compare_predictors(model, torch.randn(4, 64), hardware=str(cal_file))
     assert "hef" in results and "roofline" in results
     assert results["hef"].info["parameter_set"] == params.name
+
+
+def test_power_windows_use_measure_meters_and_retry_a_failed_window():
+    """calibrate's power windows run on fxenergy.measure's meter interface: a window whose meter fails
+    is taken again, and the mean power is the window's joules over its seconds."""
+    from fxenergy.calibrate import _power_windows
+    from fxenergy.measure import MeterError
+
+    class Scripted:
+        name, domains, measures_energy = "rapl", ("package-0",), True
+
+        def __init__(self):
+            self.script = [MeterError("wrapped twice"), 1.0, 2.0]
+
+        def begin(self):
+            pass
+
+        def poll(self):
+            pass
+
+        def end(self):
+            item = self.script.pop(0)
+            if isinstance(item, Exception):
+                raise item
+            return {"package-0": item}
+
+    bench = Bench("elementwise", "add", torch.add, ((64,), (64,)))
+    rows = _power_windows(Scripted(), [bench], torch.device("cpu"), 0.01, None)
+    assert [r["family"] for r in rows] == ["idle", "elementwise"]
+    assert [r["energy_j"] for r in rows] == [1.0, 2.0]
+    assert all(r["mean_w"] == r["energy_j"] / r["window_s"] for r in rows)

@@ -335,7 +335,10 @@ class LayerwisePredictor:
     requires: ClassVar[tuple[str, ...]] = (TRACE,)
 
     def __init__(self, *, candidates: Sequence[str] | None = None, folds: int = 5, seed: int = 0,
-                 min_rows: int = 10, hardware: str | None = None, fitted_on: Any = None):
+                 min_rows: int = 10, hardware: str | None = None, fitted_on: Any = None, target: str = "energy_j"):
+        if target not in ("energy_j", "duration_s"):
+            raise UserInputError(f"layerwise target must be energy_j or duration_s, got {target!r}")
+        self.target = target  # duration_s: fitted on time-only measurements; predict_layer gives seconds
         self.candidates = candidates
         self.folds = folds
         self.seed = seed
@@ -365,9 +368,9 @@ class LayerwisePredictor:
             if layer == "Conv2d" and any(float(r.get("groups", 1)) != 1 for r in rs):
                 base = GROUPED_CONV
             available = [n for n in base if all(n in r and r[n] is not None for r in rs)]
-            y = np.array([float(r["energy_j"]) for r in rs])
+            y = np.array([float(r[self.target]) for r in rs])
             if (y <= 0).any():
-                raise UserInputError(f"{layer}: energy_j must be positive (got {y.min()})")
+                raise UserInputError(f"{layer}: {self.target} must be positive (got {y.min()})")
             regs[layer], cv[layer] = select_regressor(layer, rs, y, available, candidates=cands,
                                                       folds=self.folds, seed=self.seed)
         if not regs:
@@ -378,7 +381,8 @@ class LayerwisePredictor:
 
     # -- predicting ----------------------------------------------------------------------------
     def predict_layer(self, layer: str, features: Mapping[str, float]) -> float:
-        """Energy (J) of one forward pass of one layer; ``macs`` is computed when not given."""
+        """Energy (J) of one forward pass of one layer (seconds when fitted with ``target="duration_s"``);
+        ``macs`` is computed when not given."""
         check_fitted(self, "regressors_")
         reg = self.regressors_.get(layer)
         if reg is None:
@@ -390,6 +394,9 @@ class LayerwisePredictor:
 
     def predict(self, gm: torch.fx.GraphModule, profile: Any = None) -> EnergyEstimate:
         check_fitted(self, "regressors_")
+        if self.target != "energy_j":
+            raise UserInputError(f"this layerwise parameter set was fitted on {self.target} (time-only measurements), "
+                                 "not energy: it predicts seconds per layer through predict_layer(), not joules")
         energies: dict[str, float] = {}
         unmodeled: Counter[str] = Counter()
         other_phase: Counter[str] = Counter()
@@ -434,6 +441,8 @@ class LayerwisePredictor:
                   "cv_one_minus_r2": self.cv_one_minus_r2_,
                   "hyper": {"candidates": list(self.candidates) if self.candidates else None, "folds": self.folds,
                             "seed": self.seed, "min_rows": self.min_rows}}
+        if self.target != "energy_j":
+            params["target"] = self.target
         return make_artifact("layerwise", self.hardware, params, self.fitted_on)
 
     @classmethod
@@ -442,7 +451,8 @@ class LayerwisePredictor:
         p = data["params"]
         h = p.get("hyper", {})
         self = cls(candidates=h.get("candidates"), folds=h.get("folds", 5), seed=h.get("seed", 0),
-                   min_rows=h.get("min_rows", 10), hardware=data["hardware"], fitted_on=data["fitted_on"])
+                   min_rows=h.get("min_rows", 10), hardware=data["hardware"], fitted_on=data["fitted_on"],
+                   target=p.get("target", "energy_j"))
         self.regressors_ = {k: LayerRegressor.from_dict(v) for k, v in p["regressors"].items()}
         self.cv_one_minus_r2_ = p.get("cv_one_minus_r2", {})
         return self
