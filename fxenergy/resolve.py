@@ -171,7 +171,9 @@ def resolve(hardware: Any = None, predictor: str | None = None, params: Any = No
 
     >>> s = resolve("a30")
     >>> s.predictor, s.parameter_set, s.duration_model
-    ('hef', 'hef-fitted-a30', 'hef')
+    ('learned', 'learned-gpu', 'learned')
+    >>> resolve("a30", "hef").parameter_set
+    'hef-fitted-a30'
     >>> resolve("a30", "roofline").parameter_set
     'a30 profile (idle..TDP power)'
     >>> resolve("a30", "hef", "hef-seed004-a100")
