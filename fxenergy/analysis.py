@@ -244,7 +244,8 @@ def predict(analysis: Analysis, setup: Setup) -> Prediction:
 
         raise UserInputError("a prediction needs hardware and a predictor (got predictor 'none')")
     view = GraphView(analysis.graph_module)
-    DurationPass(setup.profile, setup.duration_model or "roofline", setup.hef_params)(view)  # type: ignore[arg-type]
+    params = setup.backend.model(setup.profile) if setup.duration_model == "learned" else setup.hef_params  # type: ignore[union-attr]
+    DurationPass(setup.profile, setup.duration_model or "roofline", params)(view)  # type: ignore[arg-type]
     estimate = setup.backend.predict(view, setup.profile)  # type: ignore[arg-type]
     durations = view.records(DURATION)
     return Prediction(

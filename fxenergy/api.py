@@ -56,6 +56,9 @@ def annotate(
     dataset_samples: int | None = None,
     name: str | None = None,
     force: bool = False,
+    matmul_precision: str | None = None,
+    conv_tf32: bool | None = None,
+    power_limit_w: float | None = None,
 ) -> Result:
     """Capture ``model(*example_input, **example_kwargs)`` and annotate every node with its costs.
 
@@ -77,9 +80,30 @@ def annotate(
     24
     """
     setup = resolve(hardware, predictor, params, force=force)  # bad options fail before the trace
+    setup = with_gpu_options(setup, matmul_precision=matmul_precision, conv_tf32=conv_tf32, power_limit_w=power_limit_w)
     analysis = analyse(model, example_input, example_kwargs=example_kwargs, mode=mode, convention=convention,
                        optimizer=optimizer, method=method, dataset_samples=dataset_samples, name=name)
     return analysis.result(predict(analysis, setup) if setup.backend is not None else None)
+
+
+def with_gpu_options(setup: Setup, *, matmul_precision: str | None = None, conv_tf32: bool | None = None,
+                     power_limit_w: float | None = None) -> Setup:
+    """``setup`` with the learned GPU backend's math modes and power limit (PyTorch's defaults when None)."""
+    if setup.predictor != "learned":
+        if power_limit_w is not None:
+            raise UserInputError("a power limit needs the learned GPU backend (--predictor learned)")
+        return setup
+    import dataclasses
+
+    from fxenergy.predictors.learned import LearnedGPUPredictor
+
+    backend = LearnedGPUPredictor(setup.backend.params_, matmul_precision=matmul_precision,  # type: ignore[union-attr]
+                                  conv_tf32=conv_tf32, power_limit_w=power_limit_w)
+    backend.model(setup.profile)  # bad options fail here, before the trace
+    return dataclasses.replace(setup, backend=backend)
+
+
+_GPU_OPTIONS = ("matmul_precision", "conv_tf32", "power_limit_w")
 
 
 def _analysis_of(model: Any, example_input: Any, options: dict[str, Any]) -> Analysis:
@@ -102,7 +126,10 @@ def compare_predictors(model: torch.nn.Module | Analysis, example_input: Any = (
     profile, calibrated = resolve_hardware(hardware)
     if profile is None:
         raise UserInputError("comparing predictors needs a hardware profile")
-    setups = setups_for_all(profile, calibrated)
+    gpu = {k: options.pop(k) for k in _GPU_OPTIONS if k in options}
+    limit = gpu.pop("power_limit_w", None)  # only the learned backend models a power limit
+    setups = [with_gpu_options(s, **gpu, power_limit_w=limit if s.predictor == "learned" else None)
+              for s in setups_for_all(profile, calibrated)]
     analysis = _analysis_of(model, example_input, options)
     return {s.predictor: analysis.result(predict(analysis, s)) for s in setups}
 

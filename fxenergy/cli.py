@@ -47,6 +47,33 @@ def _non_negative_int(text: str) -> int:
     return value
 
 
+def _power_limit(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected watts, got {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"expected a positive number of watts, got {text!r}")
+    return value
+
+
+def _add_gpu_options(p: argparse.ArgumentParser) -> None:
+    """Math modes and power limit of the learned GPU backend (PyTorch's defaults by default)."""
+    p.add_argument("--matmul-precision", choices=("highest", "high", "medium"), default=None,
+                   help="torch.set_float32_matmul_precision: highest = no TF32 for fp32 matmuls (PyTorch's default)")
+    p.add_argument("--conv-tf32", choices=("on", "off"), default=None,
+                   help="torch.backends.cudnn.allow_tf32 (PyTorch's default: on; Ampere and later)")
+    p.add_argument("--power-limit", type=_power_limit, default=None, metavar="W",
+                   help="board power limit as set with nvidia-smi -pl (lowers clocks, time and energy consistently)")
+
+
+def gpu_options(args: argparse.Namespace) -> dict:
+    """The learned GPU backend's keywords from --matmul-precision/--conv-tf32/--power-limit."""
+    return {"matmul_precision": args.matmul_precision,
+            "conv_tf32": None if args.conv_tf32 is None else args.conv_tf32 == "on",
+            "power_limit_w": args.power_limit}
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="fxenergy", description="Predict where a PyTorch model's compute, memory traffic and energy go.")
     p.add_argument("--debug", action="store_true", help="show tracebacks")
@@ -79,6 +106,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "FILE.json, or all (default: hef where the hardware has a HEF parameter set fitted on "
                         "measured energy, else roofline; all: every applicable backend side by side)")
     r.add_argument("--params", default=None, help="parameter set name or JSON file of the chosen predictor")
+    _add_gpu_options(r)
     r.add_argument("--force", action="store_true",
                    help="use a parameter set fitted for another device (the report header says so)")
     r.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
@@ -193,13 +221,17 @@ def _cmd_report(args: argparse.Namespace) -> int:
         result = compare_hardware(built.model, built.args, hardware=devices, predictor=args.predictor,
                                   params=args.params, force=args.force, **options)
     elif args.predictor == "all":
-        result = compare_predictors(built.model, built.args, hardware=devices[0] if devices else None, **options)
+        result = compare_predictors(built.model, built.args, hardware=devices[0] if devices else None, **options,
+                                    **gpu_options(args))
     else:
         from fxenergy.analysis import analyse, predict
         from fxenergy.api import predictor_band
         from fxenergy.resolve import resolve
 
+        from fxenergy.api import with_gpu_options
+
         setup = resolve(devices[0] if devices else None, args.predictor, args.params, force=args.force)
+        setup = with_gpu_options(setup, **gpu_options(args))
         analysis = analyse(built.model, built.args, **options)
         if setup.backend is None:
             result = analysis.result()
@@ -339,6 +371,11 @@ def _cmd_hardware(args: argparse.Namespace) -> int:
         print(json.dumps(prof.to_dict(), indent=2))
     else:
         print(describe.render_show(prof))
+        if prof.is_gpu and prof.tdp_w is not None:  # the default GPU backend's validated error for this device
+            from fxenergy.perf.validated import expected_error
+
+            err, basis = expected_error(prof.name)
+            print(f"learned GPU model (default backend): expected duration error ±{err:.0f}%, validated on {basis}")
     return 0
 
 

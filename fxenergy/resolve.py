@@ -6,7 +6,8 @@ parameter set. It is the only place that knows that
 
 * a calibration file given as hardware brings its own HEF curves;
 * ``--predictor FILE.json`` is a fitted artifact that names its own backend;
-* ``"auto"`` means HEF where a parameter set fitted on measured energy exists, else the roofline;
+* ``"auto"`` means the learned GPU model on GPU profiles, else HEF where a parameter set fitted on
+  measured energy exists, else the roofline;
 * HEF parameters drive the duration model as well as the energy, the other backends use roofline
   durations;
 * a parameter set fitted for another device is refused unless ``force=True`` (the setup then
@@ -117,6 +118,11 @@ def _registry() -> Mapping[str, Any]:
     return PREDICTORS
 
 
+def _learned_applies(profile: Any) -> bool:
+    """The learned GPU backend runs on GPU profiles that state a power limit (TDP)."""
+    return bool(getattr(profile, "is_gpu", False)) and getattr(profile, "tdp_w", None) is not None
+
+
 def _is_fitted_backend(cls: Any) -> bool:
     """A backend whose parameters are a JSON artifact (the fittable protocol's ``from_json``)."""
     return callable(getattr(cls, "from_json", None))
@@ -134,7 +140,9 @@ def applicable_predictors(profile: Any, calibrated: HEFParameters | None = None)
 
     names = []
     for name, cls in _registry().items():
-        if _uses_hef_parameters(cls):
+        if name == "learned":
+            ok = _learned_applies(profile)
+        elif _uses_hef_parameters(cls):
             ok = calibrated is not None or default_parameter_set(profile) is not None
         elif _is_fitted_backend(cls):
             try:
@@ -163,7 +171,9 @@ def resolve(hardware: Any = None, predictor: str | None = None, params: Any = No
 
     >>> s = resolve("a30")
     >>> s.predictor, s.parameter_set, s.duration_model
-    ('hef', 'hef-fitted-a30', 'hef')
+    ('learned', 'learned-gpu', 'learned')
+    >>> resolve("a30", "hef").parameter_set
+    'hef-fitted-a30'
     >>> resolve("a30", "roofline").parameter_set
     'a30 profile (idle..TDP power)'
     >>> resolve("a30", "hef", "hef-seed004-a100")
@@ -193,11 +203,21 @@ def resolve(hardware: Any = None, predictor: str | None = None, params: Any = No
         # HEF by default only where its energy coefficients come from measured energy: the A100 and
         # RTX 2080 Ti curves were timed op by op with a per-op floor that ops inside a model do not
         # pay (docs/validation.md), so those devices default to the roofline power model.
-        name = "hef" if (params is not None or default_parameter_set(profile, with_energy=True)) else "roofline"
+        # GPUs: the learned model (fxenergy.perf), whose durations and power transfer across GPUs.
+        if params is None and calibrated is None and _learned_applies(profile):
+            name = "learned"
+        else:
+            name = "hef" if (params is not None or default_parameter_set(profile, with_energy=True)) else "roofline"
     if name not in registry:
         make_predictor(name)  # raises the one-line "unknown predictor" error
     cls = registry[name]
     notes: list[str] = []
+    if name == "learned":  # the GPU model: its parameter set is the learned-gpu artifact (or a file)
+        if not _learned_applies(profile):
+            raise UserInputError(f"the learned backend models GPUs with a power limit; {profile.name!r} is not one "
+                                 "(use --predictor roofline)")
+        backend = make_predictor(name, params=params)
+        return Setup(profile, name, backend, "learned", None, backend.params_.name, (), calibrated)
     if _uses_hef_parameters(cls):
         chosen = (params if params is not None
                   else default_parameter_set(profile, with_energy=predictor is None) or default_parameter_set(profile))

@@ -182,6 +182,9 @@ def _parse_budget(entry: Mapping[str, Any], key: str, w: _Where, *, check_names:
         optimizer=get("optimizer", choice(OPTIMIZERS), "adamw"),
         max_flops=get("max_flops", number(0, True)),
         max_increase_pct=get("max_increase_pct", number(0, False)),
+        matmul_precision=get("matmul_precision", choice(("highest", "high", "medium"))),
+        conv_tf32=get("conv_tf32", boolean),
+        power_limit_w=get("power_limit_w", number(0, True)),
         key=key,
     )
     base_dir = w.path.parent

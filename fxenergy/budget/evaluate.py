@@ -55,7 +55,9 @@ def evaluate(budget: Budget, config: BudgetConfig, baseline: Mapping[str, Any] |
     try:
         result = annotate(built.model, built.args, example_kwargs=built.kwargs, mode=budget.mode,
                           optimizer=budget.optimizer, hardware=budget.hardware, predictor=budget.predictor,
-                          params=budget.params, force=budget.force, name=budget.name)
+                          params=budget.params, force=budget.force, name=budget.name,
+                          matmul_precision=budget.matmul_precision, conv_tf32=budget.conv_tf32,
+                          power_limit_w=budget.power_limit_w)
     except FxEnergyError as e:
         raise UserInputError(f"{config.where(budget.key)} ({budget.name!r}): {_one_line(e)}") from None
     t = result.totals

@@ -35,6 +35,9 @@ class Budget:
     optimizer: str = "adamw"
     max_flops: float | None = None
     max_increase_pct: float | None = None
+    matmul_precision: str | None = None  #: learned GPU backend (as ``report --matmul-precision``); PyTorch's default
+    conv_tf32: bool | None = None  #: as ``report --conv-tf32``; PyTorch's default (on) when None
+    power_limit_w: float | None = None  #: as ``report --power-limit``
     key: str = ""  #: where it was defined, e.g. "tool.fxenergy.budget[0]" (for error messages)
 
 

@@ -11,6 +11,9 @@ Two models, selectable per run:
   the parameter set has no curve for falls back to the roofline, and the record says so
   (``model="roofline-fallback"``): never a silent zero.
 
+* ``learned`` — GPUs: per-kernel durations from the performance model learned across GPUs
+  (:mod:`fxenergy.perf.model`; ``params`` is its :class:`~fxenergy.perf.model.LearnedGPUModel`).
+
 NB: one kernel per ATen call and no overlap between nodes (a serial, unfused execution model).
 """
 
@@ -32,7 +35,7 @@ if TYPE_CHECKING:  # the pass only calls .families and .duration_s of a paramete
 
 __all__ = ["DurationPass", "DURATION_MODELS", "roofline_duration_s", "node_dtype"]
 
-DURATION_MODELS = ("roofline", "hef")
+DURATION_MODELS = ("roofline", "hef", "learned")
 
 
 def node_dtype(trace: NodeTrace) -> torch.dtype:
@@ -84,6 +87,10 @@ class DurationPass:
     def __init__(self, profile: HardwareProfile, model: str = "roofline", params: HEFParameters | None = None):
         if model not in DURATION_MODELS:
             raise UserInputError(f"unknown duration model {model!r}; choose one of: {', '.join(DURATION_MODELS)}")
+        if model == "learned" and params is None:
+            from fxenergy.perf.model import LearnedGPUModel
+
+            params = LearnedGPUModel(profile)
         if model == "hef" and params is None:
             raise UserInputError("the hef duration model needs a HEF parameter set (see `fxenergy hardware list`)")
         self.profile = profile
@@ -92,6 +99,9 @@ class DurationPass:
         self._peaks: dict[torch.dtype, _Peaks] = {}
 
     def __call__(self, gm: torch.fx.GraphModule) -> torch.fx.GraphModule:
+        if self.model == "learned":  # whole-graph: the learned model predicts all kernels in one batch
+            self.params.annotate(gm)
+            return gm
         for node in gm.graph.nodes:
             trace = get_record(node, TRACE)
             if trace is None or trace.phase == "input":

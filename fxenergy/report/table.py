@@ -314,6 +314,15 @@ def comparison_data(results: dict[str, Result], by: str = "layer", depth: int | 
             else "range over {} devices").format(len(names))
     notes = [f"{what}: {human(lo, 'joules')} … {human(hi, 'joules')} "
              f"(spread {human(hi - lo, 'joules')}, ×{hi / lo:.2f})" if lo > 0 else "a predictor gave 0 J in total"]
+    for n in names:  # the learned GPU backend's own band, from its validated error on this device
+        r = results[n]
+        if r.info.get("predictor") == "learned" and r.totals.energy_j:
+            from fxenergy.perf.validated import expected_error
+
+            err, basis = expected_error(str(r.info.get("hardware")))
+            e = r.totals.energy_j
+            notes.append(f"{n} validated band: {human(e * (1 - err / 100), 'joules')} … "
+                         f"{human(e * (1 + err / 100), 'joules')} (±{err:.0f}%, validated on {basis})")
     for n in names:
         notes += [f"{n}: {x}" for x in results[n].info.get("energy_notes", [])]
     total = ("Total", *totals, None)  # the band of the totals is in the notes: a spread is not a sum

@@ -1,0 +1,10 @@
+"""GPU performance and power laws learned across devices (the ``learned`` backend's engine).
+
+* :mod:`fxenergy.perf.device` — the device figures (from a hardware profile), math modes, clocks, power limit;
+* :mod:`fxenergy.perf.kernels` — the kernels an ATen call launches, by op family;
+* :mod:`fxenergy.perf.features` — dimensionless features and roofline bounds;
+* :mod:`fxenergy.perf.trees` — boosted trees as JSON, evaluated with numpy;
+* :mod:`fxenergy.perf.model` — node durations and node power at run time;
+* :mod:`fxenergy.perf.datasets`, :mod:`fxenergy.perf.fitting`, :mod:`fxenergy.perf.nicolai` — fitting and
+  validation on the shared data (``scripts/fit_gpu_perf.py``).
+"""

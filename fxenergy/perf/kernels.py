@@ -1,0 +1,263 @@
+"""Kernels: what one ATen call (or one measured PyTorch call) asks of a GPU, by op family.
+
+Families (the issue's six): ``gemm`` (linear, mm, addmm, bmm, baddbmm, matmul, the pieces of
+attention), ``conv`` (dense, grouped/depthwise, 1x1, transposed; as an implicit GEMM),
+``elementwise``, ``reduction`` (reductions, softmax, normalisation, pooling), ``gather``
+(embedding, index, gather/scatter) and ``copy`` (copies and layout changes).
+
+A GEMM is described by ``batch × (m × k) @ (k × n)``; a convolution by its implicit GEMM
+(``m = N·H_out·W_out``, ``n = C_out/groups``, ``k = C_in/groups·k_h·k_w``, ``batch = groups``) plus its
+window and whether it is grouped. Memory-bound kernels by ``rows × cols`` (``cols`` the reduced or
+innermost length). FLOPs follow torch.utils.flop_counter (2 per multiply-accumulate).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from torch.utils import _pytree as pytree
+
+from fxenergy.records import OpCall, TensorSpec
+
+__all__ = ["FAMILIES", "Kernel", "kernels_of_call", "gemm_kernel", "conv_kernel", "memory_kernel", "family_of_op"]
+
+FAMILIES = ("gemm", "conv", "elementwise", "reduction", "gather", "copy")
+
+_GEMM_OPS = {"mm", "addmm", "bmm", "baddbmm", "matmul", "linear", "addmv", "mv", "dot", "_addmm_activation", "addbmm"}
+_ATTENTION_OPS = {"_scaled_dot_product_flash_attention", "_scaled_dot_product_efficient_attention",
+                  "_scaled_dot_product_cudnn_attention", "scaled_dot_product_attention",
+                  "_scaled_dot_product_flash_attention_for_cpu", "_scaled_dot_product_attention_math"}
+_CONV_OPS = {"convolution", "_convolution", "conv1d", "conv2d", "conv3d", "cudnn_convolution", "conv_transpose2d",
+             "convolution_backward"}
+_REDUCTION_PREFIXES = ("sum", "mean", "amax", "amin", "max", "min", "argmax", "argmin", "prod", "var", "std", "norm",
+                       "linalg_vector_norm", "logsumexp", "_softmax", "_log_softmax", "_safe_softmax", "native_batch_norm",
+                       "_native_batch_norm", "cudnn_batch_norm", "native_layer_norm", "native_group_norm",
+                       "avg_pool", "max_pool", "_adaptive_avg_pool", "adaptive_max_pool", "adaptive_avg_pool",
+                       "nll_loss", "cross_entropy", "_log_softmax_backward", "_softmax_backward", "cumsum", "topk", "sort")
+_GATHER_OPS = {"embedding", "embedding_dense_backward", "index_select", "gather", "index", "scatter", "scatter_add",
+               "index_put", "index_add", "_unsafe_index", "_unsafe_index_put", "masked_fill", "where", "_index_put_impl_",
+               "index_put_", "scatter_add_", "masked_scatter"}
+_COPY_OPS = {"cat", "stack", "clone", "_to_copy", "copy", "copy_", "constant_pad_nd", "repeat", "slice_scatter",
+             "contiguous", "new_zeros", "zeros", "zeros_like", "ones_like", "full", "fill_", "zero_", "empty_like",
+             "select_scatter", "as_strided_scatter", "flip", "roll", "tril", "triu", "_unsafe_view", "expand_copy",
+             "permute_copy", "transpose_copy", "split_with_sizes_copy", "lift_fresh_copy", "arange", "ones", "full_like",
+             "pixel_shuffle", "upsample_nearest2d", "upsample_bilinear2d"}
+
+
+def family_of_op(op: str) -> str:
+    """The perf-model family of an ATen op name (``"addmm"``, ``"native_layer_norm"``, ...)."""
+    base = op.split(".", 1)[0]
+    if base in _GEMM_OPS or base in _ATTENTION_OPS:
+        return "gemm"
+    if base in _CONV_OPS or base.startswith("convolution"):
+        return "conv"
+    if base in _GATHER_OPS:
+        return "gather"
+    if base in _COPY_OPS:
+        return "copy"
+    if base.startswith(_REDUCTION_PREFIXES):
+        return "reduction"
+    return "elementwise"
+
+
+@dataclass(frozen=True, slots=True)
+class Kernel:
+    """One kernel's demands. Units: FLOPs (2 per MAC), bytes; dims are element counts."""
+
+    family: str
+    dtype: torch.dtype
+    flops: float  # matrix FLOPs (gemm, conv)
+    ew_flops: float  # other arithmetic (vector units)
+    bytes: float  # bytes read + written (an unfused kernel)
+    batch: int = 1
+    m: int = 1
+    n: int = 1
+    k: int = 1
+    window: int = 1  # conv k_h * k_w
+    grouped: bool = False  # grouped / depthwise conv
+    rows: int = 1  # memory kernels: outer rows
+    cols: int = 1  # memory kernels: innermost or reduced length
+    backward: bool = False  # a gradient kernel (dgrad/wgrad, *_backward)
+
+
+def gemm_kernel(batch: int, m: int, n: int, k: int, dtype: torch.dtype, *, bias: bool = False,
+                backward: bool = False, extra_bytes: float = 0.0) -> Kernel:
+    es = _elem_size(dtype)
+    nbytes = es * batch * (m * k + k * n + m * n + (m * n if bias else 0)) + extra_bytes
+    return Kernel("gemm", dtype, 2.0 * batch * m * n * k, batch * m * n if bias else 0.0, float(nbytes),
+                  batch=batch, m=m, n=n, k=k, backward=backward)
+
+
+def conv_kernel(n_batch: int, c_in: int, c_out: int, kh: int, kw: int, h_out: int, w_out: int, h_in: int, w_in: int,
+                groups: int, dtype: torch.dtype, *, backward: bool = False) -> Kernel:
+    es = _elem_size(dtype)
+    m = n_batch * h_out * w_out
+    n = max(c_out // groups, 1)
+    k = max(c_in // groups, 1) * kh * kw
+    nbytes = es * (n_batch * c_in * h_in * w_in + c_out * (c_in // max(groups, 1)) * kh * kw + n_batch * c_out * h_out * w_out)
+    return Kernel("conv", dtype, 2.0 * groups * m * n * k, 0.0, float(nbytes), batch=groups, m=m, n=n, k=k,
+                  window=kh * kw, grouped=groups > 1, backward=backward)
+
+
+def memory_kernel(family: str, rows: int, cols: int, dtype: torch.dtype, nbytes: float, ew_flops: float,
+                  *, backward: bool = False) -> Kernel:
+    return Kernel(family, dtype, 0.0, float(ew_flops), float(nbytes), rows=max(int(rows), 1), cols=max(int(cols), 1),
+                  backward=backward)
+
+
+def _elem_size(dtype: torch.dtype) -> int:
+    return torch.empty((), dtype=dtype, device="meta").element_size()
+
+
+def _tensors(tree: object) -> list[TensorSpec]:
+    return [x for x in pytree.tree_leaves(tree) if isinstance(x, TensorSpec)]
+
+
+def _float_dtype(call: OpCall) -> torch.dtype:
+    for t in _tensors((call.args, call.out)):
+        if t.dtype.is_floating_point:
+            return t.dtype
+    return torch.float32
+
+
+def kernels_of_call(call: OpCall, flops: float, ew_flops: float, nbytes: float) -> list[Kernel]:
+    """The kernels one traced ATen call launches, given its cost figures (from :mod:`fxenergy.passes.costs`)."""
+    name = call.name if hasattr(call, "name") else str(call.op)
+    op = name.removeprefix("aten.").split(".", 1)[0]
+    fam = family_of_op(op)
+    dtype = _float_dtype(call)
+    backward = "backward" in op
+    args = call.args
+    try:
+        if fam == "gemm":
+            if op in _ATTENTION_OPS:
+                return _attention_kernels(args, dtype, nbytes)
+            g = _gemm_dims(op, args)
+            if g is not None:
+                b, m, n, k = g
+                kern = gemm_kernel(b, m, n, k, dtype, backward=backward)
+                return [_with(kern, flops=flops or kern.flops, ew_flops=ew_flops, nbytes=nbytes)]
+        elif fam == "conv":
+            return _conv_kernels(op, args, call.out, dtype, flops, nbytes)
+    except (IndexError, TypeError, AttributeError, ValueError, ZeroDivisionError):
+        pass  # an unusual signature: costed as a memory kernel below, from its cost figures
+    if fam in ("gemm", "conv"):
+        fam = "elementwise"
+    outs = _tensors(call.out)
+    ins = _tensors(args)
+    ref = outs[0] if outs else (ins[0] if ins else None)
+    shape = tuple(ref.shape) if ref is not None else (1,)
+    if fam == "reduction" and ins:
+        shape = tuple(ins[0].shape)
+    cols = int(shape[-1]) if shape else 1
+    rows = max(math.prod(int(s) for s in shape) // max(cols, 1), 1) if shape else 1
+    return [memory_kernel(fam, rows, cols, dtype, nbytes, ew_flops, backward=backward)]
+
+
+def _with(k: Kernel, *, flops: float, ew_flops: float, nbytes: float) -> Kernel:
+    from dataclasses import replace
+
+    return replace(k, flops=float(flops), ew_flops=float(ew_flops), bytes=float(nbytes) if nbytes else k.bytes)
+
+
+def _gemm_dims(op: str, args: tuple) -> tuple[int, int, int, int] | None:
+    ts = [a for a in args if isinstance(a, TensorSpec)]
+    if op in ("addmm", "_addmm_activation"):
+        a, b = ts[1], ts[2]
+        return 1, a.shape[0], b.shape[1], a.shape[1]
+    if op == "mm":
+        a, b = ts[0], ts[1]
+        return 1, a.shape[0], b.shape[1], a.shape[1]
+    if op in ("bmm",):
+        a, b = ts[0], ts[1]
+        return a.shape[0], a.shape[1], b.shape[2], a.shape[2]
+    if op in ("baddbmm",):
+        a, b = ts[1], ts[2]
+        return a.shape[0], a.shape[1], b.shape[2], a.shape[2]
+    if op in ("addmv", "mv"):
+        a = ts[-2]
+        return 1, a.shape[0], 1, a.shape[1]
+    if op == "dot":
+        return 1, 1, 1, ts[0].shape[0]
+    if op in ("matmul", "linear"):
+        a, b = ts[0], ts[1]
+        m = math.prod(a.shape[:-1])
+        n = b.shape[0] if op == "linear" else b.shape[-1]
+        return 1, m, n, a.shape[-1]
+    return None
+
+
+def _attention_kernels(args: tuple, dtype: torch.dtype, nbytes: float) -> list[Kernel]:
+    """SDPA as its pieces: Q·Kᵀ, a row softmax, A·V (what eager fp32 attention runs)."""
+    q, k, v = args[0], args[1], args[2]
+    lead = math.prod(q.shape[:-2])
+    lq, d = q.shape[-2], q.shape[-1]
+    lk, dv = k.shape[-2], v.shape[-1]
+    es = _elem_size(dtype)
+    score = gemm_kernel(lead, lq, lk, d, dtype)
+    soft = memory_kernel("reduction", lead * lq, lk, dtype, 2.0 * es * lead * lq * lk, 5.0 * lead * lq * lk)
+    out = gemm_kernel(lead, lq, dv, lk, dtype)
+    return [score, soft, out]
+
+
+def _conv_kernels(op: str, args: tuple, out: object, dtype: torch.dtype, flops: float, nbytes: float) -> list[Kernel]:
+    if op == "convolution_backward":
+        grad_out, x, w = args[0], args[1], args[2]
+        stride, padding, dilation, transposed, _, groups = args[4], args[5], args[6], args[7], args[8], args[9]
+        mask = args[10] if len(args) > 10 else (True, True, True)
+        fwd = _conv_geom(x, w, grad_out, bool(transposed), int(groups))
+        kerns = []
+        if mask[0]:  # dgrad: a convolution of grad_out with the flipped weights
+            kerns.append(conv_kernel(fwd["n"], fwd["c_out"], fwd["c_in"], fwd["kh"], fwd["kw"], fwd["h_in"], fwd["w_in"],
+                                     fwd["h_out"], fwd["w_out"], fwd["groups"], dtype, backward=True))
+        if mask[1]:  # wgrad: a GEMM (C_in/g·k_h·k_w) x (C_out/g) over K = N·H_out·W_out, split along K
+            kerns.append(_wgrad_kernel(fwd, dtype, float(x.nbytes + grad_out.nbytes + w.nbytes)))
+        if mask[2]:
+            es = _elem_size(dtype)
+            kerns.append(memory_kernel("reduction", fwd["c_out"], fwd["n"] * fwd["h_out"] * fwd["w_out"], dtype,
+                                       es * grad_out.numel, grad_out.numel, backward=True))
+        return kerns or [memory_kernel("elementwise", 1, 1, dtype, nbytes, 0.0)]
+    x, w = args[0], args[1]
+    transposed = bool(args[6]) if len(args) > 6 else False
+    groups = int(args[8]) if len(args) > 8 else 1
+    o = _tensors(out)[0]
+    g = _conv_geom(x, w, o, transposed, groups)
+    kern = conv_kernel(g["n"], g["c_in"], g["c_out"], g["kh"], g["kw"], g["h_out"], g["w_out"], g["h_in"], g["w_in"],
+                       g["groups"], dtype)
+    return [_with(kern, flops=flops or kern.flops, ew_flops=0.0, nbytes=nbytes)]
+
+
+SPLIT_K_TARGET_TILES = 256  # wgrad: split K until about this many 128x128 tiles are in flight
+SPLIT_K_MIN_DEPTH = 1024  # ... but keep at least this much K per split
+
+
+def _wgrad_kernel(fwd: dict[str, int], dtype: torch.dtype, nbytes: float) -> Kernel:
+    """cuDNN/cuBLAS compute a weight gradient with split-K: its output (the weights) is small, its K large.
+
+    The tile grid is therefore widened by the split factor; without it the wave features would see
+    one partial wave and predict a far slower kernel than the libraries run.
+    """
+    g = fwd["groups"]
+    m = max(fwd["c_in"] // g, 1) * fwd["kh"] * fwd["kw"]
+    n = max(fwd["c_out"] // g, 1)
+    k = fwd["n"] * fwd["h_out"] * fwd["w_out"]
+    tiles = g * math.ceil(m / 128) * math.ceil(n / 128)
+    split = max(1, min(k // SPLIT_K_MIN_DEPTH, math.ceil(SPLIT_K_TARGET_TILES / tiles)))
+    return Kernel("conv", dtype, 2.0 * g * m * n * k, 0.0, nbytes, batch=g * split, m=m, n=n, k=max(k // split, 1),
+                  window=1, grouped=g > 1, backward=True)
+
+
+def _conv_geom(x: TensorSpec, w: TensorSpec, o: TensorSpec, transposed: bool, groups: int) -> dict[str, int]:
+    """Input/output geometry of a 1-3D convolution, spatial dims flattened into (h, w=1) beyond 2D."""
+    xs, ws, os_ = tuple(x.shape), tuple(w.shape), tuple(o.shape)
+    spatial_in = math.prod(xs[2:]) if len(xs) > 2 else 1
+    spatial_out = math.prod(os_[2:]) if len(os_) > 2 else 1
+    window = math.prod(ws[2:]) if len(ws) > 2 else 1
+    c_in, c_out = xs[1], os_[1]
+    if transposed:  # a transposed conv is the dgrad of a forward conv: swap the roles
+        return {"n": xs[0], "c_in": c_in, "c_out": c_out, "kh": window, "kw": 1, "h_out": spatial_in, "w_out": 1,
+                "h_in": spatial_out, "w_in": 1, "groups": groups} | {"h_out": spatial_out, "h_in": spatial_in}
+    return {"n": xs[0], "c_in": c_in, "c_out": c_out, "kh": window, "kw": 1, "h_out": spatial_out, "w_out": 1,
+            "h_in": spatial_in, "w_in": 1, "groups": groups}

@@ -1,0 +1,237 @@
+"""The learned GPU model at run time: node durations (per-kernel, learned across GPUs) and node power.
+
+Per traced ATen call: its kernels (:mod:`fxenergy.perf.kernels`), each kernel's roofline bound and
+learned slowdown over it (:mod:`fxenergy.perf.features`, :mod:`fxenergy.perf.trees`), then
+
+* ``t_kernel = t_bound · exp(max(0, f_family(x)))`` (never below the roofline bound);
+* backward kernels times the fitted ``backward_factor`` of their family; tensor-core kernels
+  (TF32/fp16/bf16) over their own peak times ``tensor_core_factor``;
+* ``t_call = max(Σ t_kernel, dispatch_floor_s)``: eager PyTorch cannot issue ATen calls faster than
+  its per-call dispatch floor, so tiny kernels cost that floor;
+* a node's duration is the sum of its calls, and at least the node's roofline bound.
+
+Power per node: ``P = idle + (limit − idle) · clip(a_f + b_f · u, 0, 1)`` with ``u = t_bound / t``
+(achieved fraction of the roofline), ``a_f, b_f`` fitted per family on measured board power; node
+energy = P · t. All coefficients come from one JSON artifact (``learned-gpu``), no pickle.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+import numpy as np
+import torch
+
+from fxenergy.errors import UserInputError
+from fxenergy.passes.costs import get_convention, lookup, op_arith, op_bytes
+from fxenergy.perf.device import DeviceSpec, check_math_options, device_spec
+from fxenergy.perf.features import features
+from fxenergy.perf.kernels import Kernel, kernels_of_call
+from fxenergy.perf.trees import Forest
+from fxenergy.records import COST, DURATION, TRACE, NodeDuration, get_record, put_record
+
+__all__ = ["clear_predictions", "PerfParams", "load_perf_params", "LearnedGPUModel", "DEFAULT_PARAMS", "MEMORY_FAMILIES"]
+
+DEFAULT_PARAMS = "learned-gpu"
+MEMORY_FAMILIES = ("elementwise", "reduction", "gather", "copy")
+_DEFAULT_CONV = get_convention("default")
+
+
+def power_coefficients_for(power: dict, device: str, family: str) -> tuple[float, float]:
+    table = power.get("devices", {}).get(device) or power["default"]
+    a, b = table.get(family) or table.get("elementwise") or power["default"]["elementwise"]
+    return float(a), float(b)
+
+
+
+def _node_dtype(trace: Any) -> torch.dtype:
+    """The floating dtype a node computes in: that of its first floating tensor (as the duration pass reads it)."""
+    from torch.utils import _pytree as pytree
+
+    from fxenergy.records import TensorSpec
+
+    for call in trace.calls:
+        for x in pytree.tree_leaves((call.args, call.out)):
+            if isinstance(x, TensorSpec) and x.dtype.is_floating_point:
+                return x.dtype
+    return torch.float32
+
+
+def clear_predictions(gm: torch.fx.GraphModule) -> torch.fx.GraphModule:
+    """Drop the duration and energy records, so one captured graph can be predicted on another device."""
+    from fxenergy.records import ENERGY, META_KEY
+
+    for node in gm.graph.nodes:
+        bucket = node.meta.get(META_KEY, {})
+        bucket.pop(DURATION, None)
+        bucket.pop(ENERGY, None)
+    return gm
+
+
+@dataclass(frozen=True)
+class PerfParams:
+    name: str
+    forests: Mapping[str, Forest]
+    alias: Mapping[str, str]
+    dispatch_floor_s: float
+    backward_factor: Mapping[str, float]
+    tensor_core_factor: float
+    power: Mapping[str, Any]  # {"default": {family: [a, b]}, "devices": {profile: {family: [a, b]}}}
+    validated: Mapping[str, Any]
+    fitted_on: Any
+
+    def forest(self, family: str) -> Forest:
+        return self.forests[self.alias.get(family, family)]
+
+    def expected_error(self, device: str) -> tuple[float, str]:
+        """``(expected duration error in %, what it was validated on)`` for a device name."""
+        v = self.validated.get("devices", {}).get(device) or self.validated.get("default", {})
+        return float(v.get("error_pct", float("nan"))), str(v.get("basis", "not validated"))
+
+
+@lru_cache(maxsize=8)
+def load_perf_params(name_or_path: str = DEFAULT_PARAMS) -> PerfParams:
+    from fxenergy.predictors.interface import load_artifact
+
+    art = load_artifact("learned", name_or_path)
+    p = art["params"]
+    try:
+        return PerfParams(
+            name=str(name_or_path).rsplit("/", 1)[-1].removesuffix(".json"),
+            forests={f: Forest(d) for f, d in p["families"].items()},
+            alias=dict(p.get("family_alias", {})),
+            dispatch_floor_s=float(p["dispatch_floor_s"]),
+            backward_factor={k: float(v) for k, v in p.get("backward_factor", {}).items()},
+            tensor_core_factor=float(p.get("tensor_core_factor", 1.0)),
+            power=p["power"],
+            validated=p.get("validated", {}),
+            fitted_on=art["fitted_on"],
+        )
+    except (KeyError, TypeError, ValueError) as e:
+        raise UserInputError(f"learned parameter file {name_or_path!r} is malformed ({type(e).__name__}: {e})") from None
+
+
+class LearnedGPUModel:
+    """Durations and power of a graph's nodes on one GPU profile, under PyTorch's math modes."""
+
+    def __init__(self, profile: Any, params: PerfParams | str | None = None, *, matmul_precision: str | None = None,
+                 conv_tf32: bool | None = None, power_limit_w: float | None = None):
+        self.params = params if isinstance(params, PerfParams) else load_perf_params(params or DEFAULT_PARAMS)
+        self.matmul_precision, self.conv_tf32 = check_math_options(matmul_precision, conv_tf32)
+        self.profile = profile
+        self.device: DeviceSpec = device_spec(profile, power_limit_w)
+        self._bounds: dict[str, float] = {}  # node name -> roofline bound, from the last annotate()
+
+    # -- durations -------------------------------------------------------------------------------------
+    def kernel_durations_s(self, kernels: list[Kernel]) -> tuple[np.ndarray, np.ndarray]:
+        """``(t_kernel, t_bound)`` per kernel, before the per-call dispatch floor."""
+        n = len(kernels)
+        t = np.empty(n)
+        tb = np.empty(n)
+        fam = np.array([self.params.alias.get(k.family, k.family) for k in kernels])
+        for f in set(fam.tolist()):
+            idx = np.flatnonzero(fam == f)
+            ks = [kernels[i] for i in idx]
+            forest = self.params.forest(f)
+            X, bound = features(ks, self.device, geometry=f in ("gemm", "conv"),
+                                matmul_precision=self.matmul_precision, conv_tf32=self.conv_tf32)
+            slow = np.exp(np.maximum(forest.predict(X), 0.0))
+            if f in ("gemm", "conv"):
+                tc = X[:, forest.features.index("tensor_cores")] > 0
+                slow = np.where(tc, slow * self.params.tensor_core_factor, slow)
+            bf = self.params.backward_factor.get(f, 1.0)
+            back = np.array([k.backward for k in ks])
+            slow = np.where(back, slow * bf, slow)
+            t[idx] = bound * np.maximum(slow, 1.0)
+            tb[idx] = bound
+        return t, tb
+
+    def annotate(self, gm: torch.fx.GraphModule) -> None:
+        """Put a :class:`NodeDuration` (model ``"learned"``) on every node that does work."""
+        nodes, call_of, kernels, kcall = [], [], [], []
+        self._bounds = {}
+        for node in gm.graph.nodes:
+            trace = get_record(node, TRACE)
+            if trace is None or trace.phase == "input":
+                continue
+            cost = get_record(node, COST, required_by="LearnedGPUModel")
+            if cost.free:
+                continue
+            calls = []
+            for call in trace.calls:
+                if lookup(call.op) == (True, None):
+                    continue  # a free view
+                arith = op_arith(call, _DEFAULT_CONV)
+                r, w, _ = op_bytes(call)
+                ks = kernels_of_call(call, 2.0 * arith.macs if arith else 0.0, arith.elementwise_flops if arith else 0.0, r + w)
+                calls.append(len(call_of))
+                call_of.append(len(nodes))
+                for k in ks:
+                    kernels.append(k)
+                    kcall.append(calls[-1])
+            nodes.append((node, cost, trace))
+        t_call = np.zeros(len(call_of))
+        if kernels:
+            t_k, _ = self.kernel_durations_s(kernels)
+            np.add.at(t_call, np.asarray(kcall), t_k)
+        t_call = np.maximum(t_call, self.params.dispatch_floor_s)
+        t_node = np.zeros(len(nodes))
+        if len(call_of):
+            np.add.at(t_node, np.asarray(call_of), t_call)
+        from fxenergy.perf.kernels import family_of_op
+
+        for i, (node, cost, trace) in enumerate(nodes):
+            bound = self.node_bound_s(cost, trace)
+            self._bounds[node.name] = bound
+            t = max(float(t_node[i]), bound, self.params.dispatch_floor_s)
+            put_record(node, DURATION, NodeDuration(t, "learned", family_of_op(cost.op)))
+
+    def node_bound_s(self, cost: Any, trace: Any) -> float:
+        """The node's roofline bound under the math modes (no launch term)."""
+        dev = self.device
+        compute = cost.elementwise_flops / dev.peak_flops["fp32"]
+        if cost.flops:  # the matrix peak depends on dtype and math mode
+            fam = "conv" if "conv" in cost.op else "gemm"
+            compute += cost.flops / dev.peak_for(fam, _node_dtype(trace), self.matmul_precision, self.conv_tf32)
+        return max(compute, (cost.bytes_read + cost.bytes_written) / dev.bandwidth_bytes_per_s)
+
+    # -- power -------------------------------------------------------------------------------------------
+    def power_w(self, family: str, utilisation: float) -> float:
+        a, b = power_coefficients_for(self.params.power, self.profile.name, self.params.alias.get(family, family))
+        frac = min(1.0, max(0.0, a + b * min(max(utilisation, 0.0), 1.0)))
+        dev = self.device
+        return dev.idle_w + (dev.power_limit_w - dev.idle_w) * frac
+
+    def node_energy_j(self, cost: Any, trace: Any, duration: NodeDuration, node_name: str | None = None) -> float:
+        t = duration.duration_s
+        if t <= 0:
+            return 0.0
+        bound = self._bounds.get(node_name) if node_name is not None else None
+        u = (self.node_bound_s(cost, trace) if bound is None else bound) / t
+        return self.power_w(duration.family, u) * t
+
+    def math_modes(self) -> str:
+        dev = self.device
+        return (f"fp32 matmul precision {self.matmul_precision!r} "
+                f"({'TF32' if dev.has_tf32() and self.matmul_precision != 'highest' else 'no TF32'}), cuDNN conv TF32 "
+                f"{'on' if self.conv_tf32 and dev.has_tf32() else 'off'}" + ("" if dev.has_tf32() else " (no TF32 on this GPU)")
+                + "; fp16/bf16 on tensor cores")
+
+    def notes(self) -> tuple[str, ...]:
+        dev = self.device
+        err, basis = self.params.expected_error(self.profile.name)
+        out = [
+            f"learned GPU model ({self.params.name}): expected duration error ±{err:.0f}%, validated on {basis}",
+            f"math modes (PyTorch's defaults unless set): {self.math_modes()}",
+            f"clock {dev.clock_hz / 1e6:.0f} MHz under load (boost {dev.boost_clock_hz / 1e6:.0f} MHz), power limit "
+            f"{dev.power_limit_w:.0f} W",
+            "board power: " + ("fitted on this GPU's measured per-op power (gpu-operators-nicolai)"
+                               if self.profile.name in self.params.power.get("devices", {}) else
+                               "pooled per-family model fitted on the A30 and RTX 2080 Ti (not validated on this GPU)"),
+        ]
+        if dev.idle_assumed:
+            out.append(f"{self.profile.name}: idle power not in the profile; 25% of TDP ({dev.idle_w:.0f} W) assumed")
+        return tuple(out)
