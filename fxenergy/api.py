@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from typing import Any
 
@@ -39,6 +40,7 @@ def annotate(
     method: str = "auto",
     dataset_samples: int | None = None,
     name: str | None = None,
+    threads: int | None = None,
 ) -> Result:
     """Capture ``model(*example_input, **example_kwargs)`` and annotate every node with its costs.
 
@@ -51,7 +53,12 @@ def annotate(
     ``duration_s`` and ``energy_j``: ``predictor`` ``"hef"`` (seed 004 power law; the default when a
     parameter set fitted on measured energy exists for the device; ``params`` picks a set by name, file
     or object, and a calibration file given as ``hardware`` brings its own) or ``"roofline"`` (roofline
-    durations, power between idle and TDP; the default otherwise). ``predictor="none"`` skips energy.
+    durations, power between idle and TDP; the default on GPUs otherwise) or ``"physical"`` (CPU
+    durations x package power, :mod:`fxenergy.predictors.physical`; the default on CPUs).
+    ``predictor="none"`` skips energy. ``threads`` (CPUs) is the number of threads the run uses
+    (default: what torch would use there); it sets durations and the active cores' power.
+    Every estimate is checked against physical bounds (:mod:`fxenergy.predictors.bounds`): one that
+    breaks them raises :class:`~fxenergy.predictors.bounds.PhysicalBoundsError` instead of a number.
 
     >>> import torch, fxenergy
     >>> r = fxenergy.annotate(torch.nn.Linear(4, 3), torch.randn(2, 4))
@@ -62,7 +69,11 @@ def annotate(
     profile, calibrated = _resolve_hardware(hardware)
     if calibrated is not None and params is None and predictor in (None, "hef"):
         params = calibrated  # a calibration file brings its own fitted curves
-    predictor_name, backend, hef_params = _resolve_predictor(predictor, profile, params)
+    if threads is not None and (not isinstance(threads, int) or threads < 1):
+        raise UserInputError(f"threads must be a positive integer, got {threads!r}")
+    cal_path = hardware if calibrated is not None and isinstance(hardware, str) else None
+    predictor_name, backend, hef_params = _resolve_predictor(predictor, profile, params, threads=threads,
+                                                             calibration=cal_path)
     if dataset_samples is not None and dataset_samples <= 0:
         raise UserInputError(f"dataset_samples must be a positive integer, got {dataset_samples}")
 
@@ -72,9 +83,10 @@ def annotate(
         pass_(gm)
 
     estimate = None
+    duration_model = None
     if backend is not None:
-        DurationPass(profile, "hef" if hef_params else "roofline", hef_params)(gm)
-        estimate = backend.predict(gm, profile)
+        estimate, backend, predictor_name, duration_model = _predict(gm, profile, backend, predictor_name, hef_params,
+                                                                     threads, cal_path, mode)
         for node in gm.graph.nodes:
             if node.name in estimate.node_energy_j:
                 put_record(node, ENERGY, NodeEnergy(estimate.node_energy_j[node.name], predictor_name))
@@ -112,10 +124,48 @@ def annotate(
         "hardware_display_name": getattr(profile, "display_name", None),
         "predictor": predictor_name,
         "parameter_set": estimate.parameter_set if estimate else None,
-        "duration_model": ("hef" if hef_params else "roofline") if estimate else None,
+        "duration_model": duration_model,
         "energy_notes": list(estimate.notes) if estimate else [],
     }
     return Result(gm, rows, ws, info)
+
+
+def _predict(gm, profile, backend, name, hef_params, threads, cal_path, mode):  # noqa: ANN001, ANN202
+    """Durations then energy on ``gm``, bounds-checked: ``(estimate, backend, name, duration model)``.
+
+    On CPUs every backend but HEF sees the CPU duration model (kernel classes, dispatch, cache level)
+    at ``threads``. A backend outside its training domain on a CPU falls back to ``physical``, with a
+    note; elsewhere it refuses. A result that breaks a physical bound raises PhysicalBoundsError.
+    """
+    from fxenergy.predictors.bounds import PhysicalBoundsError, check_estimate
+    from fxenergy.predictors.layerwise import OutOfDomainError
+    from fxenergy.predictors.physical import PhysicalPredictor
+
+    if hasattr(backend, "duration_pass"):
+        dpass, dname = backend.duration_pass(profile), "cpu"
+    elif hef_params:
+        dpass, dname = DurationPass(profile, "hef", hef_params), "hef"
+    elif not profile.is_gpu:
+        dpass, dname = PhysicalPredictor.for_profile(profile, threads=threads, calibration=cal_path) \
+            .duration_pass(profile), "cpu"
+    else:
+        dpass, dname = DurationPass(profile, "roofline"), "roofline"
+    dpass(gm)
+    try:
+        estimate = backend.predict(gm, profile)
+    except OutOfDomainError as e:
+        if profile.is_gpu or mode != "inference":
+            raise
+        backend = PhysicalPredictor.for_profile(profile, threads=threads, calibration=cal_path)
+        backend.duration_pass(profile)(gm)
+        est = backend.predict(gm, profile)
+        estimate = dataclasses.replace(est, notes=(f"{name} refused: {e}; physical model used instead", *est.notes))
+        name, dname = "physical", "cpu"
+    bad = check_estimate(gm, estimate, profile, backend)
+    if bad:
+        raise PhysicalBoundsError(f"predictor {name!r} on {profile.name} broke physical bounds: {'; '.join(bad)}; "
+                                  "its figure is not shown (try --predictor all to compare backends)")
+    return estimate, backend, name, dname
 
 
 def _overhead_row(energy_j: float) -> Row:
@@ -154,7 +204,8 @@ def default_parameter_set(profile: Any, *, with_energy: bool = False) -> str | N
 
 
 def _resolve_predictor(
-    predictor: str | None, profile: Any, params: str | HEFParameters | None
+    predictor: str | None, profile: Any, params: str | HEFParameters | None, *, threads: int | None = None,
+    calibration: str | None = None,
 ) -> tuple[str, Any, HEFParameters | None]:
     """``(name, backend, hef_params)`` for the options; ``backend`` is None for ``"none"``."""
     name = predictor or ("none" if profile is None else "auto")
@@ -165,6 +216,12 @@ def _resolve_predictor(
     if profile is None:
         raise UserInputError(f"predictor {name!r} needs a hardware profile; pass hardware= (see `fxenergy hardware list`)")
     load_entry_point_predictors()
+    if name == "auto" and not profile.is_gpu and not isinstance(params, HEFParameters):
+        name = "physical"  # CPUs: CPU durations x package power (issue 12)
+    if name == "physical":
+        from fxenergy.predictors.physical import PhysicalPredictor
+
+        return name, PhysicalPredictor.for_profile(profile, params, threads=threads, calibration=calibration), None
     if name == "auto":
         # HEF by default only where its energy coefficients come from measured energy: the A100 and
         # RTX 2080 Ti curves were timed op by op with a per-op floor that ops inside a model do not
@@ -192,7 +249,9 @@ def applicable_predictors(profile: Any) -> list[str]:
     load_entry_point_predictors()
     names = []
     for name, cls in PREDICTORS.items():
-        if name == "hef":
+        if name == "physical":
+            ok = not profile.is_gpu
+        elif name == "hef":
             ok = default_parameter_set(profile) is not None
         elif hasattr(cls, "from_json"):
             try:
@@ -215,5 +274,20 @@ def compare_predictors(model: torch.nn.Module, example_input: Any = (), *, hardw
     profile, _ = _resolve_hardware(hardware)
     if profile is None:
         raise UserInputError("comparing predictors needs a hardware profile")
-    return {name: annotate(model, example_input, hardware=profile, predictor=name, **options)
-            for name in applicable_predictors(profile)}
+    from fxenergy.predictors.bounds import PhysicalBoundsError
+
+    out, refused = {}, []
+    for name in applicable_predictors(profile):
+        try:
+            out[name] = annotate(model, example_input, hardware=hardware if isinstance(hardware, str) else profile,
+                                 predictor=name, **options)
+        except (PhysicalBoundsError, UserInputError) as e:
+            if isinstance(e, PhysicalBoundsError) or "refuse" in str(e):
+                refused.append(f"{name}: not shown: {e}")
+                continue
+            raise
+    for r in out.values():
+        r.info["energy_notes"] = [*r.info.get("energy_notes", []), *refused]
+    if not out:
+        raise UserInputError("no backend gave a physically possible estimate: " + " | ".join(refused))
+    return out

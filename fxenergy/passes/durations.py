@@ -10,6 +10,9 @@ Two models, selectable per run:
   family, ``c`` being FLOPs for compute-bound families and bytes moved for memory-bound ones. A family
   the parameter set has no curve for falls back to the roofline, and the record says so
   (``model="roofline-fallback"``): never a silent zero.
+* ``cpu`` — :mod:`fxenergy.perf.cpu`: kernel classes (dense / 1x1 / grouped / depthwise convolutions
+  apart), a fixed per-op dispatch cost, and memory-bound work at the bandwidth of the cache level the
+  node's working set fits in; spec-sheet or calibrated, at a given thread count.
 
 NB: one kernel per ATen call and no overlap between nodes (a serial, unfused execution model).
 """
@@ -31,7 +34,7 @@ if TYPE_CHECKING:  # the pass only calls .families and .duration_s of a paramete
 
 __all__ = ["DurationPass", "DURATION_MODELS", "roofline_duration_s", "node_dtype"]
 
-DURATION_MODELS = ("roofline", "hef")
+DURATION_MODELS = ("roofline", "hef", "cpu")
 
 
 def node_dtype(trace: NodeTrace) -> torch.dtype:
@@ -79,14 +82,20 @@ class DurationPass:
     requires = (TRACE, COST)
     provides = DURATION
 
-    def __init__(self, profile, model: str = "roofline", params: HEFParameters | None = None):  # noqa: ANN001
+    def __init__(self, profile, model: str = "roofline", params: HEFParameters | None = None,  # noqa: ANN001
+                 cpu_model=None):  # noqa: ANN001 - fxenergy.perf.cpu.CpuDurationModel
         if model not in DURATION_MODELS:
             raise UserInputError(f"unknown duration model {model!r}; choose one of: {', '.join(DURATION_MODELS)}")
         if model == "hef" and params is None:
             raise UserInputError("the hef duration model needs a HEF parameter set (see `fxenergy hardware list`)")
+        if model == "cpu" and cpu_model is None:
+            from fxenergy.perf.cpu import CpuDurationModel
+
+            cpu_model = CpuDurationModel(profile)
         self.profile = profile
         self.model = model
         self.params = params
+        self.cpu_model = cpu_model
         self._peaks: dict[torch.dtype, _Peaks] = {}
 
     def __call__(self, gm: torch.fx.GraphModule) -> torch.fx.GraphModule:
@@ -105,6 +114,9 @@ class DurationPass:
         dtype = node_dtype(trace)
         peaks = self._peaks.get(dtype) or self._peaks.setdefault(dtype, _peaks(self.profile, dtype))
         launches = _launches(trace)
+        if self.model == "cpu":
+            t, model, cls = self.cpu_model.node_duration(trace, cost, launches)
+            return NodeDuration(t, model, cls)
         if self.model == "hef" and self.params is not None:
             law = self.params.families.get(family)
             if law is not None:

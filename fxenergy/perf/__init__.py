@@ -1,0 +1,1 @@
+"""Duration and power models per op family and device kind (fitted coefficients as JSON)."""
