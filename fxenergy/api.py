@@ -67,8 +67,8 @@ def annotate(
     """
     conv = get_convention(convention)
     profile, calibrated = _resolve_hardware(hardware)
-    if calibrated is not None and params is None and predictor in (None, "hef"):
-        params = calibrated  # a calibration file brings its own fitted curves
+    if calibrated is not None and params is None and (predictor == "hef" or (predictor is None and profile.is_gpu)):
+        params = calibrated  # a calibration file brings its own fitted curves (on CPUs: physical reads them)
     if threads is not None and (not isinstance(threads, int) or threads < 1):
         raise UserInputError(f"threads must be a positive integer, got {threads!r}")
     cal_path = hardware if calibrated is not None and isinstance(hardware, str) else None
@@ -157,8 +157,7 @@ def _predict(gm, profile, backend, name, hef_params, threads, cal_path, mode):  
         if profile.is_gpu or mode != "inference":
             raise
         backend = PhysicalPredictor.for_profile(profile, threads=threads, calibration=cal_path)
-        backend.duration_pass(profile)(gm)
-        est = backend.predict(gm, profile)
+        est = backend.predict(gm, profile)  # the durations already are this CPU model's (see above)
         estimate = dataclasses.replace(est, notes=(f"{name} refused: {e}; physical model used instead", *est.notes))
         name, dname = "physical", "cpu"
     bad = check_estimate(gm, estimate, profile, backend)

@@ -59,7 +59,7 @@ from fxenergy.predictors.hef_law import PowerLaw
 from fxenergy.records import NodeCost, NodeTrace
 
 __all__ = [
-    "KERNEL_CLASSES", "kernel_class", "CpuSpec", "cpu_spec", "CpuPerfParams", "CpuDurationModel",
+    "KERNEL_CLASSES", "kernel_class", "conv_class", "local_thread_info", "CpuSpec", "cpu_spec", "CpuPerfParams", "CpuDurationModel",
     "CpuPowerModel", "default_threads", "SPEC_LAWS", "cgroup_cpu_quota",
 ]
 
@@ -110,6 +110,18 @@ def default_threads(profile: Any) -> int:
     return int(profile.compute_units)
 
 
+def conv_class(weight_shape: Any, groups: int) -> str:
+    """Kernel class of a convolution from its weight shape ``(out, in/groups, k...)`` and ``groups``."""
+    cin = int(weight_shape[1]) * groups
+    if groups > 1 and groups == cin:
+        return "conv_depthwise"
+    if groups > 1:
+        return "conv_grouped"
+    if all(int(k) == 1 for k in weight_shape[2:]):
+        return "conv_pointwise"
+    return "conv_dense"
+
+
 def kernel_class(trace: NodeTrace, cost: NodeCost) -> str:
     """The kernel class of a node: its op family, convolutions split into dense / pointwise (1x1) /
     grouped / depthwise by the ``convolution`` call's weight shape and ``groups`` argument."""
@@ -120,16 +132,7 @@ def kernel_class(trace: NodeTrace, cost: NodeCost) -> str:
         return fam
     for call in trace.calls:
         if call.name in ("convolution", "_convolution") and len(call.args) > 1:
-            w = call.args[1]
-            groups = int(call.args[8]) if len(call.args) > 8 else 1
-            cin = w.shape[1] * groups
-            if groups > 1 and groups == cin:
-                return "conv_depthwise"
-            if groups > 1:
-                return "conv_grouped"
-            if all(k == 1 for k in w.shape[2:]):
-                return "conv_pointwise"
-            return "conv_dense"
+            return conv_class(call.args[1].shape, int(call.args[8]) if len(call.args) > 8 else 1)
     return "conv_dense"
 
 
@@ -190,6 +193,8 @@ class CpuPerfParams:
     ``laws`` maps a kernel class to a :class:`PowerLaw` over FLOPs (compute classes) or bytes
     moved (memory classes), relative to ``peak_flops`` / ``peak_bytes_per_s``; ``threads`` is the
     intra-op thread count the measurements ran with; ``dispatch_s`` the measured per-op cost.
+    ``scales`` maps a kernel class to a factor on the spec-sheet duration instead (one number per
+    class: what a fit on a narrow range of sizes can identify, where a three-parameter law cannot).
     """
 
     laws: Mapping[str, PowerLaw]
@@ -198,21 +203,25 @@ class CpuPerfParams:
     threads: int
     dispatch_s: float
     fitted_on: Mapping[str, Any] = field(default_factory=dict)
+    scales: Mapping[str, float] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return {"laws": {k: v.to_dict() for k, v in sorted(self.laws.items())}, "peak_flops": self.peak_flops,
                 "peak_bytes_per_s": self.peak_bytes_per_s, "threads": self.threads, "dispatch_s": self.dispatch_s,
-                "fitted_on": dict(self.fitted_on)}
+                "scales": dict(sorted(self.scales.items())), "fitted_on": dict(self.fitted_on)}
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any], *, origin: str = "<dict>") -> CpuPerfParams:
         try:
             laws = {k: PowerLaw(**v) for k, v in d["laws"].items()}
-            bad = sorted(set(laws) - set(KERNEL_CLASSES))
+            scales = {k: float(v) for k, v in d.get("scales", {}).items()}
+            if any(not (math.isfinite(v) and v > 0) for v in scales.values()):
+                raise UserInputError("scales must be finite and positive")
+            bad = sorted((set(laws) | set(scales)) - set(KERNEL_CLASSES) - set(FAMILIES))
             if bad:
                 raise UserInputError(f"unknown kernel classes {', '.join(bad)}")
             return cls(laws, float(d["peak_flops"]), float(d["peak_bytes_per_s"]), int(d["threads"]),
-                       float(d["dispatch_s"]), dict(d.get("fitted_on", {})))
+                       float(d["dispatch_s"]), dict(d.get("fitted_on", {})), scales)
         except (KeyError, TypeError, ValueError) as e:
             raise UserInputError(f"{origin}: CPU perf parameters: {e}") from None
 
@@ -269,12 +278,22 @@ class CpuDurationModel:
         return max((cost.flops + cost.elementwise_flops) / s.peak_flops, ws / (bw / MEMORY_EFFICIENCY))
 
     def node_duration(self, trace: NodeTrace, cost: NodeCost, launches: int) -> tuple[float, str, str]:
-        """``(seconds, model, kernel class)`` of one node."""
+        """``(seconds, model, kernel class)`` of one node; never below the work at the profile's peak
+        (a fitted curve extrapolated past its data must not beat the hardware)."""
+        t, model, cls = self._node_duration(trace, cost, launches)
+        floor = (cost.flops + cost.elementwise_flops) / self.profile.peak_flops_for(torch.float32)
+        return max(t, floor), model, cls
+
+    def _node_duration(self, trace: NodeTrace, cost: NodeCost, launches: int) -> tuple[float, str, str]:
         cls = kernel_class(trace, cost)
         spec_t, level = self._spec_time(self.spec, cls, cost)
         dispatch = max(launches, 1) * self.spec.dispatch_s
         if self.params is None:
             return spec_t + dispatch, f"cpu-spec/{level}", cls
+        if cls in self.params.scales:
+            at_cal, _ = self._spec_time(self._spec_at_cal, cls, cost)  # the scale was fitted at the data's threads
+            t = at_cal * self.params.scales[cls] * (spec_t / at_cal if at_cal > 0 else 1.0)
+            return t + dispatch, f"cpu-fitted/{level}", cls
         law = self.params.laws.get(cls) or self.params.laws.get(_family_fallback(cls))
         if law is None:
             return spec_t + dispatch, f"cpu-spec-fallback/{level}", cls

@@ -459,6 +459,10 @@ class LayerwisePredictor:
             more = f" and {len(outside) - 3} more" if len(outside) > 3 else ""
             raise OutOfDomainError(f"layerwise refuses layers outside its training data: {', '.join(outside[:3])}{more}")
         notes = []
+        clipped = sum(1 for n, e in energies.items() if e == 0.0) - sum(unmodeled.values()) - sum(other_phase.values())
+        if clipped > 0:
+            notes.append(f"layerwise: {clipped} layer(s) predicted at 0 J (the regression's MinMax target clips "
+                         "small layers at zero)")
         if unmodeled:
             notes.append("layerwise: no regressor (0 J): "
                          + ", ".join(f"{k} x{v}" for k, v in sorted(unmodeled.items())))
