@@ -250,6 +250,9 @@ def main(argv: list[str] | None = None) -> int:
             busy = f" (other processes: {share:.0%} of the CPUs)" if (share or 0) > 0.05 else ""
             print(f"  {name:<26} b{batch:<3} {size or '-':>4}: measured {m * 1e3:8.2f} ms ({n} runs){busy}", flush=True)
         print(f"lock held {time.perf_counter() - tl:.0f} s", flush=True)
+    if args.json:  # the timings first: they cost the machine lock, predictions can be redone
+        Path(args.json + ".timings").write_text(json.dumps({"calibration": cal_path, "cases": [
+            [*c, *t] for c, t in zip(cases_in, timed)]}))
     cases = [predict_case(name, batch, size, cal_path, t) for (name, batch, size), t in zip(cases_in, timed)]
     T = math.exp(statistics.fmean(math.log(c.work_flops / c.measured_s) for c in cases))
     for c in cases:

@@ -78,10 +78,13 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"hardware profile name, JSON file or calibration file (default {DEFAULT_HARDWARE}; "
                         "`fxenergy hardware list`)")
     r.add_argument("--predictor", default=None,
-                   help=f"energy predictor: {', '.join(['none', *PREDICTORS, 'all'])} (default: hef where the "
-                        "hardware has a HEF parameter set fitted on measured energy, else roofline; all: every "
-                        "applicable backend side by side)")
+                   help=f"energy predictor: {', '.join(['none', *PREDICTORS, 'all'])} (default: physical on CPUs; on GPUs "
+                        "hef where the hardware has a HEF parameter set fitted on measured energy, else roofline; "
+                        "all: every applicable backend side by side)")
     r.add_argument("--params", default=None, help="parameter set name or JSON file of the chosen predictor")
+    r.add_argument("--threads", type=_positive_int, default=None,
+                   help="CPU threads the run uses, for durations and active-core power (default: what torch "
+                        "would use there)")
     r.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
 
     c = sub.add_parser("calibrate", help="fit HEF curves for this machine and write a calibration file",
@@ -168,7 +171,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
             raise UserInputError(f"predictor file {args.predictor}: no 'backend' key; write it with `fxenergy fit`")
         args.predictor, args.params = backend, args.predictor
     options = dict(example_kwargs=built.kwargs, mode=args.mode, optimizer=args.optimizer,
-                   convention=args.convention, name=built.name)
+                   convention=args.convention, name=built.name, threads=args.threads)
     hardware = None if args.hardware == "none" else args.hardware
     if args.predictor == "all":
         if args.params is not None:
@@ -241,6 +244,8 @@ def _cmd_calibrate(args: argparse.Namespace) -> int:
           + (" (no power meter readable: derived from the profile's power figures)" if cal.energy_source == "profile" else ""))
     for note in cal.notes:
         print(f"note: {note}")
+    if cal.threads:
+        print(f"threads: {cal.threads}")
     print(f"use it with: fxenergy report MODEL --hardware {path}")
     return 0
 
