@@ -14,16 +14,13 @@ import pytest
 import torch
 import torchvision
 
-from fxenergy.api import _predict, _resolve_predictor
-from fxenergy.capture import capture
+from fxenergy.analysis import GraphView, analyse, predict
 from fxenergy.errors import UserInputError
 from fxenergy.hardware import load_profile
 from fxenergy.models._torchvision import _ARCH_KWARGS
-from fxenergy.passes.costs import CostPass, get_convention
-from fxenergy.passes.working_sets import WorkingSetPass
 from fxenergy.predictors.bounds import PhysicalBoundsError, check_totals
 from fxenergy.predictors.layerwise import OutOfDomainError
-from fxenergy.records import DURATION, META_KEY
+from fxenergy.resolve import resolve
 
 NAMES = torchvision.models.list_models(module=torchvision.models)
 SETTINGS = (("xeon-gold-5120", ("physical", "roofline", "layerwise"), 2),
@@ -32,32 +29,24 @@ SETTINGS = (("xeon-gold-5120", ("physical", "roofline", "layerwise"), 2),
 MUST_HOLD = {"physical", "roofline", "hef"}
 
 
-def _graph(name: str, batch: int, mode: str) -> torch.fx.GraphModule:
+def _graph(name: str, batch: int, mode: str):  # noqa: ANN202 - an Analysis: captured once per case
     model = torchvision.models.get_model(name, **_ARCH_KWARGS.get(name, {}))
     size = 299 if name == "inception_v3" else 224
-    gm = capture(model, torch.empty(batch, 3, size, size, device="meta"), mode=mode).graph_module
-    CostPass(get_convention("default"))(gm)
-    WorkingSetPass()(gm)
-    return gm
+    return analyse(model, torch.empty(batch, 3, size, size, device="meta"), mode=mode)
 
 
-def _check_every_backend(gm: torch.fx.GraphModule, mode: str) -> list[str]:
+def _check_every_backend(analysis, mode: str) -> list[str]:  # noqa: ANN001
     broken = []
     for hw, backends, threads in SETTINGS:
-        profile = load_profile(hw)
         for name in backends:
-            for node in gm.graph.nodes:  # the same graph, priced again by the next backend
-                node.meta.get(META_KEY, {}).pop(DURATION, None)
-            _, backend, hef = _resolve_predictor(name, profile, None, threads=threads)
             try:
-                est, *_ = _predict(gm, profile, backend, name, hef, threads, None, mode)
+                p = predict(analysis, resolve(hw, name, threads=threads))
             except (OutOfDomainError, PhysicalBoundsError) as e:
-                if name in MUST_HOLD or isinstance(e, PhysicalBoundsError) and name == "layerwise" and mode != "inference":
+                if name in MUST_HOLD:
                     broken.append(f"{hw}/{name}: {e}")
                 continue
-            total = sum(est.node_energy_j.values()) + est.overhead_j
-            if not total > 0:
-                broken.append(f"{hw}/{name}: total {total} J")
+            if not p.energy_j > 0:
+                broken.append(f"{hw}/{name}: total {p.energy_j} J")
     return broken
 
 
@@ -104,7 +93,7 @@ def test_absurd_layerwise_estimate_is_refused_not_printed():
     r = fxenergy.annotate(torchvision.models.vgg11(), x, hardware="xeon-gold-5120", predictor="layerwise")
     assert r.info["predictor"] == "physical" and "layerwise refused" in r.info["energy_notes"][0]
     profile = load_profile("xeon-gold-5120")
-    gm = _graph("vgg11", 1, "inference")
+    gm = GraphView(_graph("vgg11", 1, "inference").graph_module)
     PhysicalPredictor.for_profile(profile).duration_pass(profile)(gm)
     lw = LayerwisePredictor.from_json(load_artifact("layerwise", "layerwise-xeon-gold-5120"))
     lw.domain_ = None  # as the backend was before issue 12

@@ -53,7 +53,7 @@ def test_models_lists_names(capsys):
 def test_hardware_list_and_show(capsys):
     code, out, _ = run(capsys, "hardware", "list")
     assert code == 0 and "a100-80gb-pcie" in out
-    code, out, _ = run(capsys, "hardware", "show", "v100-sxm2-32gb")
+    code, out, _ = run(capsys, "hardware", "show", "v100-sxm2-32gb", "--json")
     assert code == 0 and json.loads(out)["kind"] == "gpu"
 
 
@@ -62,9 +62,9 @@ BAD = [
     (["report", "resnet18", "--batch-size", "0"], "positive integer"),
     (["report", "resnet18", "--dtype", "float8"], "invalid choice"),
     (["report", "resnet18", "--group-by", "colour"], "invalid choice"),
-    (["report", "resnet18", "--depth", "2"], "--group-by module"),
+    (["report", "resnet18", "--group-by", "layer", "--depth", "2"], "--group-by module"),
     (["report", "gpt2", "--seq-len", "5000"], "1024"),
-    (["report", "vgg11", "--image-size", "16"], "at least 32"),
+    (["report", "vgg11", "--image-size", "16"], "too small"),
     (["report", "resnet18", "--hardware", "toaster"], "hardware"),
     (["report", "resnet18", "--predictor", "oracle"], "predictor"),
     (["report", "resnet18", "-o", "/nonexistent/dir/x.json", "--format", "json"], "does not exist"),

@@ -20,7 +20,7 @@ NB: one kernel per ATen call and no overlap between nodes (a serial, unfused exe
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import Any, TYPE_CHECKING
 
 import torch
 
@@ -30,6 +30,7 @@ from fxenergy.passes.families import family_of, work_for
 from fxenergy.records import COST, DURATION, TRACE, NodeCost, NodeDuration, NodeTrace, get_record, put_record
 
 if TYPE_CHECKING:  # the pass only calls .families and .duration_s of a parameter set
+    from fxenergy.hardware import HardwareProfile
     from fxenergy.predictors.hef_law import HEFParameters
 
 __all__ = ["DurationPass", "DURATION_MODELS", "roofline_duration_s", "node_dtype"]
@@ -39,8 +40,9 @@ DURATION_MODELS = ("roofline", "hef", "cpu")
 
 def node_dtype(trace: NodeTrace) -> torch.dtype:
     """The floating dtype a node computes in: that of its first floating tensor argument."""
-    from fxenergy.records import TensorSpec
     from torch.utils import _pytree as pytree
+
+    from fxenergy.records import TensorSpec
 
     for call in trace.calls:
         for x in pytree.tree_leaves((call.args, call.out)):
@@ -61,7 +63,7 @@ class _Peaks:
     launch_s: float
 
 
-def _peaks(profile, dtype: torch.dtype) -> _Peaks:  # noqa: ANN001 - HardwareProfile
+def _peaks(profile: HardwareProfile, dtype: torch.dtype) -> _Peaks:
     return _Peaks(
         matrix_flops=profile.peak_flops_for(dtype),
         vector_flops=profile.peak_flops_for(torch.float32, tensor_cores=False),
@@ -82,8 +84,8 @@ class DurationPass:
     requires = (TRACE, COST)
     provides = DURATION
 
-    def __init__(self, profile, model: str = "roofline", params: HEFParameters | None = None,  # noqa: ANN001
-                 cpu_model=None):  # noqa: ANN001 - fxenergy.perf.cpu.CpuDurationModel
+    def __init__(self, profile: HardwareProfile, model: str = "roofline", params: HEFParameters | None = None,
+                 cpu_model: Any = None):  # fxenergy.perf.cpu.CpuDurationModel for model="cpu"
         if model not in DURATION_MODELS:
             raise UserInputError(f"unknown duration model {model!r}; choose one of: {', '.join(DURATION_MODELS)}")
         if model == "hef" and params is None:
