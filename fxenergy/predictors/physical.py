@@ -78,10 +78,13 @@ class PhysicalPredictor:
             return cls(threads=threads or p.get("threads") or default_threads(profile), perf=perf,
                        power=p.get("power"), parameter_set=name, hardware=data["hardware"],
                        fitted_on=data["fitted_on"])
-        if calibration is not None:
-            from fxenergy.calibrate import load_cpu_perf
+        if calibration is not None:  # already checked by fxenergy.calibrate.load_calibration (resolve_hardware)
+            from fxenergy._files import read_json
 
-            perf, power = load_cpu_perf(calibration)
+            cpu = read_json(calibration, "calibration file").get("cpu_perf") or {}
+            power = dict(cpu.get("power") or {})
+            perf = CpuPerfParams.from_dict({k: v for k, v in cpu.items() if k != "power"},
+                                           origin=f"calibration file {calibration}") if cpu else None
             return cls(threads=threads or (perf.threads if perf else None) or default_threads(profile), perf=perf,
                        power=power, parameter_set=f"calibration {calibration}", hardware=profile.name)
         return cls(threads=threads or default_threads(profile), parameter_set=f"{profile.name} spec sheet",
