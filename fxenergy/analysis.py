@@ -26,6 +26,7 @@ Everything else (``node.name``, ``node.op``, ``gm.parameters()``…) is the anal
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 from collections import ChainMap
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -243,10 +244,29 @@ def predict(analysis: Analysis, setup: Setup) -> Prediction:
         from fxenergy.errors import UserInputError
 
         raise UserInputError("a prediction needs hardware and a predictor (got predictor 'none')")
+    from fxenergy.predictors.bounds import PhysicalBoundsError, check_estimate
+    from fxenergy.predictors.layerwise import OutOfDomainError
+
     view = GraphView(analysis.graph_module)
     params = setup.backend.model(setup.profile) if setup.duration_model == "learned" else setup.hef_params  # type: ignore[union-attr]
-    DurationPass(setup.profile, setup.duration_model or "roofline", params)(view)  # type: ignore[arg-type]
-    estimate = setup.backend.predict(view, setup.profile)  # type: ignore[arg-type]
+    DurationPass(setup.profile, setup.duration_model or "roofline", params,  # type: ignore[arg-type]
+                 cpu_model=setup.cpu_model)(view)
+    backend, name = setup.backend, setup.predictor
+    try:
+        estimate = backend.predict(view, setup.profile)  # type: ignore[arg-type]
+    except OutOfDomainError as e:  # on a CPU, inference: the physical model (same CPU durations), with a note
+        if setup.profile.is_gpu or setup.cpu_model is None or analysis.info.get("mode") != "inference":
+            raise
+        from fxenergy.predictors.physical import PhysicalPredictor
+
+        backend = PhysicalPredictor.for_profile(setup.profile, threads=setup.cpu_model.threads)
+        est = backend.predict(view, setup.profile)
+        estimate = dataclasses.replace(est, notes=(f"{name} refused: {e}; physical model used instead", *est.notes))
+        setup = dataclasses.replace(setup, predictor="physical", backend=backend, parameter_set=backend.parameter_set)
+    bad = check_estimate(view, estimate, setup.profile, backend)
+    if bad:
+        raise PhysicalBoundsError(f"predictor {name!r} on {setup.profile.name} broke physical bounds: "
+                                  f"{'; '.join(bad)}; its figure is not shown (--predictor all compares backends)")
     durations = view.records(DURATION)
     return Prediction(
         setup=setup,

@@ -59,6 +59,7 @@ def annotate(
     matmul_precision: str | None = None,
     conv_tf32: bool | None = None,
     power_limit_w: float | None = None,
+    threads: int | None = None,
 ) -> Result:
     """Capture ``model(*example_input, **example_kwargs)`` and annotate every node with its costs.
 
@@ -72,14 +73,18 @@ def annotate(
     parameter set fitted on measured energy exists for the device; ``params`` picks a set by name, file
     or object, and a calibration file given as ``hardware`` brings its own) or ``"roofline"`` (roofline
     durations, power between idle and TDP; the default otherwise). ``predictor="none"`` skips energy.
-    A parameter set fitted for another device is refused unless ``force=True``.
+    A parameter set fitted for another device is refused unless ``force=True``. On CPUs the default
+    is ``"physical"`` (CPU durations x package power, :mod:`fxenergy.predictors.physical`) and
+    ``threads`` (default: what torch would use there) sets durations and the active cores' power.
+    An estimate that breaks a physical bound raises
+    :class:`~fxenergy.predictors.bounds.PhysicalBoundsError` instead of giving a number.
 
     >>> import torch, fxenergy
     >>> r = fxenergy.annotate(torch.nn.Linear(4, 3), torch.randn(2, 4))
     >>> r.totals.macs  # 2 * 4 * 3 = 24, no bias under the default convention
     24
     """
-    setup = resolve(hardware, predictor, params, force=force)  # bad options fail before the trace
+    setup = resolve(hardware, predictor, params, force=force, threads=threads)  # bad options fail before the trace
     setup = with_gpu_options(setup, matmul_precision=matmul_precision, conv_tf32=conv_tf32, power_limit_w=power_limit_w)
     analysis = analyse(model, example_input, example_kwargs=example_kwargs, mode=mode, convention=convention,
                        optimizer=optimizer, method=method, dataset_samples=dataset_samples, name=name)
@@ -126,12 +131,25 @@ def compare_predictors(model: torch.nn.Module | Analysis, example_input: Any = (
     profile, calibrated = resolve_hardware(hardware)
     if profile is None:
         raise UserInputError("comparing predictors needs a hardware profile")
+    from fxenergy.predictors.bounds import PhysicalBoundsError
+    from fxenergy.predictors.layerwise import OutOfDomainError
+
     gpu = {k: options.pop(k) for k in _GPU_OPTIONS if k in options}
     limit = gpu.pop("power_limit_w", None)  # only the learned backend models a power limit
     setups = [with_gpu_options(s, **gpu, power_limit_w=limit if s.predictor == "learned" else None)
               for s in setups_for_all(profile, calibrated)]
     analysis = _analysis_of(model, example_input, options)
-    return {s.predictor: analysis.result(predict(analysis, s)) for s in setups}
+    out, refused = {}, []
+    for s in setups:  # a backend that refuses or breaks a physical bound is named, not shown
+        try:
+            out[s.predictor] = analysis.result(predict(analysis, s))
+        except (PhysicalBoundsError, OutOfDomainError) as e:
+            refused.append(f"{s.predictor}: not shown: {e}")
+    if not out:
+        raise UserInputError("no backend gave a physically possible estimate: " + " | ".join(refused))
+    for r in out.values():
+        r.info["energy_notes"] = [*r.info.get("energy_notes", []), *refused]
+    return out
 
 
 def predictor_band(analysis: Analysis, setup: Setup) -> dict[str, Any] | None:
@@ -139,11 +157,17 @@ def predictor_band(analysis: Analysis, setup: Setup) -> dict[str, Any] | None:
     ``{"min", "max", "backends"}`` (None with fewer than two backends). Cheap: nothing is re-traced."""
     if setup.profile is None:
         return None
+    from fxenergy.predictors.bounds import PhysicalBoundsError
+    from fxenergy.predictors.layerwise import OutOfDomainError
+
     totals = {}
     for s in setups_for_all(setup.profile, setup.calibrated):
         if s.predictor == setup.predictor and s.parameter_set != setup.parameter_set:
             s = setup  # the user's own parameter set stands for its backend
-        totals[s.predictor] = predict(analysis, s).energy_j
+        try:
+            totals[s.predictor] = predict(analysis, s).energy_j
+        except (PhysicalBoundsError, OutOfDomainError):
+            continue  # a backend that refuses or breaks a physical bound is no part of the band
     if len(totals) < 2:
         return None
     return {"min": min(totals.values()), "max": max(totals.values()), "backends": list(totals), "energy_j": totals}

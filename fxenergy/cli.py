@@ -102,13 +102,17 @@ def build_parser() -> argparse.ArgumentParser:
                         f"commas (side-by-side columns from one trace) (default {DEFAULT_HARDWARE}; "
                         "`fxenergy hardware list`)")
     r.add_argument("--predictor", default=None,
-                   help="energy predictor: none, hef, roofline, layerwise, cache, any installed backend, a fitted "
-                        "FILE.json, or all (default: hef where the hardware has a HEF parameter set fitted on "
-                        "measured energy, else roofline; all: every applicable backend side by side)")
+                   help="energy predictor: none, physical, hef, roofline, layerwise, cache, any installed backend, "
+                        "a fitted FILE.json, or all (default: physical on CPUs; on GPUs hef where the hardware has a "
+                        "HEF parameter set fitted on measured energy, else roofline; all: every applicable backend "
+                        "side by side)")
     r.add_argument("--params", default=None, help="parameter set name or JSON file of the chosen predictor")
     _add_gpu_options(r)
     r.add_argument("--force", action="store_true",
                    help="use a parameter set fitted for another device (the report header says so)")
+    r.add_argument("--threads", type=_positive_int, default=None,
+                   help="CPU threads the run uses, for durations and active-core power (default: what torch "
+                        "would use there)")
     r.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
 
     c = sub.add_parser("calibrate", help="fit HEF curves for this machine and write a calibration file",
@@ -225,12 +229,11 @@ def _cmd_report(args: argparse.Namespace) -> int:
                                     **gpu_options(args))
     else:
         from fxenergy.analysis import analyse, predict
-        from fxenergy.api import predictor_band
+        from fxenergy.api import predictor_band, with_gpu_options
         from fxenergy.resolve import resolve
 
-        from fxenergy.api import with_gpu_options
-
-        setup = resolve(devices[0] if devices else None, args.predictor, args.params, force=args.force)
+        setup = resolve(devices[0] if devices else None, args.predictor, args.params, force=args.force,
+                        threads=args.threads)
         setup = with_gpu_options(setup, **gpu_options(args))
         analysis = analyse(built.model, built.args, **options)
         if setup.backend is None:
@@ -345,6 +348,8 @@ def _cmd_calibrate(args: argparse.Namespace) -> int:
           + (" (no power meter readable: derived from the profile's power figures)" if cal.energy_source == "profile" else ""))
     for note in cal.notes:
         print(f"note: {note}")
+    if cal.threads:
+        print(f"threads: {cal.threads}")
     print(f"use it with: fxenergy report MODEL --hardware {path}")
     return 0
 

@@ -51,6 +51,7 @@ class Setup:
     parameter_set: str | None
     notes: tuple[str, ...] = ()
     calibrated: HEFParameters | None = None
+    cpu_model: Any = None  # fxenergy.perf.cpu.CpuDurationModel where duration_model == "cpu"
 
     @property
     def hardware(self) -> str | None:
@@ -142,6 +143,8 @@ def applicable_predictors(profile: Any, calibrated: HEFParameters | None = None)
     for name, cls in _registry().items():
         if name == "learned":
             ok = _learned_applies(profile)
+        elif name == "physical":
+            ok = not profile.is_gpu
         elif _uses_hef_parameters(cls):
             ok = calibrated is not None or default_parameter_set(profile) is not None
         elif _is_fitted_backend(cls):
@@ -166,7 +169,8 @@ def setups_for_all(profile: Any, calibrated: HEFParameters | None = None) -> lis
     return out
 
 
-def resolve(hardware: Any = None, predictor: str | None = None, params: Any = None, *, force: bool = False) -> Setup:
+def resolve(hardware: Any = None, predictor: str | None = None, params: Any = None, *, force: bool = False,
+            threads: int | None = None) -> Setup:
     """Resolve the options into a :class:`Setup` (one-line :class:`UserInputError` on bad input).
 
     >>> s = resolve("a30")
@@ -185,10 +189,14 @@ def resolve(hardware: Any = None, predictor: str | None = None, params: Any = No
     from fxenergy.predictors.hef_law import HEFParameters, load_hef_parameters
 
     profile, calibrated = resolve_hardware(hardware)
+    if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
+        raise UserInputError(f"threads must be a positive integer, got {threads!r}")
+    cal_path = os.fspath(hardware) if calibrated is not None and isinstance(hardware, (str, os.PathLike)) else None
     if isinstance(predictor, str) and predictor.endswith(".json"):  # a fitted artifact names its own backend
         predictor, params = _artifact_backend(predictor, params)
-    if calibrated is not None and params is None and predictor in (None, "hef"):
-        params = calibrated  # a calibration file brings its own fitted curves
+    cpu = profile is not None and not profile.is_gpu
+    if calibrated is not None and params is None and (predictor == "hef" or (predictor is None and not cpu)):
+        params = calibrated  # a calibration file brings its own fitted curves (on CPUs: physical reads them)
     name = predictor or ("none" if profile is None else "auto")
     if name == "all":
         raise UserInputError("predictor 'all' compares backends; use compare_predictors() or `report --predictor all`")
@@ -199,6 +207,21 @@ def resolve(hardware: Any = None, predictor: str | None = None, params: Any = No
     if profile is None:
         raise UserInputError(f"predictor {name!r} needs a hardware profile; pass hardware= (see `fxenergy hardware list`)")
     registry = _registry()
+    if name == "auto" and cpu and params is None:
+        name = "physical"  # CPUs: CPU durations x package power (issue 12)
+    if name == "physical":
+        from fxenergy.predictors.physical import PhysicalPredictor
+
+        phys = PhysicalPredictor.for_profile(profile, params, threads=threads, calibration=cal_path)
+        return Setup(profile, name, phys, "cpu", None, phys.parameter_set, (), calibrated,
+                     phys.duration_model(profile))
+    # on CPUs every backend but HEF sees the CPU duration model (kernel classes, dispatch, cache level)
+    cpu_model = None
+    if cpu:
+        from fxenergy.predictors.physical import PhysicalPredictor
+
+        cpu_model = PhysicalPredictor.for_profile(profile, threads=threads, calibration=cal_path).duration_model(profile)
+    dmodel = "cpu" if cpu else "roofline"
     if name == "auto":
         # HEF by default only where its energy coefficients come from measured energy: the A100 and
         # RTX 2080 Ti curves were timed op by op with a per-op floor that ops inside a model do not
@@ -234,11 +257,11 @@ def resolve(hardware: Any = None, predictor: str | None = None, params: Any = No
         label = os.path.basename(os.fspath(params)) if params is not None else f"{name}-{profile.name}"
         notes += _device_check(label, artifact.get("hardware"), profile.name, force)
         backend = cls.from_json(artifact)
-        return Setup(profile, name, backend, "roofline", None, label, tuple(notes), calibrated)
+        return Setup(profile, name, backend, dmodel, None, label, tuple(notes), calibrated, cpu_model)
     if params is not None:
         raise UserInputError(f"predictor {name!r} takes no parameter set; drop --params")
-    return Setup(profile, name, make_predictor(name), "roofline", None, f"{profile.name} profile (idle..TDP power)",
-                 (), calibrated)
+    return Setup(profile, name, make_predictor(name), dmodel, None, f"{profile.name} profile (idle..TDP power)",
+                 (), calibrated, cpu_model)
 
 
 def _device_check(label: str, fitted_for: str | None, device: str, force: bool) -> list[str]:

@@ -68,8 +68,10 @@ def test_json_chain_matches_sklearn(cand):
 
 def test_shipped_artifacts_and_unmodeled_note():
     p = LayerwisePredictor.from_json(load_artifact("layerwise", "layerwise-xeon-gold-5120"))
-    m = torch.nn.Sequential(torch.nn.Linear(64, 32), torch.nn.Sigmoid(), torch.nn.LayerNorm(32), torch.nn.Linear(32, 8))
-    e = p.predict(capture(m, torch.randn(16, 64)).graph_module, None)
+    # sizes inside the fitted domain: Sigmoid MACs 192 x 4096 = 7.9e5 >= the data's smallest (6.8e5)
+    m = torch.nn.Sequential(torch.nn.Linear(9216, 4096), torch.nn.Sigmoid(), torch.nn.LayerNorm(4096),
+                            torch.nn.Linear(4096, 8))
+    e = p.predict(capture(m, torch.randn(192, 9216, device="meta")).graph_module, None)
     assert e.node_energy_j["_0"] > 0 and e.node_energy_j["_1"] > 0 and e.node_energy_j["_2"] == 0
     assert any("LayerNorm" in n for n in e.notes)
     for name in ("layerwise-a30", "layerwise-rtx-2080-ti"):
@@ -83,3 +85,29 @@ def test_schema_refused_and_unfitted():
         LayerwisePredictor.from_json({**doc, "schema": "fxenergy.predictor/99"})
     with pytest.raises(NotFittedError):
         LayerwisePredictor().predict_layer("Linear", {"batch_size": 1, "input_size": 2, "output_size": 3})
+
+
+def test_out_of_domain_refused_with_the_layer_named():
+    from fxenergy.predictors.layerwise import OutOfDomainError
+
+    p = LayerwisePredictor.from_json(load_artifact("layerwise", "layerwise-xeon-gold-5120"))
+    m = torch.nn.Sequential(torch.nn.Linear(64, 32), torch.nn.Sigmoid())  # 16 x 64 x 32 MACs: far below the data
+    with pytest.raises(OutOfDomainError, match=r"_0 \(Linear macs"):
+        p.predict(capture(m, torch.randn(16, 64, device="meta")).graph_module, None)
+
+
+def test_training_refused_and_cpu_falls_back_to_physical():
+    import torchvision
+
+    import fxenergy
+
+    x = torch.randn(2, 3, 224, 224, device="meta")
+    # issue 12: resnet18 training at batch 2 on an A30 was 418 J; now a clear refusal
+    with pytest.raises(UserInputError, match="layerwise refuses training mode"):
+        fxenergy.annotate(torchvision.models.resnet18(), x, hardware="a30", predictor="layerwise", mode="training")
+    # inference far outside the Xeon data (batch 1 AlexNet-sized layers are in range, a tiny MLP is not)
+    r = fxenergy.annotate(torch.nn.Sequential(torch.nn.Linear(64, 32), torch.nn.ReLU()), torch.randn(4, 64),
+                          hardware="xeon-gold-5120", predictor="layerwise")
+    assert r.info["predictor"] == "physical"
+    assert any("layerwise refused" in n for n in r.info["energy_notes"])
+    assert r.totals.energy_j > 0

@@ -1,6 +1,6 @@
 """Duration pass: predicted execution time of every node on one hardware profile.
 
-Two models, selectable per run:
+Four models, selectable per run:
 
 * ``roofline`` — ``t = max(flops / peak_flops, bytes / bandwidth) + launches × overhead``. Contraction
   FLOPs (``flops``) run at the dtype's matrix peak (tensor cores for fp16/bf16 on GPUs; fp32 is the
@@ -10,7 +10,9 @@ Two models, selectable per run:
   family, ``c`` being FLOPs for compute-bound families and bytes moved for memory-bound ones. A family
   the parameter set has no curve for falls back to the roofline, and the record says so
   (``model="roofline-fallback"``): never a silent zero.
-
+* ``cpu`` — :mod:`fxenergy.perf.cpu`: kernel classes (dense / 1x1 / grouped / depthwise convolutions
+  apart), a fixed per-op dispatch cost, and memory-bound work at the bandwidth of the cache level the
+  node's working set fits in; spec-sheet or calibrated, at a given thread count.
 * ``learned`` — GPUs: per-kernel durations from the performance model learned across GPUs
   (:mod:`fxenergy.perf.model`; ``params`` is its :class:`~fxenergy.perf.model.LearnedGPUModel`).
 
@@ -20,7 +22,7 @@ NB: one kernel per ATen call and no overlap between nodes (a serial, unfused exe
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import Any, TYPE_CHECKING
 
 import torch
 
@@ -35,7 +37,7 @@ if TYPE_CHECKING:  # the pass only calls .families and .duration_s of a paramete
 
 __all__ = ["DurationPass", "DURATION_MODELS", "roofline_duration_s", "node_dtype"]
 
-DURATION_MODELS = ("roofline", "hef", "learned")
+DURATION_MODELS = ("roofline", "hef", "learned", "cpu")
 
 
 def node_dtype(trace: NodeTrace) -> torch.dtype:
@@ -84,7 +86,8 @@ class DurationPass:
     requires = (TRACE, COST)
     provides = DURATION
 
-    def __init__(self, profile: HardwareProfile, model: str = "roofline", params: HEFParameters | None = None):
+    def __init__(self, profile: HardwareProfile, model: str = "roofline", params: HEFParameters | None = None,
+                 cpu_model: Any = None):  # fxenergy.perf.cpu.CpuDurationModel for model="cpu"
         if model not in DURATION_MODELS:
             raise UserInputError(f"unknown duration model {model!r}; choose one of: {', '.join(DURATION_MODELS)}")
         if model == "learned" and params is None:
@@ -93,9 +96,14 @@ class DurationPass:
             params = LearnedGPUModel(profile)
         if model == "hef" and params is None:
             raise UserInputError("the hef duration model needs a HEF parameter set (see `fxenergy hardware list`)")
+        if model == "cpu" and cpu_model is None:
+            from fxenergy.perf.cpu import CpuDurationModel
+
+            cpu_model = CpuDurationModel(profile)
         self.profile = profile
         self.model = model
         self.params = params
+        self.cpu_model = cpu_model
         self._peaks: dict[torch.dtype, _Peaks] = {}
 
     def __call__(self, gm: torch.fx.GraphModule) -> torch.fx.GraphModule:
@@ -117,6 +125,9 @@ class DurationPass:
         dtype = node_dtype(trace)
         peaks = self._peaks.get(dtype) or self._peaks.setdefault(dtype, _peaks(self.profile, dtype))
         launches = _launches(trace)
+        if self.model == "cpu":
+            t, model, cls = self.cpu_model.node_duration(trace, cost, launches)
+            return NodeDuration(t, model, cls)
         if self.model == "hef" and self.params is not None:
             law = self.params.families.get(family)
             if law is not None:

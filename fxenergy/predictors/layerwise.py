@@ -7,8 +7,14 @@ count in seed 000's convention (Table 3; bias adds one MAC per output, pooling h
 activations count one per element) and the batch size. A fitted model per type maps them to the
 energy of one forward pass of that layer, in joules; the model energy is the sum over layers.
 
-A layer type without a regressor gets 0 J and is named in the estimate's notes (never silently);
-backward and optimizer nodes of a training graph are unmodeled too (seed 000 is inference only).
+A layer type without a regressor gets 0 J and is named in the estimate's notes (never silently).
+
+Domain: the fit records, per layer type, the range of every feature in its training rows
+(``domain_``). A layer whose batch size or MAC count lies outside that range (beyond
+:data:`DOMAIN_SLACK`) is outside what the regressions saw: :meth:`LayerwisePredictor.predict` raises
+:class:`OutOfDomainError` naming it, and :func:`fxenergy.annotate` falls back to the ``physical``
+model on CPUs (with a note) or refuses elsewhere. Training graphs are refused (rule: seed 000 measured
+forward passes only, and no backward rule is fitted; use ``physical``, ``roofline`` or ``hef``).
 
 Every regressor is a chain whose learned state is plain numbers, so it round-trips through JSON:
 
@@ -44,7 +50,17 @@ from fxenergy.predictors.base import EnergyEstimate, register_predictor
 from fxenergy.predictors.interface import check_artifact, check_fitted, make_artifact
 from fxenergy.records import COST, TRACE, OpCall, get_record
 
-__all__ = ["LayerwisePredictor", "LayerRegressor", "CANDIDATES", "layer_of_node", "seed000_macs", "FEATURES"]
+__all__ = ["OutOfDomainError", "DOMAIN_FEATURES", "DOMAIN_SLACK", "LayerwisePredictor", "LayerRegressor", "CANDIDATES", "layer_of_node", "seed000_macs", "FEATURES"]
+
+DOMAIN_FEATURES = ("batch_size", "macs")
+"""Features whose fitted range a predicted layer must lie in."""
+DOMAIN_SLACK = 1.25
+"""A feature may exceed its fitted range by this factor (either side) before the layer is out of domain."""
+
+
+class OutOfDomainError(UserInputError):
+    """The layer-wise backend was asked about layers (or a mode) its training data does not cover."""
+
 
 # Features each layer type's regressor may use (a fitted regressor stores the subset it uses).
 FEATURES: dict[str, tuple[str, ...]] = {
@@ -377,6 +393,9 @@ class LayerwisePredictor:
             raise UserInputError(f"no layer type had {self.min_rows} rows to fit")
         self.regressors_ = regs
         self.cv_one_minus_r2_ = cv
+        self.domain_ = {layer: {f: [min(float(r[f]) for r in by_type[layer]), max(float(r[f]) for r in by_type[layer])]
+                                for f in DOMAIN_FEATURES if all(f in r for r in by_type[layer])}
+                        for layer in regs}
         return self
 
     # -- predicting ----------------------------------------------------------------------------
@@ -400,6 +419,12 @@ class LayerwisePredictor:
         energies: dict[str, float] = {}
         unmodeled: Counter[str] = Counter()
         other_phase: Counter[str] = Counter()
+        outside: list[str] = []
+        phases = {get_record(n, TRACE).phase for n in gm.graph.nodes if get_record(n, TRACE) is not None}
+        if phases & {"backward", "optimizer"}:
+            raise OutOfDomainError("layerwise refuses training mode: seed 000 measured forward passes only and no "
+                                   "backward rule is fitted; use --predictor physical, roofline or hef")
+        domain = getattr(self, "domain_", None) or {}
         for node in gm.graph.nodes:
             if node.op in ("placeholder", "get_attr", "output"):
                 continue
@@ -424,8 +449,20 @@ class LayerwisePredictor:
                 energies[node.name] = 0.0
                 continue
             layer, f = found
+            for feat, (lo, hi) in domain.get(layer, {}).items():
+                v = f.get(feat)
+                if v is not None and not (lo / DOMAIN_SLACK <= v <= hi * DOMAIN_SLACK):
+                    outside.append(f"{node.name} ({layer} {feat}={v:.4g}, fitted {lo:.4g}..{hi:.4g})")
+                    break
             energies[node.name] = self.predict_layer(layer, f)
+        if outside:
+            more = f" and {len(outside) - 3} more" if len(outside) > 3 else ""
+            raise OutOfDomainError(f"layerwise refuses layers outside its training data: {', '.join(outside[:3])}{more}")
         notes = []
+        clipped = sum(1 for n, e in energies.items() if e == 0.0) - sum(unmodeled.values()) - sum(other_phase.values())
+        if clipped > 0:
+            notes.append(f"layerwise: {clipped} layer(s) predicted at 0 J (the regression's MinMax target clips "
+                         "small layers at zero)")
         if unmodeled:
             notes.append("layerwise: no regressor (0 J): "
                          + ", ".join(f"{k} x{v}" for k, v in sorted(unmodeled.items())))
@@ -439,6 +476,7 @@ class LayerwisePredictor:
         check_fitted(self, "regressors_")
         params = {"regressors": {k: v.to_dict() for k, v in sorted(self.regressors_.items())},
                   "cv_one_minus_r2": self.cv_one_minus_r2_,
+                  "domain": getattr(self, "domain_", None),
                   "hyper": {"candidates": list(self.candidates) if self.candidates else None, "folds": self.folds,
                             "seed": self.seed, "min_rows": self.min_rows}}
         if self.target != "energy_j":
@@ -455,6 +493,7 @@ class LayerwisePredictor:
                    target=p.get("target", "energy_j"))
         self.regressors_ = {k: LayerRegressor.from_dict(v) for k, v in p["regressors"].items()}
         self.cv_one_minus_r2_ = p.get("cv_one_minus_r2", {})
+        self.domain_ = p.get("domain") or None
         return self
 
     @classmethod

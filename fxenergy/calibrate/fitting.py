@@ -1,0 +1,118 @@
+"""Fitting a calibration's measurements: peaks, HEF power laws per family, CPU kernel-class curves."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+
+from fxenergy.calibrate.timing import Measurement
+from fxenergy.hardware import HardwareProfile
+from fxenergy.predictors.hef_law import FAMILIES, FamilyLaw, HEFEnergy, fit_power_law
+
+__all__ = ["fit_families", "fit_cpu_perf", "PEAK_MARGIN", "UNITS"]
+
+PEAK_MARGIN = 1.05  # a peak raised by a measurement is the best measured throughput x this
+UNITS = {"cpu": {"flops": "GFLOP", "bytes": "MB"}, "cuda": {"flops": "TFLOP", "bytes": "GB"}}
+
+# --------------------------------------------------------------------------------------------------
+# fitting
+
+
+def _peaks(ms: Sequence[Measurement], profile: HardwareProfile) -> dict[str, dict[str, Any]]:
+    """The peak each basis is relative to: the profile's, or the best measured throughput x 1.05."""
+    out = {}
+    for basis, spec in (("flops", profile.peak_flops_for(torch.float32)),
+                        ("bytes", profile.memory_bandwidth_bytes_per_s)):
+        rows = [m for m in ms if FAMILIES[m.family].basis == basis and m.median_s > 0]
+        best = max(rows, key=lambda m: m.work(basis) / m.median_s, default=None)
+        best_rate = best.work(basis) / best.median_s if best else 0.0
+        raised = best_rate > spec
+        out[basis] = {
+            "value": best_rate * PEAK_MARGIN if raised else spec, "profile": spec, "best_measured": best_rate,
+            "best_op": f"{best.op} {best.shape}" if best else None, "raised": raised,
+        }
+    return out
+
+
+def fit_families(
+    ms: Sequence[Measurement], peak_flops: float, peak_bytes_per_s: float, *, units: Mapping[str, str] | None = None,
+) -> tuple[dict[str, FamilyLaw], dict[str, dict[str, Any]]]:
+    """A power law per family of ``ms`` (at least 4 measurements each), and per-family fit statistics
+    (in-sample median / worst absolute percentage error of duration)."""
+    units = units or UNITS["cpu"]
+    laws, stats = {}, {}
+    for fam in sorted({m.family for m in ms}):
+        basis = FAMILIES[fam].basis
+        rows = [m for m in ms if m.family == fam]
+        work = np.array([m.work(basis) for m in rows])
+        t = np.array([m.median_s for m in rows])
+        peak = peak_flops if basis == "flops" else peak_bytes_per_s
+        law = fit_power_law(work, t, peak, unit=units[basis], method="log")
+        ape = np.abs(law.duration_s(work, peak) / t - 1)
+        laws[fam] = FamilyLaw(law, basis)
+        stats[fam] = {"rows": len(rows), "basis": basis, "mdape": round(float(np.median(ape)), 4),
+                      "max_ape": round(float(np.max(ape)), 4)}
+    return laws, stats
+
+
+
+def _profile_energy(ms: Sequence[Measurement], profile: HardwareProfile) -> HEFEnergy:
+    """Elasticities from the idle..TDP power model at each family's median measured utilisation."""
+    from fxenergy.predictors.power import PowerModel
+    from fxenergy.records import NodeCost
+
+    power = PowerModel(profile)
+    out = {}
+    for fam in sorted({m.family for m in ms}):
+        watts = []
+        for m in ms:
+            if m.family == fam:
+                cost = NodeCost(m.flops // 2, m.flops, m.elementwise_flops, m.bytes, 0, 0, m.op)
+                watts.append(power.energy_j(cost, torch.float32, m.median_s) / m.median_s)
+        out[fam] = float(np.median(watts))
+    return HEFEnergy(0.0, out, power.idle_w)
+
+
+
+
+def measurement_class(m: Measurement) -> str:
+    """The kernel class (:data:`fxenergy.perf.cpu.KERNEL_CLASSES`) of a measurement."""
+    from fxenergy.perf.cpu import conv_class
+
+    if m.family == "convolution":
+        return conv_class(m.shape[1], int(m.params.get("groups", 1)))
+    if m.family in ("attention_score", "attention_output"):
+        return "bmm"
+    return m.family
+
+
+def fit_cpu_perf(
+    ms: Sequence[Measurement], peak_flops: float, peak_bytes_per_s: float, *, threads: int, dispatch_s: float,
+    fitted_on: Mapping[str, Any] | None = None,
+) -> Any:
+    """Kernel-class curves of :mod:`fxenergy.perf.cpu` (a :class:`~fxenergy.perf.cpu.CpuPerfParams`):
+    one power law per class with at least 4 measurements (dense / 1x1 / grouped / depthwise
+    convolutions apart), over FLOPs (compute classes) or bytes moved, with in-sample errors."""
+    from fxenergy.perf.cpu import CpuPerfParams
+
+    laws, stats = {}, {}
+    groups = {cls: [m for m in ms if measurement_class(m) == cls] for cls in sorted({measurement_class(m) for m in ms})}
+    # all convolutions together: the fallback of a convolution kind with too few measurements of its own
+    groups["convolution"] = [m for m in ms if m.family == "convolution"]
+    for cls, rows in groups.items():
+        if len(rows) < 4:
+            continue
+        basis = "flops" if cls in ("matmul", "bmm") or cls.startswith("conv") else "bytes"
+        work = np.array([m.work(basis) for m in rows])
+        t = np.array([m.median_s for m in rows])
+        peak = peak_flops if basis == "flops" else peak_bytes_per_s
+        law = fit_power_law(work, t, peak, unit=UNITS["cpu"][basis], method="log")
+        ape = np.abs(law.duration_s(work, peak) / t - 1)
+        laws[cls] = law
+        stats[cls] = {"rows": len(rows), "basis": basis, "mdape": round(float(np.median(ape)), 4),
+                      "max_ape": round(float(np.max(ape)), 4)}
+    return CpuPerfParams(laws, peak_flops, peak_bytes_per_s, threads, dispatch_s,
+                         {**(fitted_on or {}), "in_sample": stats})

@@ -1,0 +1,222 @@
+"""Timing microbenchmarks on this machine, and watching for other processes that would disturb it."""
+
+from __future__ import annotations
+
+import itertools
+import os
+import statistics
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from fxenergy.calibrate.benches import Bench, _Call, _is_index
+from fxenergy.errors import UserInputError
+from fxenergy.predictors.hef_law import family_of, work_for
+
+__all__ = ["Measurement", "measure", "CpuWatch", "wait_for_quiet", "Progress"]
+
+Progress = Callable[[str, int, int], None]
+
+@dataclass(frozen=True, slots=True)
+class Measurement:
+    """One timed microbenchmark: its work as fxenergy counts it and its median duration (s).
+
+    ``bytes`` is bytes read + written; ``flops`` contraction FLOPs (2 x MACs); ``calls`` calls were
+    timed back to back in each of ``repeats`` repeats; ``spread`` is slowest / fastest repeat - 1;
+    consecutive calls cycled through ``input_copies`` copies of the inputs (cold caches).
+    """
+
+    family: str
+    op: str
+    shape: tuple[tuple[int, ...], ...]
+    params: Mapping[str, Any]
+    flops: int
+    elementwise_flops: int
+    bytes: int
+    median_s: float
+    repeats: int
+    calls: int
+    spread: float = 0.0
+    input_copies: int = 1
+
+    def work(self, basis: str) -> float:
+        return work_for(basis, flops=self.flops, elementwise_flops=self.elementwise_flops, bytes_moved=self.bytes)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"family": self.family, "op": self.op, "shape": [list(s) for s in self.shape],
+                "params": dict(self.params), "flops": self.flops, "elementwise_flops": self.elementwise_flops,
+                "bytes": self.bytes, "median_s": self.median_s, "repeats": self.repeats, "calls": self.calls,
+                "spread": self.spread, "input_copies": self.input_copies}
+
+
+def _work_of(bench: Bench) -> tuple[int, int, int]:
+    """(flops, elementwise_flops, bytes) of ``bench`` as :func:`fxenergy.annotate` counts them.
+
+    Refuses a benchmark whose captured nodes do not all fall in its family: the fit would mix families.
+    """
+    from fxenergy.analysis import analyse  # costs only: the hardware-free layer (api sits above calibrate)
+
+    meta = [torch.empty(s[0], dtype=torch.long, device="meta") if _is_index(s) else torch.empty(s, device="meta")
+            for s in bench.inputs]
+    rows = [r for r in analyse(_Call(bench.fn, bench.kwargs), tuple(meta)).rows if not r.free]
+    fams = {family_of(r.op) for r in rows}
+    if fams != {bench.family}:
+        raise RuntimeError(f"microbenchmark {bench.op} {bench.shapes()} captured as families {sorted(fams)}, "
+                           f"not {bench.family!r}")
+    return (sum(r.flops for r in rows), sum(r.elementwise_flops for r in rows),
+            sum(r.bytes_read + r.bytes_written for r in rows))
+
+
+class _Timer:
+    """Median seconds per call: warm-up, then ``repeats`` x (``calls`` calls back to back)."""
+
+    def __init__(self, device: torch.device, *, target_s: float, repeats: int, warmup: int = 2, retries: int = 3,
+                 wait_budget_s: float = 0.0):
+        self.device, self.target_s, self.repeats, self.warmup, self.retries = device, target_s, repeats, warmup, retries
+        self.wait_budget_s = wait_budget_s  # seconds this timer may spend in all waiting for other load to pass
+        self.cuda = device.type == "cuda"
+
+    def _run(self, call: Callable[[], Any], n: int) -> float:
+        if self.cuda:
+            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            start.record()
+            for _ in range(n):
+                call()
+            end.record()
+            end.synchronize()
+            return start.elapsed_time(end) / 1e3 / n  # ms -> s
+        t0 = time.perf_counter()
+        for _ in range(n):
+            call()
+        return (time.perf_counter() - t0) / n
+
+    def __call__(self, call: Callable[[], Any]) -> tuple[float, int, float]:
+        """(median seconds per call, calls per repeat, spread = max/min of the repeats - 1).
+
+        A set of repeats whose slowest is over 1.3x its fastest, or during which other processes
+        used over 10% of the CPUs (:class:`CpuWatch`), was disturbed: it is taken again, at most
+        ``retries`` times, after waiting for the other load to pass (:func:`wait_for_quiet`, within
+        ``wait_budget_s``), and the set with the lowest median kept.
+        """
+        for _ in range(self.warmup):
+            call()
+        if self.cuda:
+            torch.cuda.synchronize(self.device)
+        single = min(self._run(call, 1) for _ in range(3))  # one preempted call must not set n
+        n = int(min(20_000, max(1, self.target_s / max(single, 1e-7))))
+        best: tuple[float, int, float] | None = None
+        for attempt in range(self.retries + 1):
+            if attempt and self.wait_budget_s > 0:
+                self.wait_budget_s -= wait_for_quiet(min(5.0, self.wait_budget_s))
+            with CpuWatch() as watch:
+                samples = [self._run(call, n) for _ in range(self.repeats)]
+            med, spread = statistics.median(samples), max(samples) / min(samples) - 1
+            if best is None or med < best[0]:
+                best = (med, n, spread)
+            if spread <= 0.3 and (watch.share or 0.0) <= 0.1:
+                break
+        return best
+
+
+class CpuWatch:
+    """Share of this machine's CPU time that OTHER processes (and the hypervisor's steal) used while
+    the ``with`` block ran, from ``/proc/stat`` (Linux; ``share`` is None elsewhere).
+
+    Timings taken while other processes compete for the cores are inflated, multi-threaded ops the
+    most (they wait for a whole scheduler time slice); calibration records the share in its notes.
+    """
+
+    def __init__(self) -> None:
+        self.share: float | None = None
+
+    @staticmethod
+    def _busy_s() -> float | None:
+        try:
+            fields = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
+        except (OSError, IndexError):
+            return None
+        v = [int(x) for x in fields]
+        busy = sum(v[:8]) - v[3] - v[4]  # user nice system [idle iowait] irq softirq steal
+        return busy / os.sysconf("SC_CLK_TCK")
+
+    def __enter__(self) -> CpuWatch:
+        self._t0, self._busy0, self._own0 = time.perf_counter(), self._busy_s(), _own_cpu_s()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        busy1, wall = self._busy_s(), time.perf_counter() - self._t0
+        if busy1 is None or self._busy0 is None or wall <= 0:
+            return
+        other = (busy1 - self._busy0) - (_own_cpu_s() - self._own0)
+        self.share = max(0.0, other / (wall * (os.cpu_count() or 1)))
+
+
+def wait_for_quiet(max_wait_s: float, *, threshold: float = 0.05, window_s: float = 0.25) -> float:
+    """Sleep in ``window_s`` steps until other processes use under ``threshold`` of the CPUs, or
+    ``max_wait_s`` has passed; returns the seconds waited (0 where /proc/stat is unreadable)."""
+    t0 = time.perf_counter()
+    while time.perf_counter() - t0 < max_wait_s:
+        with CpuWatch() as w:
+            time.sleep(window_s)
+        if w.share is None or w.share < threshold:
+            break
+    return time.perf_counter() - t0
+
+
+def _own_cpu_s() -> float:
+    t = os.times()
+    return t.user + t.system
+
+
+def measure(
+    benches: Sequence[Bench], device: str = "cpu", *, target_s: float = 0.01, repeats: int = 7,
+    wait_budget_s: float = 0.0, cold_bytes: int = 0, progress: Progress | None = None,
+) -> list[Measurement]:
+    """Time every benchmark on ``device`` and count its work with fxenergy's cost pass.
+
+    Each repeat runs enough back-to-back calls to last about ``target_s`` seconds; the median over
+    ``repeats`` of the per-call mean is kept. Uses PyTorch's default thread count. With ``cold_bytes``
+    (e.g. twice the last-level cache), consecutive calls cycle through up to 64 copies of the inputs
+    spanning that many bytes, so that each call reads its inputs (activations, weights) from memory
+    rather than from a cache a previous call warmed, as the layers of a model do.
+    """
+    dev = _device(device)
+    timer = _Timer(dev, target_s=target_s, repeats=repeats, wait_budget_s=wait_budget_s)
+    gen = torch.Generator().manual_seed(0)
+    out = []
+    works = [_work_of(b) for b in benches]  # outside inference mode, which changes what capture sees
+    with torch.inference_mode():
+        for i, (b, (flops, ew, nbytes)) in enumerate(zip(benches, works)):
+            if progress:
+                progress(b.family, i, len(benches))
+            copies = min(64, max(1, -(-cold_bytes // max(1, b.input_bytes()))))
+            first = b.tensors(dev, gen)
+            sets = [first] + [[x.clone() for x in first] for _ in range(copies - 1)]  # same values, other memory
+            turn = itertools.cycle(sets)
+            t, n, spread = timer(lambda: b.fn(*next(turn), **b.kwargs))  # noqa: B023 - called before the next iteration
+            out.append(Measurement(b.family, b.op, tuple(tuple(s) for s in b.shapes()), dict(b.kwargs), flops, ew,
+                                   nbytes, t, repeats, n, round(spread, 4), copies))
+            del first, sets, turn
+    if progress:
+        progress("done", len(benches), len(benches))
+    return out
+
+
+def _device(device: str) -> torch.device:
+    try:
+        dev = torch.device(device)
+    except RuntimeError:
+        raise UserInputError(f"unknown device {device!r}; use 'cpu' or 'cuda'") from None
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise UserInputError("calibrating on 'cuda' needs a CUDA device, and torch.cuda.is_available() is "
+                                 "False; calibrate with --device cpu")
+        return torch.device("cuda", dev.index if dev.index is not None else torch.cuda.current_device())
+    if dev.type != "cpu":
+        raise UserInputError(f"cannot calibrate on device {device!r}; use 'cpu' or 'cuda'")
+    return dev
+

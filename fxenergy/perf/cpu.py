@@ -1,0 +1,376 @@
+"""CPU duration and package-power models: spec-sheet by default, calibrated where measured.
+
+Durations (per node, eager PyTorch, one op at a time, ``threads`` intra-op threads)::
+
+    t = launches x dispatch_s + max(t_compute, t_memory)
+
+* ``t_compute = flops / (peak(threads) x eta_class(flops))`` for contraction ops. ``peak(threads)``
+  = effective cores x fp32 SIMD lanes x 2 (FMA) x FMA units x sustained clock, effective cores
+  being ``min(threads, physical cores)`` (SMT threads add no FMA units). ``eta_class`` is a seed 004
+  power law ``eta_max (1 - exp(-k c**alpha))`` per *kernel class*: dense, 1x1 (pointwise), grouped
+  and depthwise convolutions are separate classes, since grouped/depthwise ones run far below dense
+  efficiency on CPUs (DESIGN.md). Element-wise FLOPs run at a quarter of the vector peak.
+* ``t_memory = bytes moved / bandwidth(level)``: the bytes run at the bandwidth of the level of the
+  memory hierarchy the node's working set (bytes read + written) fits in, placed as seed 003 places
+  working sets (:func:`fxenergy.predictors.cache.levels_of`; the smallest level that holds it, a
+  per-core cache counting once per effective core). Cache levels' bandwidths per core are
+  spec-style figures in bytes/cycle (:data:`LEVEL_BYTES_PER_CYCLE`); DRAM is the profile's figure,
+  capped at :data:`DRAM_BYTES_PER_S_PER_CORE` per effective core (one core cannot keep enough
+  misses in flight to draw a socket's bandwidth). Eager ops reach :data:`MEMORY_EFFICIENCY` of it.
+* ``dispatch_s`` is PyTorch's fixed per-op cost on CPU (profile figure; measured by calibration).
+
+With calibrated parameters (:class:`CpuPerfParams`, written by ``fxenergy calibrate``) each kernel
+class has its own measured power law over its work (FLOPs, or bytes for memory-bound classes),
+measured on cold inputs at the calibration's thread count; the cache term stays as a floor (a node
+cannot beat the bandwidth of the level its working set sits in) and durations at another thread
+count are scaled by the spec model's ratio between the two thread counts.
+
+Package power (:class:`CpuPowerModel`)::
+
+    P = idle_w + core_w x active cores x (busy + (1 - busy) x u)
+
+``idle_w`` is the package's floor (uncore, idle cores); ``core_w`` the dynamic power of one busy
+core; ``u`` the node's roofline utilisation (roofline-bound time / duration); ``busy`` the share a
+core draws merely by running (eager PyTorch keeps it in C0 between ops). The figure is the
+**package** (what RAPL's package domain and a TDP describe): no DRAM, no wall.
+
+NB: the spec-sheet constants below are stated assumptions, not measurements; every estimate that
+uses them says so in its notes, and docs/validation.md gives their measured error.
+
+>>> from fxenergy.hardware import load_profile
+>>> m = CpuDurationModel(load_profile("xeon-gold-5120"), threads=2)
+>>> round(m.spec.peak_flops / 1e9)  # 2 cores x 16 lanes x 2 x 1 FMA unit x 2.2 GHz
+141
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from fxenergy.errors import UserInputError
+from fxenergy.passes.families import FAMILIES, family_of, work_for
+from fxenergy.predictors.hef_law import PowerLaw
+from fxenergy.records import NodeCost, NodeTrace
+
+__all__ = [
+    "KERNEL_CLASSES", "kernel_class", "conv_class", "local_thread_info", "CpuSpec", "cpu_spec", "CpuPerfParams", "CpuDurationModel",
+    "CpuPowerModel", "default_threads", "SPEC_LAWS", "cgroup_cpu_quota",
+]
+
+CONV_CLASSES = ("conv_dense", "conv_pointwise", "conv_grouped", "conv_depthwise")
+KERNEL_CLASSES = ("matmul", "bmm", *CONV_CLASSES, "normalization", "softmax", "reduction", "pooling",
+                  "embedding", "elementwise")
+"""Kernel classes: the op families of :mod:`fxenergy.passes.families`, with convolutions split by kind."""
+_COMPUTE = {"matmul", "bmm", *CONV_CLASSES}
+
+# spec-sheet assumptions (stated in notes and docs/validation.md) --------------------------------
+LEVEL_BYTES_PER_CYCLE = {"L1": None, "L2": 32.0, "L3": 16.0}
+"""Sustained load bandwidth per core (bytes/cycle); L1 is two vector loads per cycle (None = from SIMD)."""
+DRAM_BYTES_PER_S_PER_CORE = 10e9
+MEMORY_EFFICIENCY = 0.5
+VECTOR_EFFICIENCY = 0.25
+FMA_UNITS_ASSUMED = 2
+SIMD_BITS_ASSUMED = 256
+BUSY_SHARE = 0.75
+W_PER_CORE_GUESS = 6.0  # TDP guess when a profile has none: server CPUs have 3.5-8 W of TDP per core
+IDLE_FRACTION_ASSUMED = 0.25
+
+SPEC_LAWS: Mapping[str, PowerLaw] = {
+    "matmul": PowerLaw(0.80, 3.0, 0.5, "GFLOP"),
+    "bmm": PowerLaw(0.50, 3.0, 0.5, "GFLOP"),
+    "conv_dense": PowerLaw(0.70, 3.0, 0.5, "GFLOP"),
+    "conv_pointwise": PowerLaw(0.60, 3.0, 0.5, "GFLOP"),
+    "conv_grouped": PowerLaw(0.30, 3.0, 0.5, "GFLOP"),
+    "conv_depthwise": PowerLaw(0.10, 3.0, 0.5, "GFLOP"),
+}
+"""Spec-sheet efficiency curves of the compute-bound classes (fraction of peak over GFLOPs): an
+uncalibrated CPU's assumption; eager oneDNN/MKL kernels reach 70-80% of peak on large dense work."""
+
+
+def cgroup_cpu_quota(path: str = "/sys/fs/cgroup/cpu.max") -> float | None:
+    """CPUs the cgroup quota allows (``quota / period``), or None when unlimited or unreadable."""
+    try:
+        quota, period = open(path).read().split()[:2]
+    except (OSError, ValueError):
+        return None
+    return None if quota == "max" else int(quota) / int(period)
+
+
+def default_threads(profile: Any) -> int:
+    """Threads a run uses by default: torch's intra-op thread count on a detected (local or
+    calibrated) CPU, else every physical core of the profile (what torch would use there)."""
+    if profile.name.endswith("-detected") or "calibrated" in profile.display_name:
+        return torch.get_num_threads()
+    return int(profile.compute_units)
+
+
+def conv_class(weight_shape: Any, groups: int) -> str:
+    """Kernel class of a convolution from its weight shape ``(out, in/groups, k...)`` and ``groups``."""
+    cin = int(weight_shape[1]) * groups
+    if groups > 1 and groups == cin:
+        return "conv_depthwise"
+    if groups > 1:
+        return "conv_grouped"
+    if all(int(k) == 1 for k in weight_shape[2:]):
+        return "conv_pointwise"
+    return "conv_dense"
+
+
+def kernel_class(trace: NodeTrace, cost: NodeCost) -> str:
+    """The kernel class of a node: its op family, convolutions split into dense / pointwise (1x1) /
+    grouped / depthwise by the ``convolution`` call's weight shape and ``groups`` argument."""
+    fam = family_of(cost.op)
+    if fam in ("attention_score", "attention_output"):
+        return "bmm"
+    if fam != "convolution":
+        return fam
+    for call in trace.calls:
+        if call.name in ("convolution", "_convolution") and len(call.args) > 1:
+            return conv_class(call.args[1].shape, int(call.args[8]) if len(call.args) > 8 else 1)
+    return "conv_dense"
+
+
+@dataclass(frozen=True, slots=True)
+class CpuSpec:
+    """Spec-sheet figures of a CPU running ``threads`` threads (see the module docstring)."""
+
+    threads: int
+    cores: int  # effective cores: min(threads, physical cores)
+    peak_flops: float  # fp32 FLOP/s over the effective cores
+    levels: tuple[tuple[str, float, float], ...]  # (name, capacity bytes, bytes/s), fastest first, DRAM last
+    dispatch_s: float
+    notes: tuple[str, ...] = ()
+
+    def level_of(self, working_set_bytes: float) -> tuple[str, float]:
+        """``(level, bytes/s)`` of the smallest level holding ``working_set_bytes``."""
+        for name, cap, bw in self.levels:
+            if working_set_bytes <= cap:
+                return name, bw
+        return self.levels[-1][0], self.levels[-1][2]
+
+
+def cpu_spec(profile: Any, threads: int) -> CpuSpec:
+    """:class:`CpuSpec` of ``profile`` at ``threads`` threads."""
+    if threads < 1:
+        raise UserInputError(f"threads must be a positive integer, got {threads}")
+    notes = []
+    cores = max(1, min(int(threads), int(profile.compute_units)))
+    bits = profile.simd_width_bits
+    if bits is None:
+        bits = SIMD_BITS_ASSUMED
+    fma = profile.fma_units_per_core or None
+    clock = profile.sustained_clock_hz or profile.clock_hz
+    if fma is None:
+        # the profile's fp32 peak over all cores implies the FMA units where SIMD width is known
+        implied = profile.peak_flops_for(torch.float32) / (profile.compute_units * (bits // 32) * 2 * profile.clock_hz)
+        fma = max(1, round(implied)) if profile.simd_width_bits else FMA_UNITS_ASSUMED
+        if profile.simd_width_bits is None:
+            notes.append(f"{profile.name}: SIMD width and FMA units not in the profile; {SIMD_BITS_ASSUMED}-bit, "
+                         f"{FMA_UNITS_ASSUMED} FMA units assumed")
+    peak = cores * (bits // 32) * 2 * fma * clock
+    levels = []
+    for c in profile.caches:
+        per_cycle = LEVEL_BYTES_PER_CYCLE.get(c.level)
+        per_cycle = 2 * bits / 8 if per_cycle is None else per_cycle
+        cap = c.size_bytes * (min(cores, c.instances) if c.shared_by in ("core", "sm") else c.instances)
+        levels.append((c.level, float(cap), per_cycle * clock * cores * MEMORY_EFFICIENCY))
+    dram = min(float(profile.memory_bandwidth_bytes_per_s), DRAM_BYTES_PER_S_PER_CORE * cores) * MEMORY_EFFICIENCY
+    levels.append(("DRAM", math.inf, dram))
+    return CpuSpec(int(threads), cores, float(peak), tuple(levels), float(profile.kernel_launch_overhead_s),
+                   tuple(notes))
+
+
+@dataclass(frozen=True)
+class CpuPerfParams:
+    """Calibrated kernel-class curves of one CPU (what ``fxenergy calibrate`` measures).
+
+    ``laws`` maps a kernel class to a :class:`PowerLaw` over FLOPs (compute classes) or bytes
+    moved (memory classes), relative to ``peak_flops`` / ``peak_bytes_per_s``; ``threads`` is the
+    intra-op thread count the measurements ran with; ``dispatch_s`` the measured per-op cost.
+    ``scales`` maps a kernel class to a factor on the spec-sheet duration instead (one number per
+    class: what a fit on a narrow range of sizes can identify, where a three-parameter law cannot).
+    """
+
+    laws: Mapping[str, PowerLaw]
+    peak_flops: float
+    peak_bytes_per_s: float
+    threads: int
+    dispatch_s: float
+    fitted_on: Mapping[str, Any] = field(default_factory=dict)
+    scales: Mapping[str, float] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"laws": {k: v.to_dict() for k, v in sorted(self.laws.items())}, "peak_flops": self.peak_flops,
+                "peak_bytes_per_s": self.peak_bytes_per_s, "threads": self.threads, "dispatch_s": self.dispatch_s,
+                "scales": dict(sorted(self.scales.items())), "fitted_on": dict(self.fitted_on)}
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any], *, origin: str = "<dict>") -> CpuPerfParams:
+        try:
+            laws = {k: PowerLaw(**v) for k, v in d["laws"].items()}
+            scales = {k: float(v) for k, v in d.get("scales", {}).items()}
+            if any(not (math.isfinite(v) and v > 0) for v in scales.values()):
+                raise UserInputError("scales must be finite and positive")
+            bad = sorted((set(laws) | set(scales)) - set(KERNEL_CLASSES) - set(FAMILIES))
+            if bad:
+                raise UserInputError(f"unknown kernel classes {', '.join(bad)}")
+            return cls(laws, float(d["peak_flops"]), float(d["peak_bytes_per_s"]), int(d["threads"]),
+                       float(d["dispatch_s"]), dict(d.get("fitted_on", {})), scales)
+        except (KeyError, TypeError, ValueError) as e:
+            raise UserInputError(f"{origin}: CPU perf parameters: {e}") from None
+
+
+def _basis(cls: str) -> str:
+    return "flops" if cls in _COMPUTE else "bytes"
+
+
+class CpuDurationModel:
+    """Node durations on a CPU at ``threads`` threads (module docstring); ``params`` calibrated or None."""
+
+    def __init__(self, profile: Any, threads: int | None = None, params: CpuPerfParams | None = None):
+        if profile.is_gpu:
+            raise UserInputError(f"the CPU duration model needs a CPU profile; {profile.name} is a GPU")
+        self.profile = profile
+        self.threads = int(threads) if threads else (params.threads if params else default_threads(profile))
+        self.params = params
+        self.spec = cpu_spec(profile, self.threads)
+        if params is not None and params.dispatch_s > 0:
+            self.spec = _with_dispatch(self.spec, params.dispatch_s)
+        self._spec_at_cal = cpu_spec(profile, params.threads) if params is not None else None
+
+    @property
+    def name(self) -> str:
+        return "cpu-calibrated" if self.params is not None else "cpu-spec"
+
+    def notes(self) -> tuple[str, ...]:
+        out = list(self.spec.notes)
+        src = "calibrated kernel-class curves" if self.params else "spec-sheet efficiencies (uncalibrated)"
+        out.append(f"CPU durations: {src}, {self.threads} thread(s) on {self.spec.cores} core(s), "
+                   f"{self.spec.dispatch_s * 1e6:.1f} us dispatch per op, cache level by working set")
+        return tuple(out)
+
+    # -- the spec-sheet law ------------------------------------------------------------------------
+    @staticmethod
+    def _spec_time(spec: CpuSpec, cls: str, cost: NodeCost) -> tuple[float, str]:
+        ws = cost.bytes_read + cost.bytes_written
+        level, bw = spec.level_of(ws)
+        t_mem = ws / bw
+        t_ew = cost.elementwise_flops / (spec.peak_flops * VECTOR_EFFICIENCY)
+        if cls in _COMPUTE and cost.flops > 0:
+            law = SPEC_LAWS[cls]
+            t_c = float(law.duration_s(cost.flops, spec.peak_flops)) + t_ew
+        else:
+            t_c = t_ew
+        return max(t_c, t_mem), level
+
+    def bound_time_s(self, cost: NodeCost) -> float:
+        """Roofline bound at these threads: all FLOPs at peak, all bytes at the fastest level's bandwidth
+        that can hold them (no efficiency factors)."""
+        s = self.spec
+        ws = cost.bytes_read + cost.bytes_written
+        _, bw = s.level_of(ws)
+        return max((cost.flops + cost.elementwise_flops) / s.peak_flops, ws / (bw / MEMORY_EFFICIENCY))
+
+    def node_duration(self, trace: NodeTrace, cost: NodeCost, launches: int) -> tuple[float, str, str]:
+        """``(seconds, model, kernel class)`` of one node; never below the work at the profile's peak
+        (a fitted curve extrapolated past its data must not beat the hardware)."""
+        t, model, cls = self._node_duration(trace, cost, launches)
+        floor = (cost.flops + cost.elementwise_flops) / self.profile.peak_flops_for(torch.float32)
+        return max(t, floor), model, cls
+
+    def _node_duration(self, trace: NodeTrace, cost: NodeCost, launches: int) -> tuple[float, str, str]:
+        cls = kernel_class(trace, cost)
+        spec_t, level = self._spec_time(self.spec, cls, cost)
+        dispatch = max(launches, 1) * self.spec.dispatch_s
+        if self.params is None:
+            return spec_t + dispatch, f"cpu-spec/{level}", cls
+        if cls in self.params.scales:
+            at_cal, _ = self._spec_time(self._spec_at_cal, cls, cost)  # the scale was fitted at the data's threads
+            t = at_cal * self.params.scales[cls] * (spec_t / at_cal if at_cal > 0 else 1.0)
+            return t + dispatch, f"cpu-fitted/{level}", cls
+        law = self.params.laws.get(cls) or self.params.laws.get(_family_fallback(cls))
+        if law is None:
+            return spec_t + dispatch, f"cpu-spec-fallback/{level}", cls
+        basis = _basis(cls) if cls in self.params.laws else FAMILIES[_family_fallback(cls)].basis
+        work = work_for(basis, flops=cost.flops, elementwise_flops=cost.elementwise_flops,
+                        bytes_moved=cost.bytes_read + cost.bytes_written)
+        if work <= 0:
+            return spec_t + dispatch, f"cpu-spec/{level}", cls
+        peak = self.params.peak_flops if basis == "flops" else self.params.peak_bytes_per_s
+        t = float(law.duration_s(work, peak))
+        if self.threads != self.params.threads:
+            at_cal, _ = self._spec_time(self._spec_at_cal, cls, cost)
+            t *= spec_t / at_cal if at_cal > 0 else 1.0
+        floor = (cost.bytes_read + cost.bytes_written) / self.spec.level_of(cost.bytes_read + cost.bytes_written)[1]
+        return max(t, floor) + max(launches - 1, 0) * self.spec.dispatch_s, f"cpu-calibrated/{level}", cls
+
+
+def _family_fallback(cls: str) -> str:
+    return "convolution" if cls in CONV_CLASSES else cls
+
+
+def _with_dispatch(spec: CpuSpec, dispatch_s: float) -> CpuSpec:
+    return CpuSpec(spec.threads, spec.cores, spec.peak_flops, spec.levels, dispatch_s, spec.notes)
+
+
+class CpuPowerModel:
+    """Package power of a CPU running ``threads`` threads (module docstring).
+
+    ``idle_w`` / ``core_w`` override the profile's figures (a fitted parameter set or a RAPL
+    calibration gives them); otherwise idle is the profile's (or 25% of TDP, assumed) and a busy
+    core draws ``(TDP - idle) / cores``.
+    """
+
+    scope = "package"
+
+    def __init__(self, profile: Any, threads: int, *, idle_w: float | None = None, core_w: float | None = None,
+                 busy_share: float = BUSY_SHARE, source: str | None = None):
+        self.profile = profile
+        notes = []
+        tdp = profile.tdp_w
+        if tdp is None:
+            tdp = W_PER_CORE_GUESS * profile.compute_units
+            notes.append(f"{profile.name}: TDP unknown; {W_PER_CORE_GUESS:g} W per core assumed ({tdp:.0f} W)")
+        self.tdp_w = float(tdp)
+        if idle_w is None:
+            if profile.idle_w is None:
+                idle_w = IDLE_FRACTION_ASSUMED * self.tdp_w
+                notes.append(f"{profile.name}: idle power not in the profile; {IDLE_FRACTION_ASSUMED:.0%} of TDP "
+                             f"({idle_w:.0f} W) assumed")
+            else:
+                idle_w = float(profile.idle_w)
+        self.idle_w = float(idle_w)
+        self.core_w = float(core_w) if core_w is not None else max(self.tdp_w - self.idle_w, 0.0) / profile.compute_units
+        self.cores = max(1, min(int(threads), int(profile.compute_units)))
+        self.busy_share = busy_share
+        self.source = source or "spec sheet (TDP, idle) and the power law of fxenergy.perf.cpu"
+        self._notes = tuple(notes)
+
+    @property
+    def limit_w(self) -> float:
+        """The package's power limit (TDP), or the model's full-load power where that is higher
+        (a fitted idle + core figure measured above TDP would otherwise be flagged as absurd)."""
+        return max(self.tdp_w, self.power_w(1.0))
+
+    def power_w(self, utilisation: float) -> float:
+        u = min(max(utilisation, 0.0), 1.0)
+        return self.idle_w + self.core_w * self.cores * (self.busy_share + (1 - self.busy_share) * u)
+
+    def notes(self) -> tuple[str, ...]:
+        return self._notes + (f"CPU energy: {self.scope} power (not DRAM, not wall) of {self.cores} active core(s): "
+                              f"idle {self.idle_w:.1f} W + {self.core_w:.2f} W per busy core; {self.source}",)
+
+
+def local_thread_info() -> dict[str, Any]:
+    """Threads this process runs with: torch's intra-op count, the cgroup quota and the affinity."""
+    try:
+        affinity = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        affinity = os.cpu_count()
+    return {"torch_threads": torch.get_num_threads(), "cgroup_cpu_quota": cgroup_cpu_quota(), "affinity_cpus": affinity}
