@@ -112,6 +112,10 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--output", "-o", required=True, help="JSON file to write")
     f.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
 
+    from fxenergy.training.cli import add_parser as add_train_estimate
+
+    add_train_estimate(sub)
+
     m = sub.add_parser("models", help="list the model names `report` accepts")
     m.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
 
@@ -275,7 +279,14 @@ _COMMANDS = {
     "fit": _cmd_fit,
     "models": _cmd_models,
     "hardware": _cmd_hardware,
+    "train-estimate": lambda args: _train_estimate(args),
 }
+
+
+def _train_estimate(args: argparse.Namespace) -> int:
+    from fxenergy.training.cli import run
+
+    return run(args, check_output_path=_check_output_path)
 
 
 def _check_output_path(path: str | None) -> None:
