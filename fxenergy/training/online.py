@@ -8,9 +8,11 @@ Seed 002 (del Rey et al. 2024, §4.3) observes that epoch duration and power set
 * **Eq. 2, epoch-energy-based**: ``E = E_w × s / w + E_u``: the window's energy scaled to the ``s``
   stable epochs of the plan, plus the energy ``E_u`` of the initial, unstable epochs.
 
-The stabilising epoch is found with FLUSS semantic segmentation (``stumpy.fluss``, the method the seed
-uses; optional dependency ``fxenergy[online]``) on the per-epoch power series, or by the seed's simple
-rule "epoch 10" when stumpy is missing or the series is too short. The band is the projection of the
+The stabilising epoch is found with FLUSS semantic segmentation (the method the seed uses, from the
+``stumpy`` library: optional dependency ``fxenergy[online]``, used for long sample-level traces; the
+short per-epoch series use a NumPy form of the same algorithm, :func:`fluss_regime`, because stumpy's
+JIT compile takes minutes on a small machine) on the per-epoch power series, or by the seed's simple
+rule "epoch 10". The band is the projection of the
 window's lowest and highest epoch (energy or power): a spread, not a confidence interval.
 
 :class:`TrainingTracker` does this inside a plain PyTorch loop (``with tracker: ... tracker.epoch_end()``);
@@ -40,7 +42,7 @@ import numpy as np
 from fxenergy.errors import FxEnergyError, UserInputError
 
 __all__ = ["Meter", "WallClockMeter", "RAPLMeter", "NVMLMeter", "auto_meter", "EpochRecord", "Projection",
-           "stabilising_epoch", "project", "TrainingTracker", "EnergyBudgetExceeded", "lightning_callback",
+           "stabilising_epoch", "fluss_regime", "project", "TrainingTracker", "EnergyBudgetExceeded", "lightning_callback",
            "transformers_callback", "RULE_STABLE_EPOCH", "RULE_WINDOW"]
 
 RULE_STABLE_EPOCH = 10  # seed 002: power is stable from epoch 10 in >= 90% of runs (Fig. 9)
@@ -154,35 +156,79 @@ class Projection:
         return self.epoch_energy_based_j
 
 
-def stabilising_epoch(values: Sequence[float], *, method: str = "auto", min_epochs: int = 12) -> tuple[int, str]:
+def stabilising_epoch(values: Sequence[float], *, method: str = "auto", min_epochs: int = 12) -> tuple[int | None, str]:
     """``(first stable epoch (1-based), detector)`` for a per-epoch series (power, or duration).
 
     ``method``: ``"fluss"`` (stumpy's FLUSS: the regime change of the series; the first epoch after it),
-    ``"rule"`` (seed 002's epoch 10), or ``"auto"`` (FLUSS where stumpy is installed and the series has
-    at least ``min_epochs`` points, else the rule).
+    ``"rule"`` (seed 002's epoch 10), or ``"auto"`` (= FLUSS).
+    FLUSS needs ``min_epochs`` points: before that the epoch is None (not yet known). A change FLUSS
+    places in the second half of the series is no warm-up: the rule's epoch 10 is used (detector
+    ``"fluss/rule"``).
     """
     if method not in ("auto", "fluss", "rule"):
         raise UserInputError(f"stabilisation method must be auto, fluss or rule, got {method!r}")
     x = np.asarray(values, dtype=float)
-    if method == "rule" or (method == "auto" and (len(x) < min_epochs or not _has_stumpy())):
+    if method == "rule":
         return RULE_STABLE_EPOCH, "rule"
-    if method == "fluss" and not _has_stumpy():
-        raise UserInputError("FLUSS needs stumpy: install fxenergy[online]")
-    if len(x) < 8:
-        raise UserInputError(f"FLUSS needs at least 8 epochs, got {len(x)}")
-    import stumpy
-
-    m = max(3, min(len(x) // 4, 10))  # subsequence length: a few epochs
+    if len(x) < min_epochs:
+        return None, "fluss"
     if np.ptp(x) == 0:
         return 1, "fluss"
-    mp = stumpy.stump(x, m)
-    cac, regimes = stumpy.fluss(mp[:, 1].astype(np.int64), L=m, n_regimes=2, excl_factor=1)
-    loc = int(regimes[0])  # index where the new regime starts
-    # FLUSS places one change anywhere; a warm-up is a change early in the run. A change late in the
-    # series (second half) means no early warm-up was found: stable from the first epoch after m.
+    loc = fluss_regime(x, 3)  # subsequence length in epochs: a warm-up lasts a few epochs
     if loc > len(x) // 2:
-        loc = 0
-    return min(max(loc + 1, 1), len(x)), "fluss"
+        return RULE_STABLE_EPOCH, "fluss/rule"
+    return max(loc + 1, 1), "fluss"
+
+
+def _matrix_profile_index(x: np.ndarray, m: int) -> np.ndarray:
+    """Nearest-neighbour index of every length-``m`` subsequence (z-normalised Euclidean distance,
+    exclusion zone ceil(m/4) as stumpy's default); brute force, for the short per-epoch series here."""
+    sub = np.lib.stride_tricks.sliding_window_view(x, m)
+    mu, sd = sub.mean(1, keepdims=True), sub.std(1, keepdims=True)
+    flat = sd[:, 0] < 1e-12
+    z = np.where(flat[:, None], 0.0, (sub - mu) / np.where(sd < 1e-12, 1.0, sd))
+    d = ((z[:, None, :] - z[None, :, :]) ** 2).sum(-1)
+    d[flat[:, None] ^ flat[None, :]] = m  # one constant, one not: stumpy's sqrt(m) distance (squared)
+    excl = int(np.ceil(m / 4))
+    idx = np.arange(len(sub))
+    d[np.abs(idx[:, None] - idx[None, :]) < excl + 1] = np.inf
+    return d.argmin(1)
+
+
+def fluss_regime(x: Sequence[float], m: int, *, use_stumpy: bool | None = None) -> int:
+    """FLUSS (Gharghabi et al. 2017): index where the one regime change of ``x`` starts.
+
+    The arc curve counts nearest-neighbour arcs crossing each point; divided by the arc curve of a
+    series with no regimes (2·i·(n−i)/n) it is the corrected arc curve, lowest at a regime change;
+    the first and last ``m`` points are excluded. With ``use_stumpy`` (default: for series longer
+    than 500 points, where it pays) the matrix profile and FLUSS come from the ``stumpy`` library;
+    the short per-epoch series use this NumPy form (stumpy's JIT compile costs minutes on 2 cores).
+    """
+    x = np.asarray(x, dtype=float)
+    if use_stumpy is None:
+        use_stumpy = len(x) > 500 and _has_stumpy()
+    if use_stumpy:
+        import stumpy
+
+        mp = stumpy.stump(x, m)
+        _, regimes = stumpy.fluss(mp[:, 1].astype(np.int64), L=m, n_regimes=2, excl_factor=1)
+        return int(regimes[0])
+    nn = _matrix_profile_index(x, m)
+    n = len(nn)
+    mark = np.zeros(n + 1)
+    for i, j in enumerate(nn):
+        lo, hi = min(i, j), max(i, j)
+        mark[lo] += 1
+        mark[hi] -= 1
+    arcs = np.cumsum(mark)[:n]
+    i = np.arange(n)
+    iac = 2.0 * i * (n - i) / n
+    cac = np.ones(n)
+    ok = iac > 0
+    cac[ok] = np.minimum(arcs[ok] / iac[ok], 1.0)
+    cac[:m] = 1.0
+    cac[-m:] = 1.0
+    return int(np.argmin(cac))
 
 
 def _has_stumpy() -> bool:
@@ -194,7 +240,7 @@ def _has_stumpy() -> bool:
 
 
 def project(records: Sequence[EpochRecord], planned_epochs: int, *, window: int = RULE_WINDOW,
-            stable_from: int | None = None, method: str = "auto", energy_source: str = "meter") -> Projection | None:
+            stable_from: int | None = None, method: str = "rule", energy_source: str = "meter") -> Projection | None:
     """Seed 002 Eq. 1 and 2 from ``records`` (epochs so far); None until ``window`` stable epochs exist."""
     if planned_epochs <= 0:
         raise UserInputError(f"planned epochs must be a positive integer, got {planned_epochs}")
@@ -206,6 +252,8 @@ def project(records: Sequence[EpochRecord], planned_epochs: int, *, window: int 
         has_energy = all(r.energy_j is not None for r in records)
         series = [r.power_w if has_energy else r.duration_s for r in records]
         stable_from, detector = stabilising_epoch(series, method=method)
+        if stable_from is None:
+            return None
     else:
         detector = "given"
     if stable_from + window - 1 > n:
@@ -253,7 +301,7 @@ class TrainingTracker:
     planned_epochs: int
     window: int = RULE_WINDOW
     stable_from: int | None = None  # None: detect (FLUSS where stumpy is installed, else the epoch-10 rule)
-    method: str = "auto"
+    method: str = "rule"  # measured better than online FLUSS on warm-up traces (docs/validation.md)
     meter: Any = None  # None: auto_meter()
     assumed_power_w: float | None = None  # used only when the meter has no energy
     energy_budget_j: float | None = None
