@@ -101,7 +101,11 @@ def run(args: argparse.Namespace, check_output_path: Any = None) -> int:
     built = build_model(args.model, batch_size=args.batch_size, seq_len=args.seq_len, image_size=args.image_size,
                         dtype=getattr(torch, args.dtype))
     from fxenergy.api import _resolve_hardware
-    from fxenergy.training.run import default_overheads
+    from fxenergy.training.run import _batch_of, _slice_batch, default_overheads
+
+    example = built.args
+    if built.args and _batch_of(built.args) != args.batch_size:  # a factory that brought its own inputs
+        example = _slice_batch(built.args, _batch_of(built.args), args.batch_size)
 
     profile, _ = _resolve_hardware(args.hardware)
     overheads, note = default_overheads(profile)
@@ -109,7 +113,7 @@ def run(args: argparse.Namespace, check_output_path: Any = None) -> int:
                                   epoch_overhead_s=args.epoch_overhead_s,
                                   host_to_device_bytes_per_s=None if args.h2d_gbps is None else args.h2d_gbps * 1e9)
     est = estimate_training(
-        built.model, built.args, example_kwargs=built.kwargs or None, epochs=args.epochs,
+        built.model, example, example_kwargs=built.kwargs or None, epochs=args.epochs,
         train_samples=args.train_samples, val_samples=args.val_samples, val_batch_size=args.val_batch_size,
         hardware=args.hardware if args.hardware.endswith(".json") else profile, predictor=args.predictor,
         params=args.params, optimizer=args.optimizer, drop_last=args.drop_last, overheads=overheads,
