@@ -3,7 +3,7 @@
     uv run python examples/training_compare_cost.py [MODEL_A MODEL_B]
 
 Each run: 10 epochs over 19,968 training and 4,992 validation images (64x64, batch 64: 312 + 78 steps) estimated from
-the model's graph with ``fxenergy.estimate_training``: steps (the last partial batch included) x the
+the model's graph with ``fxenergy.estimate_training``: steps x the
 training step's cost, evaluation, data loading, then kWh, hours and gCO2e. The local machine is an
 RTX 3070 in Spain (grid intensity from codecarbon's data, PUE 1.0: a desktop); the cloud one an A100
 80 GB in Google Cloud europe-west1 (that region's intensity, the default data-centre PUE 1.58).

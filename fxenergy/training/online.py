@@ -12,7 +12,8 @@ The stabilising epoch is found with FLUSS semantic segmentation (the method the 
 ``stumpy`` library: optional dependency ``fxenergy[online]``, used for long sample-level traces; the
 short per-epoch series use a NumPy form of the same algorithm, :func:`fluss_regime`, because stumpy's
 JIT compile takes minutes on a small machine) on the per-epoch power series, or by the seed's simple
-rule "epoch 10". The band is the projection of the
+rule "epoch 10" (the tracker's default: on the synthetic warm-up traces of
+``benchmarks/training_online.py`` the rule beats FLUSS run on the epochs seen so far). The band is the projection of the
 window's lowest and highest epoch (energy or power): a spread, not a confidence interval.
 
 :class:`TrainingTracker` does this inside a plain PyTorch loop (``with tracker: ... tracker.epoch_end()``);
@@ -300,7 +301,7 @@ class TrainingTracker:
 
     planned_epochs: int
     window: int = RULE_WINDOW
-    stable_from: int | None = None  # None: detect (FLUSS where stumpy is installed, else the epoch-10 rule)
+    stable_from: int | None = None  # None: found by `method` ("rule": seed 002's epoch 10; "fluss"; "auto")
     method: str = "rule"  # measured better than online FLUSS on warm-up traces (docs/validation.md)
     meter: Any = None  # None: auto_meter()
     assumed_power_w: float | None = None  # used only when the meter has no energy
