@@ -77,14 +77,18 @@ def test_overheads_and_epochs_scale_as_eq7():
     assert more.total_duration_s == pytest.approx(2 * base.total_duration_s + 4 * 2.0, rel=1e-9)
 
 
-def test_power_limit_stretches_duration_not_energy():
+def test_power_limit_slows_the_step_by_the_dvfs_rule():
     m, x = small_net(), torch.randn(16, 3, 8, 8)
     free = estimate_training(m, x, epochs=1, train_samples=32, hardware="rtx-3090")
-    p = free.train_step_energy_j / free.train_step_duration_s
-    capped = estimate_training(m, x, epochs=1, train_samples=32, hardware="rtx-3090", power_limit_w=max(p * 0.8, 90))
-    assert capped.total_energy_j == pytest.approx(free.total_energy_j)
-    assert capped.total_duration_s >= free.total_duration_s
-    assert capped.train_step_energy_j / capped.train_step_duration_s <= max(p * 0.8, 90) * (1 + 1e-9)
+    e, t = free.train_step_energy_j, free.train_step_duration_s
+    p, idle = e / t, 0.25 * 350
+    cap = idle + 0.5 * (p - idle)
+    capped = estimate_training(m, x, epochs=1, train_samples=32, hardware="rtx-3090", power_limit_w=cap)
+    s = 0.5 ** (1 / 3)
+    assert capped.train_step_duration_s == pytest.approx(t / s)
+    assert capped.train_step_energy_j == pytest.approx(cap * t / s)
+    loose = estimate_training(m, x, epochs=1, train_samples=32, hardware="rtx-3090", power_limit_w=p * 1.01)
+    assert loose.total_energy_j == pytest.approx(free.total_energy_j)
 
 
 @pytest.mark.parametrize("kw, msg", [

@@ -16,8 +16,10 @@ makes and adds the run's overheads, following seed 003's Eq. 7 (``E = k_e + n·(
   the del Rey runs), else 0, with a note; ``epoch_overhead_s`` (default 0) adds a fixed time per
   epoch at idle power (checkpointing, loader start-up). Every figure is an option.
 
-A ``power_limit_w`` below a step's predicted average power stretches that step's duration to
-``energy / limit`` at unchanged energy (first-order model of a capped board; stated in the notes).
+A ``power_limit_w`` below a step's predicted average power P slows that step to the clock fraction
+``s = ((limit - idle) / (P - idle))^(1/3)`` (first-order DVFS: dynamic power ~ f³, compute-bound
+duration ~ 1/f): duration / s at the limit's power. Stated in the notes; a GPU backend with its own
+power-limit model should replace this.
 
 Totals are sums of the rows: ``sum(phases) == sum(layers) == total_energy_j``.
 """
@@ -372,17 +374,23 @@ def estimate_training(
     if idle_note and any("idle power not in the profile" in n for n in notes):
         notes.remove(idle_note)  # the backend already says which idle power it assumed
 
-    # Power cap: stretch a step whose average power exceeds the limit to energy / limit.
+    # Power cap (first-order DVFS): a step whose average power P exceeds the cap runs at a clock scaled by
+    # s = ((cap - idle) / (P - idle))^(1/3) (dynamic power ~ f^3), its duration / s, its power the cap.
     stretch: dict[int, float] = {}
+    escale: dict[int, float] = {}
     for r, _, _ in runs:
         e, t = r.totals.energy_j, r.totals.duration_s
-        stretch[id(r)] = 1.0
+        stretch[id(r)] = escale[id(r)] = 1.0
         if power_limit_w is not None and t > 0 and e / t > power_limit_w:
-            stretch[id(r)] = (e / power_limit_w) / t
+            p = e / t
+            s = ((power_limit_w - idle_w) / (p - idle_w)) ** (1.0 / 3.0) if p > idle_w else 1.0
+            stretch[id(r)] = 1.0 / s
+            escale[id(r)] = power_limit_w * (t / s) / e
     if power_limit_w is not None:
         capped = [k for k, v in stretch.items() if v > 1.0]
-        notes.append(f"power limit {power_limit_w:g} W: {len(capped)} of {len(runs)} step kinds predicted above it, "
-                     "stretched to energy / limit at unchanged energy (the energy backend has no power-limit model)")
+        notes.append(f"power limit {power_limit_w:g} W: {len(capped)} of {len(runs)} step kinds predicted above it; "
+                     "each runs at clock s = ((limit - idle) / (P - idle))^(1/3) of its own (dynamic power ~ f^3), "
+                     "duration / s at the limit's power (the energy backend has no power-limit model)")
 
     # Phases and layers per epoch.
     phase_e: dict[str, float] = {}
@@ -392,16 +400,16 @@ def estimate_training(
     layer_t: dict[str, float] = {}
     layer_type: dict[str, str] = {}
     for r, count, prefix in runs:
-        s = stretch[id(r)]
+        s, k = stretch[id(r)], escale[id(r)]
         for g in r.group("phase"):
             key = prefix or g.key
             if prefix == "eval" and g.key not in ("forward", "overhead"):
                 key = f"eval/{g.key}"
-            phase_e[key] = phase_e.get(key, 0.0) + g.totals.energy_j * count
+            phase_e[key] = phase_e.get(key, 0.0) + g.totals.energy_j * k * count
             phase_t[key] = phase_t.get(key, 0.0) + g.totals.duration_s * s * count
             phase_n[key] = phase_n.get(key, 0) + count
         for g in r.group("layer"):
-            layer_e[g.key] = layer_e.get(g.key, 0.0) + g.totals.energy_j * count
+            layer_e[g.key] = layer_e.get(g.key, 0.0) + g.totals.energy_j * k * count
             layer_t[g.key] = layer_t.get(g.key, 0.0) + g.totals.duration_s * s * count
             layer_type.setdefault(g.key, g.module_type)
 
@@ -436,15 +444,17 @@ def estimate_training(
         epochs=epochs, train_samples=train_samples, val_samples=val_samples, batch_size=batch,
         val_batch_size=val_batch, train_steps_per_epoch=n_train, val_steps_per_epoch=n_val,
         last_train_batch=last_train, last_val_batch=last_val if n_val else 0,
-        train_step_energy_j=train_full.totals.energy_j, train_step_duration_s=train_full.totals.duration_s
+        train_step_energy_j=train_full.totals.energy_j * escale[id(train_full)], train_step_duration_s=train_full.totals.duration_s
         * stretch[id(train_full)],
-        val_step_energy_j=(val_full or val_partial).totals.energy_j if n_val else 0.0,
+        val_step_energy_j=(val_full or val_partial).totals.energy_j * escale[id(val_full or val_partial)]
+        if n_val else 0.0,
         val_step_duration_s=((val_full or val_partial).totals.duration_s * stretch[id(val_full or val_partial)])
         if n_val else 0.0,
         phases=phases, layers=layers, overheads=overheads, intensity=intensity, pue=pue,
         power_limit_w=power_limit_w, notes=notes,
     )
-    est._partial_train_j = partial_train.totals.energy_j if partial_train is not None else 0.0
+    est._partial_train_j = (partial_train.totals.energy_j * escale[id(partial_train)]
+                            if partial_train is not None else 0.0)
     _check_sane(est)
     return est
 
