@@ -30,7 +30,10 @@ from fxenergy.predictors.base import EnergyEstimate, register_predictor
 from fxenergy.predictors.power import node_energies
 from fxenergy.records import COST, DURATION, TRACE
 
-__all__ = ["MLCO2Predictor", "GreenAlgorithmsPredictor", "FlopsOnlyPredictor", "GA_W_PER_GB"]
+__all__ = ["MLCO2Predictor", "GreenAlgorithmsPredictor", "FlopsOnlyPredictor", "GA_W_PER_GB", "BASELINES"]
+
+BASELINES = frozenset({"mlco2", "green-algorithms", "flops"})
+"""Backend names that are rules of thumb: ``--predictor all`` shows them but leaves them out of the band."""
 
 GA_W_PER_GB = 0.3725  # Green Algorithms: memory power draw per GB (Lannelongue et al. 2021)
 

@@ -266,8 +266,11 @@ def comparison_data(results: dict[str, Result], by: str = "layer", depth: int | 
     totals = [results[n].totals.energy_j or 0.0 for n in names]
     header = [("model", str(first.info.get("model"))), ("hardware", _hardware_line(first.info))]
     header += [(f"predictor {n}", _predictor_line(results[n].info)) for n in names]
-    lo, hi = min(totals), max(totals)
-    notes = [f"uncertainty band over {len(names)} predictors: {human(lo, 'joules')} … {human(hi, 'joules')} "
+    from fxenergy.predictors.baselines import BASELINES  # rules of thumb: shown, but not part of the band
+
+    banded = [t for n, t in zip(names, totals) if n not in BASELINES] or totals
+    lo, hi = min(banded), max(banded)
+    notes = [f"uncertainty band over {len(banded)} predictors: {human(lo, 'joules')} … {human(hi, 'joules')} "
              f"(spread {human(hi - lo, 'joules')}, ×{hi / lo:.2f})" if lo > 0 else "a predictor gave 0 J in total"]
     for n in names:
         notes += [f"{n}: {x}" for x in results[n].info.get("energy_notes", [])]
@@ -279,8 +282,11 @@ def comparison_data(results: dict[str, Result], by: str = "layer", depth: int | 
 def comparison_json(results: dict[str, Result]) -> str:
     import json
 
+    from fxenergy.predictors.baselines import BASELINES  # rules of thumb: shown, but not part of the band
+
     totals = {n: r.totals.energy_j for n, r in results.items()}
-    vals = [v for v in totals.values() if v is not None]
+    vals = [v for n, v in totals.items() if v is not None and n not in BASELINES] or \
+        [v for v in totals.values() if v is not None]
     return json.dumps({
         "schema": "fxenergy.comparison/1",
         "info": next(iter(results.values())).info,
