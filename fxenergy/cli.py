@@ -122,9 +122,10 @@ def build_parser() -> argparse.ArgumentParser:
     h = sub.add_parser("hardware", help="list or show hardware profiles")
     h.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
     hs = h.add_subparsers(dest="hw_command", required=True, parser_class=_Parser)
-    hs.add_parser("list", help="bundled profiles")
-    show = hs.add_parser("show", help="one profile with the sources of its figures")
+    hs.add_parser("list", help="bundled profiles: kind, vendor, headline figures, what data stands behind them")
+    show = hs.add_parser("show", help="one profile: every figure with its source, estimates marked, validated error")
     show.add_argument("name", help="profile name, JSON file, or 'local' for the detected machine")
+    show.add_argument("--json", action="store_true", help="print the profile file (as save_profile writes it)")
     return p
 
 
@@ -259,16 +260,18 @@ def _cmd_models(args: argparse.Namespace) -> int:
 
 def _cmd_hardware(args: argparse.Namespace) -> int:
     from fxenergy import hardware
+    from fxenergy.hardware import describe
 
     if args.hw_command == "list":
-        for name in hardware.list_profiles():
-            prof = hardware.load_profile(name)
-            print(f"{name:<20} {prof.kind:<4} {prof.display_name}")
+        print(describe.render_list())
         return 0
     prof = hardware.detect_local() if args.name == "local" else hardware.load_profile(args.name)
-    import json
+    if args.json:
+        import json
 
-    print(json.dumps(prof.to_dict(), indent=2))
+        print(json.dumps(prof.to_dict(), indent=2))
+    else:
+        print(describe.render_show(prof))
     return 0
 
 

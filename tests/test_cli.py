@@ -53,7 +53,7 @@ def test_models_lists_names(capsys):
 def test_hardware_list_and_show(capsys):
     code, out, _ = run(capsys, "hardware", "list")
     assert code == 0 and "a100-80gb-pcie" in out
-    code, out, _ = run(capsys, "hardware", "show", "v100-sxm2-32gb")
+    code, out, _ = run(capsys, "hardware", "show", "v100-sxm2-32gb", "--json")
     assert code == 0 and json.loads(out)["kind"] == "gpu"
 
 

@@ -15,19 +15,26 @@ from fxenergy.errors import UserInputError
 from fxenergy.hardware import (
     DTYPES,
     HardwareProfile,
-    _detect_cpu,
     detect_local,
     list_profiles,
     load_profile,
     save_profile,
 )
+from fxenergy.hardware.detect import _detect_cpu
 
 KiB, MiB, GiB = 2**10, 2**20, 2**30
-EXPECTED = {
-    "h100-sxm", "h100-pcie", "h200", "a100-40gb-sxm", "a100-80gb-sxm", "a100-40gb-pcie", "a100-80gb-pcie",
-    "a30", "v100-sxm2-32gb", "v100-pcie-16gb", "rtx-2080-ti", "rtx-3090", "rtx-3070", "gtx-750-ti", "t4", "l4",
-    "xeon-gold-6154", "xeon-gold-5120", "xeon-e5-2630-v4",
+GPUS = {
+    "p4", "p100-pcie-16gb", "v100-pcie-16gb", "v100-pcie-32gb", "v100-sxm2-16gb", "v100-sxm2-32gb", "t4", "a10",
+    "a10g", "a40", "l4", "l40s", "rtx-3090", "rtx-4090", "rtx-6000-ada", "a100-40gb-pcie", "a100-80gb-pcie",
+    "a100-40gb-sxm", "a100-80gb-sxm", "h100-pcie", "h100-sxm", "h100-nvl", "h200", "gh200", "b200", "mi250x",
+    "mi300x", "a30", "rtx-2080-ti", "rtx-3070", "gtx-750-ti",
 }
+CPUS = {
+    "xeon-gold-5120", "xeon-gold-6154", "xeon-e5-2630-v4", "xeon-platinum-8280", "xeon-gold-6248",
+    "xeon-platinum-8380", "xeon-platinum-8480p", "epyc-7742", "epyc-7763", "epyc-9654", "apple-m1", "apple-m2",
+    "apple-m3", "graviton2", "graviton3",
+}
+EXPECTED = GPUS | CPUS
 PROFILE_DIR = Path(__file__).parents[1] / "fxenergy" / "hardware" / "profiles"
 
 
@@ -211,17 +218,35 @@ def _fake_gpu(monkeypatch, **props):
         ("Tesla V100-PCIE-16GB", 15 * GiB, "v100-pcie-16gb"),
         ("NVIDIA GeForce RTX 2080 Ti", 11 * GiB, "rtx-2080-ti"),
         ("Tesla T4", 15 * GiB, "t4"),
+        ("NVIDIA H100 NVL", 94 * GiB, "h100-nvl"),
+        ("NVIDIA GH200 480GB", 95 * GiB, "gh200"),
+        ("NVIDIA H200", 140 * GiB, "h200"),
+        ("NVIDIA B200", 179 * GiB, "b200"),
+        ("NVIDIA A10G", 23 * GiB, "a10g"),
+        ("NVIDIA A10", 23 * GiB, "a10"),
+        ("NVIDIA A40", 47 * GiB, "a40"),
+        ("NVIDIA L40S", 47 * GiB, "l40s"),
+        ("NVIDIA L4", 23 * GiB, "l4"),
+        ("NVIDIA GeForce RTX 4090", 24 * GiB, "rtx-4090"),
+        ("NVIDIA RTX 6000 Ada Generation", 48 * GiB, "rtx-6000-ada"),
+        ("Tesla V100-SXM2-16GB", 16 * GiB, "v100-sxm2-16gb"),
+        ("Tesla V100-SXM2-32GB", 32 * GiB, "v100-sxm2-32gb"),
+        ("Tesla V100-PCIE-32GB", 32 * GiB, "v100-pcie-32gb"),
+        ("Tesla P100-PCIE-16GB", 16 * GiB, "p100-pcie-16gb"),
+        ("Tesla P4", 8 * GiB, "p4"),
+        ("AMD Instinct MI300X", 192 * GiB, "mi300x"),
     ],
 )
 def test_detect_known_gpu(monkeypatch, device, memory, profile):
+    """torch's device names (as ``torch.cuda.get_device_name`` reports them) map to the right profile."""
     _fake_gpu(monkeypatch, name=device, total_memory=memory)
     assert detect_local() == load_profile(profile)
 
 
 def test_detect_known_gpu_with_other_memory(monkeypatch):
-    _fake_gpu(monkeypatch, name="Tesla V100-SXM2-16GB", total_memory=16 * GiB)
+    _fake_gpu(monkeypatch, name="NVIDIA A100-SXM4-40GB", total_memory=80 * GiB)
     p = detect_local()
-    assert p.name == "v100-sxm2-32gb" and p.memory_bytes == 16 * GiB and "memory detected" in p.display_name
+    assert p.name == "a100-40gb-sxm" and p.memory_bytes == 80 * GiB and "memory detected" in p.display_name
 
 
 def test_detect_unknown_gpu(monkeypatch):
@@ -233,3 +258,177 @@ def test_detect_unknown_gpu(monkeypatch):
     assert p.peak_flops["fp32"] == 100 * 128 * 2 * 2e9 and p.peak_flops["fp16"] == 100 * 4096 * 2e9
     assert p.memory_bandwidth_bytes_per_s == 2 * 2e9 * 4096 / 8
     assert p.cache("L2").size_bytes == 60 * MiB and "peak_flops" in p.estimated
+
+
+# --- figures: consistency, sources, estimates ------------------------------------------------------------------
+
+_FIGURES = ("peak_flops", "memory_bandwidth_bytes_per_s", "memory_bytes", "caches", "compute_units", "clock_hz",
+            "tdp_w", "idle_w", "kernel_launch_overhead_s", "architecture", "base_clock_hz", "sustained_clock_hz",
+            "fp32_cores", "simd_width_bits", "fma_units_per_core", "threads_per_core", "sockets")
+
+
+@pytest.mark.parametrize("name", sorted(GPUS))
+def test_gpu_peak_matches_lanes_times_clock(name):
+    """fp32 peak = fp32 lanes x 2 (FMA) x boost clock, within 10%, on every GPU that gives its lane count."""
+    p = load_profile(name)
+    assert p.kind == "gpu" and p.architecture and p.fp32_cores, "every bundled GPU gives architecture and lanes"
+    assert p.fp32_cores % p.compute_units == 0 and p.fp32_cores // p.compute_units in (64, 128)
+    assert p.peak_flops["fp32"] == pytest.approx(p.fp32_cores * 2 * p.clock_hz, rel=0.10)
+    for clock in (p.base_clock_hz, p.sustained_clock_hz):
+        assert clock is None or clock <= p.clock_hz
+
+
+@pytest.mark.parametrize("name", sorted(CPUS))
+def test_cpu_peak_matches_cores_times_simd(name):
+    """fp32 peak = cores x clock x simd_width/32 x 2 (FMA) x FMA units, within 10% (base clock, or the
+    maximum where no base is published), and the CPU-specific figures are all given."""
+    p = load_profile(name)
+    assert p.kind == "cpu" and p.architecture
+    assert p.simd_width_bits in (128, 256, 512) and p.fma_units_per_core in (1, 2, 4)
+    assert p.threads_per_core in (1, 2) and p.sockets in (1, 2)
+    clock = p.base_clock_hz or p.clock_hz
+    expected = p.compute_units * clock * p.simd_width_bits / 32 * 2 * p.fma_units_per_core
+    assert p.peak_flops["fp32"] == pytest.approx(expected, rel=0.10)
+    assert "cores x clock x simd_width/32 x 2" in p.source_of("peak_flops") or name in {
+        "xeon-gold-5120", "xeon-gold-6154", "xeon-e5-2630-v4"}  # older wording: "N cores x L lanes x 2 (FMA) x ..."
+    for c in (p.base_clock_hz, p.sustained_clock_hz):
+        assert c is None or c <= p.clock_hz
+    l3 = p.cache("L3")
+    assert p.cache("L1").shared_by == "core" and (l3 is None or l3.shared_by == "socket")
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_every_figure_has_a_source(name):
+    """Every figure the profile gives has a source; every estimate says how it was obtained; a figure left
+    null says why (idle power, base and sustained clocks)."""
+    p = load_profile(name)
+    for field in _FIGURES:
+        if getattr(p, field) is not None:
+            assert p.source_of(field), f"{name}: {field} has no source"
+    for key in p.peak_flops:
+        assert p.source_of(f"peak_flops.{key}")
+    for key in p.estimated:
+        assert p.source_of(key), f"{name}: estimated {key} does not say how it was derived"
+    for field in ("idle_w", "sustained_clock_hz", *(("base_clock_hz",) if p.kind == "gpu" else ())):
+        if getattr(p, field) is None:
+            assert p.source_of(field), f"{name}: {field} is null without a note"
+
+
+def test_power_limited_cards_have_a_sustained_clock():
+    """Issue 11 point 3: the low-power cards carry a sustained clock below boost, marked as an estimate."""
+    for name in ("t4", "l4", "p4", "a10", "a40", "l40s", "rtx-6000-ada"):
+        p = load_profile(name)
+        assert p.sustained_clock_hz is not None and p.sustained_clock_hz < 0.95 * p.clock_hz, name
+        assert p.is_estimated("sustained_clock_hz") and p.source_of("sustained_clock_hz")
+
+
+def test_spot_checks_new_profiles():
+    assert load_profile("h100-nvl").memory_bytes == 94 * GiB and load_profile("h100-nvl").peak_flops["fp32"] == 60e12
+    assert load_profile("l40s").peak_flops_for(torch.float16) == 362.05e12  # dense, not the sparse 733
+    assert load_profile("rtx-4090").peak_flops_for(torch.float16) == 165.2e12  # GeForce: fp32 accumulate
+    assert load_profile("p4").peak_flops_for(torch.float16) == 5.5e12  # no fast fp16 on GP104
+    spr = load_profile("xeon-platinum-8480p")
+    assert spr.memory_bandwidth_bytes_per_s == 8 * 4800e6 * 8 and spr.peak_flops["bf16"] > spr.peak_flops["fp32"]
+    assert load_profile("epyc-9654").memory_bandwidth_bytes_per_s == 12 * 4800e6 * 8
+    assert load_profile("epyc-7742").cache("L3").total_bytes == 256 * MiB
+    for amd in ("mi250x", "mi300x"):
+        assert "spec-only" in load_profile(amd).display_name
+    assert load_profile("apple-m1").is_estimated("clock_hz")
+
+
+NEUSIGHT = Path(__file__).resolve().parents[2] / "shared" / "data" / "gpu-kernels-neusight" / "devices"
+
+
+@pytest.mark.skipif(not NEUSIGHT.is_dir(), reason="../shared/data/gpu-kernels-neusight not present")
+@pytest.mark.parametrize(("device", "name"), [
+    ("Tesla_P4", "p4"), ("Tesla_P100-PCIE-16GB", "p100-pcie-16gb"), ("Tesla_T4", "t4"),
+    ("Tesla_V100-PCIE-32GB", "v100-pcie-32gb"), ("NVIDIA_A100-PCIE-40GB", "a100-40gb-pcie"),
+])
+def test_cross_check_with_neusight_device_figures(device, name):
+    """The spec figures NeuSight describes its GPUs with agree with ours: bandwidth and L2 exactly, fp32 peak
+    within 6% (NeuSight uses higher clocks for the P4 and P100: see those profiles' sources), fp32 lanes exactly."""
+    ns = json.loads((NEUSIGHT / f"{device}.json").read_text())
+    p = load_profile(name)
+    assert p.memory_bandwidth_bytes_per_s == ns["Mem_Bw"] * 1e9
+    assert p.cache("L2").size_bytes == ns["L2Cache"] * MiB
+    assert p.fp32_cores == ns["Num_Sm"] * ns["Core_Per_SM"]
+    assert p.peak_flops["fp32"] == pytest.approx(ns["SingleFLOPs"] * 1e9, rel=0.06)
+
+
+def test_importing_hardware_does_not_import_torch():
+    """The package, loading a profile, and `hardware list` / `show` output import no torch."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, argparse\n"
+        "import fxenergy.hardware as h\n"
+        "h.load_profile('t4'); h.list_profiles(); h.HardwareProfile; h.save_profile\n"
+        "from fxenergy.cli import _cmd_hardware\n"
+        "_cmd_hardware(argparse.Namespace(hw_command='list'))\n"
+        "_cmd_hardware(argparse.Namespace(hw_command='show', name='a30', json=False))\n"
+        "print('TORCH' if 'torch' in sys.modules else 'NO-TORCH')\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip().endswith("NO-TORCH")
+
+
+# --- `fxenergy hardware list` / `show` text -------------------------------------------------------------------
+
+
+def test_show_marks_estimates_and_gives_sources():
+    from fxenergy.hardware.describe import ESTIMATE_MARK, render_show
+
+    p = load_profile("t4")
+    text = render_show(p)
+    lines = {line.split("  ")[1].strip(): line for line in text.splitlines() if line.startswith("  ")}
+    assert f" {ESTIMATE_MARK}  " in lines["sustained clock"] and "gpu-kernels-neusight" in lines["sustained clock"]
+    assert f" {ESTIMATE_MARK}  " not in lines["peak fp32"] and p.source_of("peak_flops.fp32") in lines["peak fp32"]
+    assert "1.015 GHz" in lines["sustained clock"] and "8.1 TFLOP/s" in lines["peak fp32"]
+    assert f"{ESTIMATE_MARK} estimated" in text  # the legend
+    assert "validated error: not validated" in text
+
+
+def test_validated_error_slot_reads_shipped_blocks(monkeypatch):
+    from fxenergy.hardware import describe
+
+    docs = (
+        ("fxenergy/perf/gpu-learned.json", {"backend": "learned", "validated": {
+            "t4": {"quantity": "duration", "median_pct": 7.5, "mean_pct": 9.0, "worst_pct": 30.0,
+                   "on": "leave-one-GPU-out, NeuSight kernels"}}}),
+        ("fxenergy/predictors/params/x.json", {"backend": "cpu", "validated": [
+            {"hardware": "t4", "median_pct": 12.0}, {"hardware": "a30", "median_pct": 1.0}]}),
+        ("fxenergy/predictors/params/y.json", {"backend": "hef", "hardware": "t4",
+                                               "validated": {"quantity": "energy", "median_pct": 20.0}}),
+        ("fxenergy/predictors/params/z.json", {"backend": "bad", "validated": {"t4": {"median_pct": "n/a"}}}),
+    )
+    monkeypatch.setattr(describe, "_shipped", lambda: docs)
+    errors = describe.validated_errors("t4")
+    assert [(e.backend, e.median_pct) for e in errors] == [("learned", 7.5), ("cpu", 12.0), ("hef", 20.0)]
+    text = describe.render_show(load_profile("t4"))
+    assert "learned: duration median 7.5%, mean 9.0%, worst 30.0%; leave-one-GPU-out" in text
+    assert "not validated" not in text
+    assert "validated learned 8%, cpu 12%, hef 20%" in describe.render_list()
+
+
+def test_list_flags_kind_vendor_and_spec_only():
+    from fxenergy.hardware.describe import render_list
+
+    rows = {line.split()[0]: line.split() for line in render_list().splitlines()[1:] if line and line[0] != " "}
+    assert set(list_profiles()) <= set(rows)
+    assert rows["mi300x"][1:3] == ["gpu", "AMD"] and rows["mi300x"][-1] == "spec-only"
+    assert rows["epyc-9654"][1:3] == ["cpu", "AMD"]
+    assert " ".join(rows["a30"]).endswith("fitted: hef, layerwise")  # from the shipped params files
+
+
+def test_detected_profiles_source_every_figure(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    cpu = detect_local()
+    _fake_gpu(monkeypatch, name="NVIDIA Future GPU", major=9, minor=0, multi_processor_count=100, clock_rate=2_000_000)
+    gpu = detect_local()
+    for p in (cpu, gpu):
+        for field in _FIGURES:
+            if getattr(p, field) is not None or field in ("idle_w", "base_clock_hz", "sustained_clock_hz"):
+                assert p.source_of(field), f"{p.name}: {field}"
+    assert cpu.simd_width_bits in (128, 256, 512) and cpu.is_estimated("fma_units_per_core")
+    assert gpu.fp32_cores == 100 * 128

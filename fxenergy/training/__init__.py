@@ -9,8 +9,21 @@
 * :mod:`fxenergy.training.carbon`: gCO2e = kWh × intensity × PUE from codecarbon's data.
 """
 
+from __future__ import annotations
+
+from typing import Any
+
 from fxenergy.training.carbon import DEFAULT_PUE, carbon_intensity, grams_co2e
-from fxenergy.training.run import Overheads, TrainingEstimate, estimate_training, steps_per_epoch
 
 __all__ = ["estimate_training", "TrainingEstimate", "Overheads", "steps_per_epoch", "carbon_intensity",
            "grams_co2e", "DEFAULT_PUE"]
+
+_LAZY = {"estimate_training", "TrainingEstimate", "Overheads", "steps_per_epoch"}  # these pull in torch
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _LAZY:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    from fxenergy.training import run
+
+    return getattr(run, name)
