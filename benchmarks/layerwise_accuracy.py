@@ -14,7 +14,6 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -22,13 +21,9 @@ import torch
 import torchvision
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "scripts"))
-sys.path.insert(0, str(ROOT))
-
-import fit_layerwise as F  # noqa: E402
-
-from fxenergy.capture import capture  # noqa: E402
-from fxenergy.predictors.layerwise import CANDIDATES, FEATURES, LayerwisePredictor  # noqa: E402
+import fxenergy.datasets as F  # the shared data readers (no sys.path into scripts/)
+from fxenergy.capture import capture
+from fxenergy.predictors.layerwise import CANDIDATES, FEATURES, LayerwisePredictor
 
 SEED000_T2 = {"Conv2d": 0.9977, "MaxPool2d": 0.9995, "Linear": 0.9992, "ReLU": 0.9812, "Sigmoid": 0.9905,
               "Tanh": 0.9761, "Softmax": 0.9913}

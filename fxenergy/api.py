@@ -1,28 +1,44 @@
-"""``annotate``: the one call that runs capture → passes → (predictor) and returns a Result."""
+"""``annotate``: the one call that runs analyse → (predict) and returns a Result.
+
+``compare_predictors`` and ``compare_hardware`` analyse once and predict many
+(:mod:`fxenergy.analysis`); option resolution is :func:`fxenergy.resolve.resolve`'s alone.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
-import torch
-
-from fxenergy import __version__
-from fxenergy.capture import capture
+from fxenergy.analysis import OVERHEAD_ROW, Analysis, analyse, predict
 from fxenergy.errors import UserInputError
-from fxenergy.passes.costs import CostPass, get_convention
-from fxenergy.passes.working_sets import WorkingSetPass, model_working_sets
-from fxenergy.hardware import HardwareProfile, detect_local, load_profile
-from fxenergy.passes.durations import DurationPass
-from fxenergy.predictors.base import PREDICTORS, make_predictor
-from fxenergy.predictors.interface import load_artifact, load_entry_point_predictors
-from fxenergy.predictors.hef_law import HEFParameters, list_hef_parameters, load_hef_parameters
-from fxenergy.records import ENERGY, NodeEnergy, put_record
-from fxenergy.result import Result, Row, rows_from_graph
+from fxenergy.resolve import (
+    Setup,
+    applicable_predictors,
+    default_parameter_set,
+    resolve,
+    resolve_hardware,
+    setups_for_all,
+)
 
-__all__ = ["annotate", "default_parameter_set", "OVERHEAD_ROW"]
+if TYPE_CHECKING:
+    import torch
 
-OVERHEAD_ROW = "(per-run constant)"
+    from fxenergy.hardware import HardwareProfile
+    from fxenergy.predictors.hef_law import HEFParameters
+    from fxenergy.result import Result
+
+__all__ = ["annotate", "analyse", "compare_predictors", "compare_hardware", "predictor_band", "default_parameter_set",
+           "applicable_predictors", "OVERHEAD_ROW"]  # and PREDICTORS, the registry (module __getattr__)
+
+_ANALYSIS_OPTIONS = ("example_kwargs", "mode", "convention", "optimizer", "method", "dataset_samples", "name")
+
+
+def __getattr__(name: str) -> Any:
+    if name == "PREDICTORS":  # the registry, with every bundled backend registered
+        from fxenergy.predictors import PREDICTORS
+
+        return PREDICTORS
+    raise AttributeError(name)
 
 
 def annotate(
@@ -32,13 +48,14 @@ def annotate(
     example_kwargs: Mapping[str, Any] | None = None,
     mode: str = "inference",
     convention: str = "default",
-    hardware: Any = None,
+    hardware: str | HardwareProfile | None = None,
     predictor: str | None = None,
     params: str | HEFParameters | None = None,
     optimizer: str = "adamw",
     method: str = "auto",
     dataset_samples: int | None = None,
     name: str | None = None,
+    force: bool = False,
 ) -> Result:
     """Capture ``model(*example_input, **example_kwargs)`` and annotate every node with its costs.
 
@@ -52,168 +69,82 @@ def annotate(
     parameter set fitted on measured energy exists for the device; ``params`` picks a set by name, file
     or object, and a calibration file given as ``hardware`` brings its own) or ``"roofline"`` (roofline
     durations, power between idle and TDP; the default otherwise). ``predictor="none"`` skips energy.
+    A parameter set fitted for another device is refused unless ``force=True``.
 
     >>> import torch, fxenergy
     >>> r = fxenergy.annotate(torch.nn.Linear(4, 3), torch.randn(2, 4))
     >>> r.totals.macs  # 2 * 4 * 3 = 24, no bias under the default convention
     24
     """
-    conv = get_convention(convention)
-    profile, calibrated = _resolve_hardware(hardware)
-    if calibrated is not None and params is None and predictor in (None, "hef"):
-        params = calibrated  # a calibration file brings its own fitted curves
-    predictor_name, backend, hef_params = _resolve_predictor(predictor, profile, params)
-    if dataset_samples is not None and dataset_samples <= 0:
-        raise UserInputError(f"dataset_samples must be a positive integer, got {dataset_samples}")
-
-    cap = capture(model, example_input, example_kwargs, mode=mode, method=method, optimizer=optimizer)
-    gm = cap.graph_module
-    for pass_ in (CostPass(conv), WorkingSetPass()):
-        pass_(gm)
-
-    estimate = None
-    if backend is not None:
-        DurationPass(profile, "hef" if hef_params else "roofline", hef_params)(gm)
-        estimate = backend.predict(gm, profile)
-        for node in gm.graph.nodes:
-            if node.name in estimate.node_energy_j:
-                put_record(node, ENERGY, NodeEnergy(estimate.node_energy_j[node.name], predictor_name))
-
-    rows = rows_from_graph(gm, predicted=estimate is not None)
-    if estimate is not None and estimate.overhead_j:
-        rows += (_overhead_row(estimate.overhead_j),)
-
-    trainable = sum(p.nbytes for p in model.parameters() if p.requires_grad)
-    input_bytes = sum(s.nbytes for s in cap.input_specs)
-    batch = cap.input_specs[0].shape[0] if cap.input_specs and cap.input_specs[0].shape else None
-    ws = model_working_sets(
-        gm,
-        param_bytes=cap.param_bytes,
-        trainable_param_bytes=trainable,
-        buffer_bytes=cap.buffer_bytes,
-        input_bytes=input_bytes,
-        output_bytes=sum(s.nbytes for s in cap.output_specs) if mode == "inference" else 0,
-        batch_size=batch,
-        dataset_samples=dataset_samples,
-    )
-    info = {
-        "model": name or type(model).__name__,
-        "fxenergy_version": __version__,
-        "mode": mode,
-        "optimizer": cap.optimizer,
-        "capture_method": cap.method,
-        "capture_attempts": list(cap.attempts),
-        "convention": conv.name,
-        "inputs": [{"shape": list(s.shape), "dtype": str(s.dtype).removeprefix("torch.")} for s in cap.input_specs],
-        "param_count": cap.param_count,
-        "param_bytes": cap.param_bytes,
-        "buffer_bytes": cap.buffer_bytes,
-        "hardware": getattr(profile, "name", None),
-        "hardware_display_name": getattr(profile, "display_name", None),
-        "predictor": predictor_name,
-        "parameter_set": estimate.parameter_set if estimate else None,
-        "duration_model": ("hef" if hef_params else "roofline") if estimate else None,
-        "energy_notes": list(estimate.notes) if estimate else [],
-    }
-    return Result(gm, rows, ws, info)
+    setup = resolve(hardware, predictor, params, force=force)  # bad options fail before the trace
+    analysis = analyse(model, example_input, example_kwargs=example_kwargs, mode=mode, convention=convention,
+                       optimizer=optimizer, method=method, dataset_samples=dataset_samples, name=name)
+    return analysis.result(predict(analysis, setup) if setup.backend is not None else None)
 
 
-def _overhead_row(energy_j: float) -> Row:
-    """Seed 004's per-run constant ``h`` as a row of its own, so the energy column sums to the total."""
-    return Row(node=OVERHEAD_ROW, op="constant", module_path=OVERHEAD_ROW, module_type="", phase="overhead",
-               macs=0, flops=0, elementwise_flops=0, bytes_read=0, bytes_written=0, param_bytes_read=0,
-               inter_layer_bytes=0, duration_s=0.0, energy_j=energy_j)
+def _analysis_of(model: Any, example_input: Any, options: dict[str, Any]) -> Analysis:
+    if isinstance(model, Analysis):
+        return model
+    unknown = sorted(set(options) - set(_ANALYSIS_OPTIONS))
+    if unknown:
+        raise UserInputError(f"unknown option(s) {', '.join(unknown)}; analysis options: {', '.join(_ANALYSIS_OPTIONS)}")
+    return analyse(model, example_input, **options)
 
 
-def _resolve_hardware(hardware: Any) -> tuple[Any, HEFParameters | None]:
-    """``(profile, calibrated HEF parameters or None)`` from a name, a profile file or a calibration file."""
-    if hardware is None:
-        return None, None
-    if isinstance(hardware, HardwareProfile):
-        return hardware, None
-    if not isinstance(hardware, str):
-        raise UserInputError(f"hardware must be a profile name, a JSON file path or a HardwareProfile, got {type(hardware).__name__}")
-    from fxenergy.calibrate import is_calibration_file, load_calibration
+def compare_predictors(model: torch.nn.Module | Analysis, example_input: Any = (), *, hardware: Any,
+                       **options: Any) -> dict[str, Result]:
+    """Every applicable backend on ``hardware`` from one analysis: ``{predictor name: Result}``.
 
-    if hardware == "local":
-        return detect_local(), None
-    if hardware.endswith(".json") and is_calibration_file(hardware):
-        return load_calibration(hardware)
-    return load_profile(hardware), None
-
-
-def default_parameter_set(profile: Any, *, with_energy: bool = False) -> str | None:
-    """The bundled HEF parameter set for ``profile``: one fitted on measurements first, else published.
-
-    With ``with_energy``, only sets whose energy coefficients were fitted on measured energy count.
+    A calibration file given as ``hardware`` keeps its own curves for HEF. The spread between the
+    backends' totals is the uncertainty band :mod:`fxenergy.report` shows. ``model`` may be an
+    :class:`~fxenergy.analysis.Analysis` already made.
     """
-    sets = [load_hef_parameters(n) for n in list_hef_parameters()]
-    mine = [p for p in sets if p.device == profile.name and (not with_energy or (p.energy and "fitted" in p.name))]
-    mine.sort(key=lambda p: ("fitted" not in p.name, p.energy is None, p.name))
-    return mine[0].name if mine else None
-
-
-def _resolve_predictor(
-    predictor: str | None, profile: Any, params: str | HEFParameters | None
-) -> tuple[str, Any, HEFParameters | None]:
-    """``(name, backend, hef_params)`` for the options; ``backend`` is None for ``"none"``."""
-    name = predictor or ("none" if profile is None else "auto")
-    if name == "none":
-        if params is not None:
-            raise UserInputError("a parameter set needs a predictor; add --predictor hef|layerwise|cache")
-        return "none", None, None
-    if profile is None:
-        raise UserInputError(f"predictor {name!r} needs a hardware profile; pass hardware= (see `fxenergy hardware list`)")
-    load_entry_point_predictors()
-    if name == "auto":
-        # HEF by default only where its energy coefficients come from measured energy: the A100 and
-        # RTX 2080 Ti curves were timed op by op with a per-op floor that ops inside a model do not
-        # pay (docs/validation.md), so those devices default to the roofline power model.
-        name = "hef" if (params or default_parameter_set(profile, with_energy=True)) else "roofline"
-    if name not in PREDICTORS:
-        make_predictor(name)  # raises the one-line "unknown predictor" error
-    if name == "hef":
-        chosen = params or default_parameter_set(profile, with_energy=predictor is None) or default_parameter_set(profile)
-        if chosen is None:
-            raise UserInputError(f"no HEF parameter set for {profile.name}; run `fxenergy calibrate`, pass --params FILE, "
-                                 "or use --predictor roofline")
-        hef_params = chosen if isinstance(chosen, HEFParameters) else load_hef_parameters(chosen)
-        return name, make_predictor(name, params=hef_params), hef_params
-    cls = PREDICTORS[name]
-    if hasattr(cls, "from_json"):  # a fitted backend: its artifact is the parameter set
-        return name, cls.from_json(load_artifact(name, params or f"{name}-{profile.name}")), None
-    if params is not None:
-        raise UserInputError(f"predictor {name!r} takes no parameter set; drop --params")
-    return name, make_predictor(name), None
-
-
-def applicable_predictors(profile: Any) -> list[str]:
-    """Backends that can run on ``profile``: roofline always; the others where parameters ship for it."""
-    load_entry_point_predictors()
-    names = []
-    for name, cls in PREDICTORS.items():
-        if name == "hef":
-            ok = default_parameter_set(profile) is not None
-        elif hasattr(cls, "from_json"):
-            try:
-                load_artifact(name, f"{name}-{profile.name}")
-                ok = True
-            except UserInputError:
-                ok = False
-        else:
-            ok = True
-        if ok:
-            names.append(name)
-    return names
-
-
-def compare_predictors(model: torch.nn.Module, example_input: Any = (), *, hardware: Any, **options: Any) -> dict[str, Result]:
-    """Annotate once per applicable backend on ``hardware``: ``{predictor name: Result}``.
-
-    The spread between the backends' totals is the uncertainty band :mod:`fxenergy.report` shows.
-    """
-    profile, _ = _resolve_hardware(hardware)
+    profile, calibrated = resolve_hardware(hardware)
     if profile is None:
         raise UserInputError("comparing predictors needs a hardware profile")
-    return {name: annotate(model, example_input, hardware=profile, predictor=name, **options)
-            for name in applicable_predictors(profile)}
+    setups = setups_for_all(profile, calibrated)
+    analysis = _analysis_of(model, example_input, options)
+    return {s.predictor: analysis.result(predict(analysis, s)) for s in setups}
+
+
+def predictor_band(analysis: Analysis, setup: Setup) -> dict[str, Any] | None:
+    """Total energy of every applicable backend on ``setup``'s device, from the same analysis:
+    ``{"min", "max", "backends"}`` (None with fewer than two backends). Cheap: nothing is re-traced."""
+    if setup.profile is None:
+        return None
+    from fxenergy.predictors.baselines import BASELINES  # rules of thumb: not part of the band
+
+    totals = {}
+    for s in setups_for_all(setup.profile, setup.calibrated):
+        if s.predictor in BASELINES:
+            continue
+        if s.predictor == setup.predictor and s.parameter_set != setup.parameter_set:
+            s = setup  # the user's own parameter set stands for its backend
+        totals[s.predictor] = predict(analysis, s).energy_j
+    if len(totals) < 2:
+        return None
+    return {"min": min(totals.values()), "max": max(totals.values()), "backends": list(totals), "energy_j": totals}
+
+
+def compare_hardware(model: torch.nn.Module | Analysis, example_input: Any = (), *, hardware: Sequence[Any],
+                     predictor: str | None = None, params: Any = None, force: bool = False,
+                     **options: Any) -> dict[str, Result]:
+    """One analysis predicted on several devices: ``{hardware name: Result}`` (traced once).
+
+    >>> import torch
+    >>> rs = compare_hardware(torch.nn.Linear(256, 256), torch.randn(32, 256), hardware=["a30", "l4"],
+    ...                       predictor="roofline")
+    >>> list(rs), rs["a30"].totals.macs == rs["l4"].totals.macs
+    (['a30', 'l4'], True)
+    """
+    setups = [resolve(h, predictor, params, force=force) for h in hardware]
+    if any(s.backend is None for s in setups):
+        raise UserInputError("comparing hardware needs a predictor; drop --predictor none")
+    analysis = _analysis_of(model, example_input, options)
+    out: dict[str, Result] = {}
+    for h, s in zip(hardware, setups):
+        key = s.hardware or str(h)
+        if key in out:
+            raise UserInputError(f"hardware {key!r} given twice")
+        out[key] = analysis.result(predict(analysis, s))
+    return out

@@ -320,11 +320,11 @@ def _work_of(bench: Bench) -> tuple[int, int, int]:
 
     Refuses a benchmark whose captured nodes do not all fall in its family: the fit would mix families.
     """
-    from fxenergy.api import annotate
+    from fxenergy.analysis import analyse  # costs only: the hardware-free layer (api sits above calibrate)
 
     meta = [torch.empty(s[0], dtype=torch.long, device="meta") if _is_index(s) else torch.empty(s, device="meta")
             for s in bench.inputs]
-    rows = [r for r in annotate(_Call(bench.fn, bench.kwargs), tuple(meta)).rows if not r.free]
+    rows = [r for r in analyse(_Call(bench.fn, bench.kwargs), tuple(meta)).rows if not r.free]
     fams = {family_of(r.op) for r in rows}
     if fams != {bench.family}:
         raise RuntimeError(f"microbenchmark {bench.op} {bench.shapes()} captured as families {sorted(fams)}, "

@@ -41,13 +41,11 @@ from torch.utils import _pytree as pytree
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from fxenergy.errors import CaptureError, UserInputError
+from fxenergy.options import METHODS, MODES, OPTIMIZERS
 from fxenergy.records import TRACE, NodeTrace, OpCall, TensorSpec, put_record
 
 __all__ = ["Capture", "capture", "METHODS", "MODES", "OPTIMIZERS", "PARAMETER", "INPUT"]
 
-METHODS = ("auto", "symbolic_trace", "export")
-MODES = ("inference", "training")
-OPTIMIZERS = ("adamw", "sgd")
 
 _PHASE = "fxenergy_phase"
 _MODULE = "fxenergy_module"
@@ -108,6 +106,8 @@ def capture(
     meta_model = _meta_copy(model)
     meta_model.train(mode == "training")
     margs, mkwargs = pytree.tree_map_only(torch.Tensor, _to_meta, (args, kwargs))
+    if _is_transformers(meta_model):
+        mkwargs = _no_cache(meta_model, mkwargs)
     params = dict(meta_model.named_parameters())
     buffers = dict(meta_model.named_buffers())
 
@@ -176,6 +176,34 @@ def _to_meta(t: torch.Tensor) -> torch.Tensor:
 
 def _is_transformers(model: torch.nn.Module) -> bool:
     return any(c.__module__.startswith("transformers.") for c in type(model).__mro__)
+
+
+def _no_cache(model: torch.nn.Module, kwargs: dict[str, Any]) -> dict[str, Any]:
+    """Turn the KV cache off on the meta copy (and in the call, when forward takes ``use_cache``).
+
+    A transformers model built from a default config returns a ``DynamicCache`` (not a tensor, not a
+    pytree) that no tracer can output; inference cost does not depend on it. The user's model and
+    its config are untouched: only the deep copy's config changes.
+    """
+    import inspect
+
+    configs = [getattr(model, "config", None)]
+    for m in model.modules():
+        c = getattr(m, "config", None)
+        if c is not None and all(c is not x for x in configs):
+            configs.append(c)
+    for config in configs:
+        for sub in (config, *(getattr(config, k, None) for k in ("text_config", "decoder", "encoder"))):
+            if sub is not None and hasattr(sub, "use_cache"):
+                with contextlib.suppress(Exception):
+                    sub.use_cache = False
+    try:
+        takes = "use_cache" in inspect.signature(model.forward).parameters
+    except (TypeError, ValueError):
+        takes = False
+    if takes and "use_cache" not in kwargs:
+        kwargs = {**kwargs, "use_cache": False}
+    return kwargs
 
 
 # --------------------------------------------------------------------------------------------------

@@ -10,15 +10,13 @@ import argparse
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from fxenergy._files import write_atomic
 from fxenergy.errors import FxEnergyError, UserInputError
+from fxenergy.options import CONVENTIONS, DEFAULT_HARDWARE, DTYPES, FORMATS, GROUP_BY, MODES, OPTIMIZERS
 
 __all__ = ["main", "build_parser"]
-
-DTYPES = ("float32", "float16", "bfloat16")
-DEFAULT_HARDWARE = "a100-80gb-pcie"  # the device seed 004's data and our fitted HEF curves describe
-
 
 class _Parser(argparse.ArgumentParser):
     """argparse whose errors are one line and exit 2 (argparse prints usage first by default)."""
@@ -48,12 +46,6 @@ def _non_negative_int(text: str) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from fxenergy.api import PREDICTORS
-    from fxenergy.capture import MODES, OPTIMIZERS
-    from fxenergy.passes.costs import CONVENTIONS
-    from fxenergy.report import FORMATS
-    from fxenergy.result import GROUP_BY
-
     p = _Parser(prog="fxenergy", description="Predict where a PyTorch model's compute, memory traffic and energy go.")
     p.add_argument("--debug", action="store_true", help="show tracebacks")
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -61,13 +53,15 @@ def build_parser() -> argparse.ArgumentParser:
     r = sub.add_parser("report", help="per-layer breakdown of one model", description="Per-layer breakdown of one model.")
     r.add_argument("model", help="a name from `fxenergy models`, or path/to/file.py:factory")
     r.add_argument("--batch-size", type=_positive_int, default=1)
-    r.add_argument("--seq-len", type=_positive_int, default=128, help="tokens per sequence (text models)")
+    r.add_argument("--seq-len", type=_positive_int, default=None, help="tokens per sequence (text models; default 128)")
     r.add_argument("--image-size", type=_positive_int, default=None, help="image side in pixels (vision models; default: the model's own)")
     r.add_argument("--dtype", choices=DTYPES, default="float32")
     r.add_argument("--mode", choices=MODES, default="inference")
     r.add_argument("--optimizer", choices=OPTIMIZERS, default="adamw", help="update traced in training mode")
-    r.add_argument("--convention", choices=tuple(CONVENTIONS), default="default", help="MAC convention")
-    r.add_argument("--group-by", choices=GROUP_BY, default="layer")
+    r.add_argument("--convention", choices=CONVENTIONS, default="default", help="MAC convention")
+    r.add_argument("--group-by", choices=GROUP_BY, default=None,
+                   help="rows per layer, module, op, phase or node (default: modules at the depth that fits a "
+                        "screen, e.g. transformer blocks; --group-by layer for every layer)")
     r.add_argument("--depth", type=_non_negative_int, default=None, help="module path depth for --group-by module")
     r.add_argument("--top", type=_positive_int, default=None, help="show the N largest groups; the rest in one row")
     r.add_argument("--format", choices=FORMATS, default="table")
@@ -75,13 +69,16 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--plot", default=None, metavar="FILE.png",
                    help="also save a bar chart of the top groups (needs matplotlib: fxenergy[plot])")
     r.add_argument("--hardware", default=DEFAULT_HARDWARE,
-                   help=f"hardware profile name, JSON file or calibration file (default {DEFAULT_HARDWARE}; "
+                   help=f"hardware profile name, JSON file or calibration file, or several names separated by "
+                        f"commas (side-by-side columns from one trace) (default {DEFAULT_HARDWARE}; "
                         "`fxenergy hardware list`)")
     r.add_argument("--predictor", default=None,
-                   help=f"energy predictor: {', '.join(['none', *PREDICTORS, 'all'])} (default: hef where the "
-                        "hardware has a HEF parameter set fitted on measured energy, else roofline; all: every "
-                        "applicable backend side by side)")
+                   help="energy predictor: none, hef, roofline, layerwise, cache, any installed backend, a fitted "
+                        "FILE.json, or all (default: hef where the hardware has a HEF parameter set fitted on "
+                        "measured energy, else roofline; all: every applicable backend side by side)")
     r.add_argument("--params", default=None, help="parameter set name or JSON file of the chosen predictor")
+    r.add_argument("--force", action="store_true",
+                   help="use a parameter set fitted for another device (the report header says so)")
     r.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
 
     c = sub.add_parser("calibrate", help="fit HEF curves for this machine and write a calibration file",
@@ -106,9 +103,10 @@ def build_parser() -> argparse.ArgumentParser:
     f = sub.add_parser("fit", help="fit a backend on your measurements and write its parameter file",
                        description="Fit a predictor backend on a measurement table (CSV; layouts in "
                                    "fxenergy/fitting.py) and write a JSON artifact that `report --params` accepts.")
-    f.add_argument("backend", choices=("layerwise", "cache"))
+    f.add_argument("backend", help="a fittable backend (layerwise, cache, or an installed one)")
     f.add_argument("table", help="CSV measurement table with an energy_j column")
     f.add_argument("--hardware", required=True, help="the profile the measurements were taken on")
+    f.add_argument("--force", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
     f.add_argument("--output", "-o", required=True, help="JSON file to write")
     f.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
 
@@ -147,44 +145,65 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _cmd_report(args: argparse.Namespace) -> int:
     import torch
 
-    from fxenergy.api import annotate, compare_predictors
+    from fxenergy.api import compare_hardware, compare_predictors
     from fxenergy.models import build_model
     from fxenergy.report import comparison_data, render, rich_table, table_data
+    from fxenergy.report.table import auto_depth
+    from fxenergy.resolve import split_hardware
 
-    if args.depth is not None and args.group_by != "module":
+    if args.depth is not None and args.group_by not in (None, "module"):
         raise UserInputError("--depth applies to --group-by module only")
+    auto_group = args.group_by is None
+    if auto_group:
+        args.group_by = "module"
     _check_output_path(args.output)
     _check_output_path(args.plot)
+    devices = [] if args.hardware == "none" else split_hardware(args.hardware)
+    if len(devices) > 1 and args.predictor == "all":
+        raise UserInputError("--predictor all compares backends on one device; give one --hardware, or drop 'all'")
+    if args.predictor == "all" and args.params is not None:
+        raise UserInputError("--predictor all uses each backend's own parameters; drop --params")
+    if len(devices) > 1 or args.predictor == "all":
+        if args.plot:
+            raise UserInputError("--plot shows one prediction; give one --hardware and one --predictor")
+        if args.format == "html":
+            raise UserInputError("--format html shows one prediction; use table, csv, markdown or json to compare")
+    elif args.hardware != "none":
+        from fxenergy.resolve import resolve
+
+        resolve(devices[0], args.predictor, args.params, force=args.force)  # bad options fail before the build
     built = build_model(
         args.model,
         batch_size=args.batch_size,
-        seq_len=args.seq_len,
+        seq_len=args.seq_len or 128,
         image_size=args.image_size,
         dtype=getattr(torch, args.dtype),
     )
-    if args.predictor and args.predictor.endswith(".json"):  # a fitted artifact names its own backend
-        from fxenergy._files import read_json
-
-        if args.params is not None:
-            raise UserInputError("--predictor FILE.json is already the parameter set; drop --params")
-        artifact = read_json(args.predictor, "predictor file")
-        backend = artifact.get("backend") if isinstance(artifact, dict) else None
-        if not isinstance(backend, str):
-            raise UserInputError(f"predictor file {args.predictor}: no 'backend' key; write it with `fxenergy fit`")
-        args.predictor, args.params = backend, args.predictor
+    _warn_inapplicable(args, built)
     options = dict(example_kwargs=built.kwargs, mode=args.mode, optimizer=args.optimizer,
                    convention=args.convention, name=built.name)
-    hardware = None if args.hardware == "none" else args.hardware
-    if args.predictor == "all":
-        if args.params is not None:
-            raise UserInputError("--predictor all uses each backend's own parameters; drop --params")
-        result = compare_predictors(built.model, built.args, hardware=hardware, **options)
+    result: Any
+    if len(devices) > 1:
+        result = compare_hardware(built.model, built.args, hardware=devices, predictor=args.predictor,
+                                  params=args.params, force=args.force, **options)
+    elif args.predictor == "all":
+        result = compare_predictors(built.model, built.args, hardware=devices[0] if devices else None, **options)
     else:
-        result = annotate(built.model, built.args, hardware=hardware, predictor=args.predictor, params=args.params,
-                          **options)
+        from fxenergy.analysis import analyse, predict
+        from fxenergy.api import predictor_band
+        from fxenergy.resolve import resolve
+
+        setup = resolve(devices[0] if devices else None, args.predictor, args.params, force=args.force)
+        analysis = analyse(built.model, built.args, **options)
+        if setup.backend is None:
+            result = analysis.result()
+        else:
+            result = analysis.result(predict(analysis, setup))
+            result.info["band_j"] = predictor_band(analysis, setup)
+    if auto_group and args.depth is None:
+        any_result = next(iter(result.values())) if isinstance(result, dict) else result
+        args.depth = auto_depth(any_result)
     if args.plot:
-        if isinstance(result, dict):
-            raise UserInputError("--plot shows one predictor; drop --predictor all")
         from fxenergy.report.plot import save_plot
 
         save_plot(result, args.plot, top=args.top or 15, by=args.group_by, depth=args.depth)
@@ -205,6 +224,18 @@ def _cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _warn_inapplicable(args: argparse.Namespace, built: Any) -> None:
+    """One line on stderr per option the model does not use (never silence)."""
+    task = getattr(getattr(built, "info", None), "task", None)
+    if task is None:  # a file.py:factory model builds its own inputs
+        return
+    if args.image_size is not None and task != "image-classification":
+        print(f"fxenergy: warning: --image-size does not apply to {built.name} (a {task} model); ignored",
+              file=sys.stderr)
+    if args.seq_len is not None and task == "image-classification":
+        print(f"fxenergy: warning: --seq-len does not apply to {built.name} (an image model); ignored", file=sys.stderr)
+
+
 def _cmd_check(args: argparse.Namespace) -> int:
     from fxenergy.check import run_check
 
@@ -217,7 +248,11 @@ def _cmd_fit(args: argparse.Namespace) -> int:
     import json
 
     from fxenergy.fitting import fit_backend
+    from fxenergy.predictors.interface import fittable_backends
 
+    fittable = sorted(fittable_backends())  # from the registry: bundled and installed backends
+    if args.backend not in fittable:
+        raise UserInputError(f"backend {args.backend!r} cannot be fitted; fittable: {', '.join(fittable)}")
     _check_output_path(args.output)
     artifact = fit_backend(args.backend, args.table, hardware=args.hardware)
     write_atomic(args.output, json.dumps(artifact, indent=1, sort_keys=True) + "\n", make_parents=False)

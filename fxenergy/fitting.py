@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from fxenergy.errors import UserInputError
-from fxenergy.hardware import load_profile
+from fxenergy.resolve import resolve_hardware
 
 __all__ = ["FITTABLE", "read_table", "fit_backend"]
 
@@ -77,7 +77,7 @@ def fit_backend(backend: str, table: str | os.PathLike[str], *, hardware: str) -
 
     if backend not in FITTABLE:
         raise UserInputError(f"backend {backend!r} cannot be fitted from a table; choose one of: {', '.join(FITTABLE)}")
-    profile = load_profile(hardware)
+    profile, _ = resolve_hardware(hardware)  # the one resolver: names, files, local, calibrations
     rows = read_table(table)
     fitted_on = f"{Path(table).name} ({len(rows)} rows)"
     cls = PREDICTORS[backend]

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Any
 
 import torch
@@ -173,6 +174,9 @@ def get_record(node: torch.fx.Node, key: str, *, required_by: str | None = None)
 def put_record(node: torch.fx.Node, key: str, record: Any) -> None:
     """Store ``record`` under ``key``; a second write to the same key is a bug and raises."""
     bucket = node.meta.setdefault(META_KEY, {})
+    if isinstance(bucket, MappingProxyType):
+        raise TypeError(f"node {node.name!r} belongs to an immutable Analysis (its records are frozen); write "
+                        "per-prediction records on fxenergy.analysis.GraphView(gm) instead")
     if key in bucket:
         raise RuntimeError(f"record {key!r} already set on node {node.name!r}; passes must not overwrite")
     bucket[key] = record

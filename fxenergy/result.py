@@ -14,13 +14,13 @@ from typing import Any
 import torch
 
 from fxenergy.errors import UserInputError
+from fxenergy.options import GROUP_BY
 from fxenergy.passes.working_sets import ModelWorkingSets
 from fxenergy.records import COST, DURATION, ENERGY, TRACE, WORKING_SET, get_record
 
 __all__ = ["Row", "Group", "Totals", "UnmodeledOp", "Result", "GROUP_BY", "SCHEMA_VERSION", "rows_from_graph"]
 
 SCHEMA_VERSION = "fxenergy.result/1"
-GROUP_BY = ("layer", "module", "op", "phase", "node")
 
 _SUMMED = ("macs", "flops", "elementwise_flops", "bytes_read", "bytes_written", "param_bytes_read")
 
@@ -48,6 +48,12 @@ class Row:
     @property
     def bytes_moved(self) -> int:
         return self.bytes_read + self.bytes_written
+
+    def with_prediction(self, duration_s: float, energy_j: float) -> Row:
+        """This row with one prediction's duration and energy filled in."""
+        return Row(self.node, self.op, self.module_path, self.module_type, self.phase, self.macs, self.flops,
+                   self.elementwise_flops, self.bytes_read, self.bytes_written, self.param_bytes_read,
+                   self.inter_layer_bytes, self.unmodeled, duration_s, energy_j)
 
     @property
     def free(self) -> bool:
@@ -249,19 +255,30 @@ class Result:
         return json.dumps(self.to_dict(by=by, depth=depth), indent=indent)
 
     def to_dataframe(self) -> Any:
-        """One row per node as a pandas DataFrame (needs pandas: ``pip install fxenergy[pandas]``)."""
-        from fxenergy.report.frame import to_dataframe
+        """One row per node as a pandas DataFrame (needs pandas: ``pip install fxenergy[pandas]``): every
+        :class:`Row` field (units in the column names), plus ``bytes_moved``.
 
-        return to_dataframe(self)
+        >>> import torch, fxenergy
+        >>> df = fxenergy.annotate(torch.nn.Linear(4, 3), torch.randn(2, 4)).to_dataframe()
+        >>> int(df["macs"].sum())  # 2 * 4 * 3 = 24
+        24
+        """
+        try:
+            import pandas as pd
+        except ImportError:
+            raise UserInputError("to_dataframe needs pandas: pip install 'fxenergy[pandas]' (or uv add pandas)") from None
+        names = [f.name for f in fields(Row)]
+        records = []
+        for r in self.rows:
+            d = {n: getattr(r, n) for n in names}
+            d["unmodeled"] = ",".join(r.unmodeled)
+            d["bytes_moved"] = r.bytes_moved
+            records.append(d)
+        return pd.DataFrame.from_records(records, columns=[*names, "bytes_moved"])
 
     def with_rows(self, rows: Sequence[Row], **info: Any) -> Result:
         """A copy with new rows (e.g. energy filled in by a predictor) and extra info."""
         return Result(self.graph_module, tuple(rows), self.working_sets, {**self.info, **info})
-
-    def __rich__(self) -> Any:
-        from fxenergy.report import rich_table
-
-        return rich_table(self)
 
     def __repr__(self) -> str:
         t = self.totals

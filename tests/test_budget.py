@@ -85,8 +85,11 @@ BAD = [
     ({**GOOD, "name": 3}, "budget[0].name", "non-empty string"),
     ({**GOOD, "hardware": "h9000"}, "budget[0].hardware", "unknown"),
     ({**GOOD, "predictor": "magic"}, "budget[0].predictor", "unknown predictor"),
-    ({**GOOD, "predictor": "hef", "params": "nope"}, "budget[0].params", "unknown parameter set"),
-    ({**GOOD, "params": "hef-seed004-a100"}, "budget[0].params", 'predictor = "hef"'),
+    ({**GOOD, "predictor": "hef", "params": "nope"}, "budget[0].params", "parameter set 'nope'"),
+    ({**GOOD, "predictor": "roofline", "params": "hef-seed004-a100"}, "budget[0].params", "takes no parameter set"),
+    ({**GOOD, "hardware": "a30", "predictor": "hef", "params": "hef-seed004-a100"}, "budget[0].params",
+     "fitted for a100-80gb-pcie, not a30"),
+    ({**GOOD, "force": "yes"}, "budget[0].force", "true or false"),
     ({**GOOD, "max_energy": 1}, "budget[0].max_energy", "unknown key"),
 ]
 

@@ -199,3 +199,14 @@ def test_cli_report_accepts_calibration_file(cal, cal_file, capsys):
     assert d["info"]["predictor"] == "hef" and d["info"]["parameter_set"] == cal.params.name
     assert d["info"]["hardware"] == cal.profile.name
     assert d["totals"]["energy_j"] > 0 and d["totals"]["duration_s"] > 0
+
+
+def test_compare_predictors_keeps_the_calibration_curves(cal_file):
+    # issue 10: with --hardware cal.json --predictor all, HEF must use the file's own curves
+    from fxenergy.api import compare_predictors
+
+    _, params = load_calibration(cal_file)
+    model = torch.nn.Sequential(torch.nn.Linear(64, 128), torch.nn.ReLU())
+    results = compare_predictors(model, torch.randn(4, 64), hardware=str(cal_file))
+    assert "hef" in results and "roofline" in results
+    assert results["hef"].info["parameter_set"] == params.name

@@ -237,7 +237,6 @@ ERROR_CASES = [
     ("gpt2", {"batch_size": 0}, ["batch_size", "positive", "0"]),
     ("gpt2", {"seq_len": -5}, ["seq_len", "positive"]),
     ("resnet50", {"image_size": 0}, ["image_size", "positive"]),
-    ("inception_v3", {"image_size": 32}, ["inception_v3", "75"]),
     ("vit_b_16", {"image_size": 100}, ["vit_b_16", "image_size=100", "224"]),
     ("vit-base-patch16-224", {"image_size": 100}, ["patch size 16"]),
     ("gpt2", {"dtype": torch.int8}, ["dtype", "float16"]),

@@ -176,7 +176,7 @@ def test_baselines_follow_their_formulas():
     fl = fxenergy.annotate(m, x, hardware="rtx-3090", predictor="flops")
     flops = roof.totals.flops + roof.totals.elementwise_flops
     assert fl.totals.energy_j == pytest.approx(flops * 350 / 35.6e12)
-    from fxenergy.api import applicable_predictors
+    from fxenergy.resolve import applicable_predictors
     from fxenergy.hardware import load_profile
 
     assert {"mlco2", "green-algorithms", "flops"} <= set(applicable_predictors(load_profile("rtx-3090")))

@@ -2,150 +2,29 @@
 
 Every named model is built on the meta device: no weights are allocated, initialised or downloaded, so
 even Llama-2-70B builds in well under a second. Shapes are in elements (batch, tokens, pixels).
+Listing (:func:`list_models`) needs no torch; :func:`build_model` loads it on first use.
 """
 
 from __future__ import annotations
 
-import difflib
-from dataclasses import dataclass, field
-from functools import cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
-from torch import nn
+from .catalog import ModelInfo, list_models
 
-from ..errors import UserInputError
-from . import _factory, _hf, _torchvision
-from ._meta import meta_init
+if TYPE_CHECKING:
+    from ._meta import meta_init
+    from .build import BuiltModel, build_model
 
 __all__ = ["ModelInfo", "BuiltModel", "list_models", "build_model", "meta_init"]
 
-_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
-_META = torch.device("meta")
+_LAZY = {"BuiltModel": "build", "build_model": "build", "meta_init": "_meta"}
 
 
-@dataclass(frozen=True)
-class ModelInfo:
-    """A model name ``build_model`` accepts."""
+def __getattr__(name: str) -> Any:
+    if name not in _LAZY:
+        raise AttributeError(f"module 'fxenergy.models' has no attribute {name!r}")
+    import importlib
 
-    name: str  #: e.g. "gpt2", "resnet50"
-    family: str  #: "torchvision" | "transformers"
-    task: str  #: "image-classification" | "causal-lm" | "encoder" | "seq2seq"
-    description: str  #: one short line, e.g. "GPT-2 124M (LM head)"
-
-
-@dataclass
-class BuiltModel:
-    """A model ready for capture plus example inputs for its forward.
-
-    For named models, ``model`` and every tensor in ``args``/``kwargs`` live on the meta device; a
-    ``file.py:factory`` model keeps the device and real weights its factory gave it (floating ones are
-    cast to the requested dtype, a no-op when they already have it); its default image input is on meta.
-    """
-
-    name: str
-    model: nn.Module
-    args: tuple = ()
-    kwargs: dict[str, Any] = field(default_factory=dict)
-    info: ModelInfo | None = None
-
-
-@cache
-def _registry() -> dict[str, ModelInfo]:
-    infos = [
-        ModelInfo(n, "torchvision", "image-classification", _torchvision.describe(n)) for n in _torchvision.names()
-    ]
-    infos += [
-        ModelInfo(n, "transformers", c["_fxenergy"]["task"], c["_fxenergy"]["description"])
-        for n, c in _hf.bundled().items()
-    ]
-    return {i.name: i for i in sorted(infos, key=lambda i: i.name)}
-
-
-def list_models() -> list[ModelInfo]:
-    """Every named model (all torchvision classifiers and the bundled transformers configs), sorted by name."""
-    return list(_registry().values())
-
-
-def _lookup(name: str) -> ModelInfo:
-    registry = _registry()
-    folded = {n.lower(): i for n, i in registry.items()}
-    info = registry.get(name) or folded.get(name.strip().lower())
-    if info is not None:
-        return info
-    if name.endswith(".py"):
-        raise UserInputError(f"{name!r} names a file but no factory; use {name}:factory_function")
-    close = difflib.get_close_matches(name.lower(), list(folded), n=3, cutoff=0.6)
-    hint = f"did you mean {', '.join(folded[c].name for c in close)}? " if close else ""
-    raise UserInputError(
-        f"unknown model {name!r}; {hint}`fxenergy models` lists the names, or pass path/to/file.py:factory"
-    )
-
-
-def _check_positive(**values: int | None) -> None:
-    for key, value in values.items():
-        if value is None:
-            continue
-        if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-            raise UserInputError(f"{key} must be a positive integer, got {value!r}")
-
-
-def _meta_empty(*shape: int, dtype: torch.dtype) -> torch.Tensor:
-    return torch.empty(shape, dtype=dtype, device=_META)
-
-
-def _image(batch_size: int, size: int, dtype: torch.dtype) -> torch.Tensor:
-    return _meta_empty(batch_size, 3, size, size, dtype=dtype)
-
-
-def _cast(obj: Any, dtype: torch.dtype) -> Any:
-    """Floating tensors in nested tuples/lists/dicts converted to ``dtype``; everything else unchanged."""
-    if isinstance(obj, torch.Tensor):
-        return obj.to(dtype) if obj.is_floating_point() else obj
-    if isinstance(obj, (tuple, list)):
-        return type(obj)(_cast(o, dtype) for o in obj)
-    if isinstance(obj, dict):
-        return {k: _cast(v, dtype) for k, v in obj.items()}
-    return obj
-
-
-def build_model(
-    name: str,
-    *,
-    batch_size: int = 1,
-    seq_len: int = 128,
-    image_size: int | None = None,
-    dtype: torch.dtype = torch.float32,
-) -> BuiltModel:
-    """Build model ``name`` in eval mode with example inputs.
-
-    ``name`` is a name from :func:`list_models` (case-insensitive), ``path/to/file.py:factory`` or
-    ``package.module:callable`` (imported from ``sys.path``).
-    Text models get ``input_ids`` of shape (batch_size, seq_len) tokens (plus ``decoder_input_ids`` for
-    seq2seq); vision models get one (batch_size, 3, H, W) image, H = W = ``image_size`` pixels or the
-    model's default. ``dtype`` is the floating dtype of parameters, buffers and image inputs.
-    Raises UserInputError for unknown names, bad files/factories and out-of-range sizes.
-    """
-    _check_positive(batch_size=batch_size, seq_len=seq_len, image_size=image_size)
-    if dtype not in _DTYPES:
-        raise UserInputError(f"dtype must be one of {', '.join(map(str, _DTYPES))}, got {dtype!r}")
-
-    if _factory.is_factory_spec(name) or _factory.is_callable_spec(name):
-        load = _factory.load if _factory.is_factory_spec(name) else _factory.load_callable
-        model, args, kwargs = load(name)
-        model = model.eval().to(dtype)
-        if args is None:
-            args = (_image(batch_size, image_size or 224, dtype),)
-        return BuiltModel(name, model, _cast(args, dtype), _cast(kwargs, dtype), None)
-
-    info = _lookup(name)
-    if info.family == "torchvision":
-        model, size = _torchvision.build(info.name, image_size, dtype)
-    else:
-        model, size = _hf.build(info.name, seq_len=seq_len, image_size=image_size, dtype=dtype)
-    if info.task == "image-classification":
-        return BuiltModel(info.name, model, (_image(batch_size, size, dtype),), {}, info)
-    kwargs = {"input_ids": _meta_empty(batch_size, seq_len, dtype=torch.long)}
-    if info.task == "seq2seq":
-        kwargs["decoder_input_ids"] = _meta_empty(batch_size, seq_len, dtype=torch.long)
-    return BuiltModel(info.name, model, (), kwargs, info)
+    value = getattr(importlib.import_module(f"{__name__}.{_LAZY[name]}"), name)
+    globals()[name] = value
+    return value

@@ -2,25 +2,13 @@
 
 from __future__ import annotations
 
-import json
-from functools import cache
-from pathlib import Path
-from typing import Any
-
 import torch
 from torch import nn
 
 from ..errors import UserInputError
+from .catalog import CONFIG_DIR, bundled
 
 __all__ = ["CONFIG_DIR", "bundled", "build"]
-
-CONFIG_DIR = Path(__file__).with_name("configs")
-
-
-@cache
-def bundled() -> dict[str, dict[str, Any]]:
-    """Name -> parsed JSON (``model_type``, config fields and the ``_fxenergy`` metadata object)."""
-    return {p.stem: json.loads(p.read_text()) for p in sorted(CONFIG_DIR.glob("*.json"))}
 
 
 def build(name: str, *, seq_len: int, image_size: int | None, dtype: torch.dtype) -> tuple[nn.Module, int | None]:

@@ -16,7 +16,7 @@ from torch import nn
 from ..errors import UserInputError
 from ._meta import meta_init
 
-__all__ = ["names", "default_size", "describe", "build"]
+__all__ = ["names", "default_size", "describe", "build", "catalogue_entries"]
 
 # Constructor arguments the builders set themselves when loading DEFAULT weights (minus the download).
 # init_weights=False also skips GoogLeNet/Inception's FutureWarning about scipy-based initialisation.
@@ -53,6 +53,11 @@ def describe(name: str) -> str:
     return f"ImageNet-1k classifier, {n / 1e6:.1f}M params, {s}x{s} input"
 
 
+def catalogue_entries() -> dict[str, dict[str, int]]:
+    """What ``catalogue-torchvision.json`` holds, computed from the installed torchvision."""
+    return {n: {"default_size": default_size(n), "num_params": int(_weights(n).meta["num_params"])} for n in names()}
+
+
 def _fixed_size_kwarg(name: str, size: int) -> dict[str, Any]:
     return {kw: fn(size) for prefix, kw, fn in _FIXED_SIZE_KWARG if name.startswith(prefix)}
 
@@ -61,10 +66,8 @@ def build(name: str, image_size: int | None, dtype: torch.dtype) -> tuple[nn.Mod
     """Build ``name`` on meta in ``dtype``; return the model and the input size (pixels) to feed it."""
     size = image_size or default_size(name)
     kwargs = {**_ARCH_KWARGS.get(name, {}), **_fixed_size_kwarg(name, size)}
-    if image_size is not None and not _fixed_size_kwarg(name, size):
-        min_size = _weights(name).meta["min_size"][0]
-        if size < min_size:
-            raise UserInputError(f"image_size={size} is too small for {name}: it needs at least {min_size} pixels")
+    # The weights' ``min_size`` is where their published accuracy holds, not an architectural limit
+    # (swin_v2_t runs at 224 although its weights say 256): refuse only what fails to build or trace.
     try:
         with meta_init():
             model = tvm.get_model(name, weights=None, **kwargs)

@@ -119,12 +119,19 @@ def _register_bytes(*targets: object) -> Callable[[BytesFn], BytesFn]:
     return deco
 
 
+# Formulas of ops that a library registers at run time (so no op object exists when fxenergy is
+# imported), keyed by schema name ``namespace::op``.
+_COSTS_BY_NAME: dict[str, CostFn] = {}
+
+
 def lookup(op: torch._ops.OpOverload) -> tuple[bool, CostFn | None]:
-    """``(known, formula)`` for an ATen overload; the overload wins over its packet."""
+    """``(known, formula)`` for an ATen overload; the overload wins over its packet, then the schema name."""
     for key in (op, getattr(op, "overloadpacket", None)):
         if key in _COSTS:
             return True, _COSTS[key]
-    return False, None
+    schema = getattr(op, "_schema", None)
+    fn = _COSTS_BY_NAME.get(schema.name) if schema is not None else None
+    return (True, fn) if fn is not None else (False, None)
 
 
 def op_arith(call: OpCall, convention: Convention) -> OpArith | None:
@@ -186,6 +193,21 @@ def _bias_outputs(call: OpCall) -> int:
 
 for _packet, _fn in flop_registry.items():
     register_cost(_packet)(_from_flop_counter(getattr(_fn, "__wrapped__", _fn)))
+
+
+def _grouped_mm(call: OpCall, convention: Convention) -> OpArith:
+    """Mixture-of-experts grouped matmul: ``input (S, K)`` rows each times its expert's ``weight[e] (K, N)``.
+
+    Whatever the routing, the S routed rows cost ``S · K · N`` MACs in total (exact on meta tensors,
+    where the per-expert split is unknown). transformers' ``grouped_mm_fallback``.
+    """
+    x, w = call.args[0], call.args[1]
+    if not (isinstance(x, TensorSpec) and isinstance(w, TensorSpec) and len(x.shape) == 2 and len(w.shape) == 3):
+        raise ValueError("grouped mm expects input (S, K) and weight (E, K, N)")
+    return OpArith(macs=x.shape[0] * x.shape[1] * w.shape[2])
+
+
+_COSTS_BY_NAME["transformers::grouped_mm_fallback"] = _grouped_mm
 
 
 # --------------------------------------------------------------------------------------------------

@@ -27,6 +27,7 @@ from fxenergy.passes.families import family_of, work_for
 from fxenergy.records import COST, DURATION, TRACE, NodeCost, NodeDuration, NodeTrace, get_record, put_record
 
 if TYPE_CHECKING:  # the pass only calls .families and .duration_s of a parameter set
+    from fxenergy.hardware import HardwareProfile
     from fxenergy.predictors.hef_law import HEFParameters
 
 __all__ = ["DurationPass", "DURATION_MODELS", "roofline_duration_s", "node_dtype"]
@@ -36,8 +37,9 @@ DURATION_MODELS = ("roofline", "hef")
 
 def node_dtype(trace: NodeTrace) -> torch.dtype:
     """The floating dtype a node computes in: that of its first floating tensor argument."""
-    from fxenergy.records import TensorSpec
     from torch.utils import _pytree as pytree
+
+    from fxenergy.records import TensorSpec
 
     for call in trace.calls:
         for x in pytree.tree_leaves((call.args, call.out)):
@@ -58,7 +60,7 @@ class _Peaks:
     launch_s: float
 
 
-def _peaks(profile, dtype: torch.dtype) -> _Peaks:  # noqa: ANN001 - HardwareProfile
+def _peaks(profile: HardwareProfile, dtype: torch.dtype) -> _Peaks:
     return _Peaks(
         matrix_flops=profile.peak_flops_for(dtype),
         vector_flops=profile.peak_flops_for(torch.float32, tensor_cores=False),
@@ -79,7 +81,7 @@ class DurationPass:
     requires = (TRACE, COST)
     provides = DURATION
 
-    def __init__(self, profile, model: str = "roofline", params: HEFParameters | None = None):  # noqa: ANN001
+    def __init__(self, profile: HardwareProfile, model: str = "roofline", params: HEFParameters | None = None):
         if model not in DURATION_MODELS:
             raise UserInputError(f"unknown duration model {model!r}; choose one of: {', '.join(DURATION_MODELS)}")
         if model == "hef" and params is None:

@@ -63,14 +63,7 @@ FEATURES: dict[str, tuple[str, ...]] = {
 GROUPED_CONV = ("batch_size", "image_size", "kernel_size", "in_channels", "out_channels", "stride", "padding",
                 "groups", "macs")
 
-_ATEN_TYPE = {
-    "convolution": "Conv2d", "max_pool2d_with_indices": "MaxPool2d", "max_pool2d": "MaxPool2d",
-    "avg_pool2d": "AvgPool2d", "addmm": "Linear", "mm": "Linear", "linear": "Linear", "relu": "ReLU",
-    "relu_": "ReLU", "sigmoid": "Sigmoid", "tanh": "Tanh", "_softmax": "Softmax", "softmax": "Softmax",
-    "_native_batch_norm_legit_no_training": "BatchNorm2d", "native_batch_norm": "BatchNorm2d",
-    "_native_batch_norm_legit": "BatchNorm2d", "cudnn_batch_norm": "BatchNorm2d",
-    "_adaptive_avg_pool2d": "AdaptiveAvgPool2d", "adaptive_avg_pool2d": "AdaptiveAvgPool2d",
-}
+from fxenergy.passes.ops import LAYER_TYPES as _ATEN_TYPE  # noqa: E402 - the op registry
 
 
 def _pair(v: Any, default: int) -> tuple[int, int]:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from html import escape
 
-from fxenergy.report import TableData, human, table_data
+from fxenergy.report.table import Column, TableData, human, table_data
 from fxenergy.result import Result
 
 __all__ = ["render_html", "svg_bar_chart"]
@@ -61,11 +61,17 @@ def _html(td: TableData, result: Result, by: str, depth: int | None, top: int) -
     chart = svg_bar_chart([g.key for g in ranked], [weight(g.totals) for g in ranked], unit=unit, kind=kind)
 
     head = "".join(f"<dt>{escape(k)}</dt><dd>{escape(v)}</dd>" for k, v in td.header)
+    summary = "".join(f"<dt>{escape(k)}</dt><dd>{escape(v)}</dd>" for k, v in td.summary)
     cols = td.columns
 
-    def cells(r: tuple, tag: str = "td") -> str:
-        return "".join(f'<{tag}{"" if c.kind == "text" else " class=num"}>{escape(human(v, c.kind))}</{tag}>'
-                       for v, c in zip(r, cols))
+    def cells(r: tuple, tag: str = "td", raw: bool = False) -> str:
+        def attrs(v: object, c: Column) -> str:
+            a = "" if c.kind == "text" else " class=num"
+            if raw and c.kind != "text" and v is not None:  # the exact number, for tools and tests
+                a += f' data-column="{escape(c.name)}" data-value="{v!r}"'
+            return a
+
+        return "".join(f"<{tag}{attrs(v, c)}>{escape(human(v, c.kind))}</{tag}>" for v, c in zip(r, cols))
 
     body = "\n".join(f"<tr>{cells(r)}</tr>" for r in td.rows)
     notes = "".join(f"<li>{escape(n)}</li>" for n in td.notes)
@@ -74,6 +80,7 @@ def _html(td: TableData, result: Result, by: str, depth: int | None, top: int) -
 <style>{_CSS}</style></head>
 <body>
 <h1>{escape(td.title)}</h1>
+<section id="summary"><h2>At a glance</h2><dl class="summary">{summary}</dl></section>
 <dl>{head}</dl>
 <h2>Top {len(ranked)} {escape(_plural(by))} by {what}</h2>
 {chart}
@@ -83,7 +90,7 @@ def _html(td: TableData, result: Result, by: str, depth: int | None, top: int) -
 <tbody>
 {body}
 </tbody>
-<tfoot><tr>{cells(td.total)}</tr></tfoot>
+<tfoot><tr>{cells(td.total, raw=True)}</tr></tfoot>
 </table>
 <ul class="notes">{notes}</ul>
 </body></html>

@@ -100,7 +100,7 @@ def run(args: argparse.Namespace, check_output_path: Any = None) -> int:
     carbon_intensity(args.region, g_per_kwh=args.carbon_intensity)  # an unknown region fails before any capture
     built = build_model(args.model, batch_size=args.batch_size, seq_len=args.seq_len, image_size=args.image_size,
                         dtype=getattr(torch, args.dtype))
-    from fxenergy.api import _resolve_hardware
+    from fxenergy.resolve import resolve_hardware as _resolve_hardware
     from fxenergy.training.run import _batch_of, _slice_batch, default_overheads
 
     example = built.args

@@ -303,7 +303,8 @@ def estimate_training(
     Carbon uses ``region`` (ISO code, country or ``provider:region``; default world mean) or
     ``carbon_intensity_g_per_kwh``, times ``pue`` (default 1.58, Uptime Institute 2023 average).
     """
-    from fxenergy.api import _resolve_hardware, annotate
+    from fxenergy.api import annotate
+    from fxenergy.resolve import resolve_hardware as _resolve_hardware
 
     epochs = _positive_int("epochs", epochs)
     train_samples = _positive_int("train_samples", train_samples)
