@@ -16,12 +16,14 @@ if TYPE_CHECKING:
     from fxenergy.analysis import Analysis, analyse
     from fxenergy.api import annotate
     from fxenergy.result import Result, Row
+    from fxenergy.training.run import estimate_training
 
-__all__ = ["annotate", "analyse", "Analysis", "Result", "Row", "FxEnergyError", "UserInputError", "CaptureError",
+__all__ = ["annotate", "estimate_training", "analyse", "Analysis", "Result", "Row", "FxEnergyError", "UserInputError", "CaptureError",
            "__version__"]
 
 _LAZY = {"annotate": "fxenergy.api", "analyse": "fxenergy.analysis", "Analysis": "fxenergy.analysis",
-         "Result": "fxenergy.result", "Row": "fxenergy.result"}
+         "Result": "fxenergy.result", "Row": "fxenergy.result",
+         "estimate_training": "fxenergy.training.run"}
 
 
 def __getattr__(name: str) -> Any:

@@ -159,9 +159,12 @@ def predictor_band(analysis: Analysis, setup: Setup) -> dict[str, Any] | None:
         return None
     from fxenergy.predictors.bounds import PhysicalBoundsError
     from fxenergy.predictors.layerwise import OutOfDomainError
+    from fxenergy.predictors.baselines import BASELINES  # rules of thumb: not part of the band
 
     totals = {}
     for s in setups_for_all(setup.profile, setup.calibrated):
+        if s.predictor in BASELINES:
+            continue
         if s.predictor == setup.predictor and s.parameter_set != setup.parameter_set:
             s = setup  # the user's own parameter set stands for its backend
         try:

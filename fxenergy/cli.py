@@ -151,6 +151,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     cli_measure.add_parser(sub, _positive_int, DTYPES, DEFAULT_HARDWARE)
     cli_collect.add_parser(sub, _positive_int)
+    from fxenergy.training.cli import add_parser as add_train_estimate
+
+    add_train_estimate(sub)
 
     m = sub.add_parser("models", help="list the model names `report` accepts")
     m.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
@@ -393,7 +396,14 @@ _COMMANDS = {
     "measure": _cmd_measure,
     "collect": _cmd_collect,
     "hardware": _cmd_hardware,
+    "train-estimate": lambda args: _train_estimate(args),
 }
+
+
+def _train_estimate(args: argparse.Namespace) -> int:
+    from fxenergy.training.cli import run
+
+    return run(args, check_output_path=_check_output_path)
 
 
 def _check_output_path(path: str | None) -> None:

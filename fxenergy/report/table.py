@@ -309,9 +309,12 @@ def comparison_data(results: dict[str, Result], by: str = "layer", depth: int | 
     else:  # one predictor on several devices, from one trace
         header += [(n, f"{_hardware_line(results[n].info)}; {_predictor_line(results[n].info)}") for n in names]
     header += [("warning", f"{n}: {x}") for n in names for x in results[n].info.get("setup_notes", [])]
-    lo, hi = min(totals), max(totals)
+    from fxenergy.predictors.baselines import BASELINES  # rules of thumb: shown, but not part of the band
+
+    banded = [t for n, t in zip(names, totals) if n not in BASELINES] or totals
+    lo, hi = min(banded), max(banded)
     what = ("uncertainty band over {} predictors" if len({r.info.get("hardware") for r in results.values()}) == 1
-            else "range over {} devices").format(len(names))
+            else "range over {} devices").format(len(banded))
     notes = [f"{what}: {human(lo, 'joules')} … {human(hi, 'joules')} "
              f"(spread {human(hi - lo, 'joules')}, ×{hi / lo:.2f})" if lo > 0 else "a predictor gave 0 J in total"]
     for n in names:  # the learned GPU backend's own band, from its validated error on this device
@@ -334,8 +337,11 @@ def comparison_data(results: dict[str, Result], by: str = "layer", depth: int | 
 def comparison_json(results: dict[str, Result]) -> str:
     import json
 
+    from fxenergy.predictors.baselines import BASELINES  # rules of thumb: shown, but not part of the band
+
     totals = {n: r.totals.energy_j for n, r in results.items()}
-    vals = [v for v in totals.values() if v is not None]
+    vals = [v for n, v in totals.items() if v is not None and n not in BASELINES] or \
+        [v for v in totals.values() if v is not None]
     return json.dumps({
         "schema": "fxenergy.comparison/1",
         "info": next(iter(results.values())).info,
