@@ -247,10 +247,11 @@ def predict(analysis: Analysis, setup: Setup) -> Prediction:
     from fxenergy.predictors.bounds import PhysicalBoundsError, check_estimate
     from fxenergy.predictors.layerwise import OutOfDomainError
 
+    profile = setup.profile
     view = GraphView(analysis.graph_module)
     params = setup.backend.model(setup.profile) if setup.duration_model == "learned" else setup.hef_params  # type: ignore[union-attr]
     DurationPass(setup.profile, setup.duration_model or "roofline", params,  # type: ignore[arg-type]
-                 cpu_model=setup.cpu_model)(view)
+                 cpu_model=setup.cpu_model)(view)  # type: ignore[arg-type]
     backend, name = setup.backend, setup.predictor
     try:
         estimate = backend.predict(view, setup.profile)  # type: ignore[arg-type]
@@ -260,12 +261,12 @@ def predict(analysis: Analysis, setup: Setup) -> Prediction:
         from fxenergy.predictors.physical import PhysicalPredictor
 
         backend = PhysicalPredictor.for_profile(setup.profile, threads=setup.cpu_model.threads)
-        est = backend.predict(view, setup.profile)
+        est = backend.predict(view, setup.profile)  # type: ignore[arg-type]
         estimate = dataclasses.replace(est, notes=(f"{name} refused: {e}; physical model used instead", *est.notes))
         setup = dataclasses.replace(setup, predictor="physical", backend=backend, parameter_set=backend.parameter_set)
-    bad = check_estimate(view, estimate, setup.profile, backend)
+    bad = check_estimate(view, estimate, profile, backend)  # type: ignore[arg-type]
     if bad:
-        raise PhysicalBoundsError(f"predictor {name!r} on {setup.profile.name} broke physical bounds: "
+        raise PhysicalBoundsError(f"predictor {name!r} on {profile.name} broke physical bounds: "
                                   f"{'; '.join(bad)}; its figure is not shown (--predictor all compares backends)")
     durations = view.records(DURATION)
     return Prediction(

@@ -157,9 +157,9 @@ def predictor_band(analysis: Analysis, setup: Setup) -> dict[str, Any] | None:
     ``{"min", "max", "backends"}`` (None with fewer than two backends). Cheap: nothing is re-traced."""
     if setup.profile is None:
         return None
+    from fxenergy.predictors.baselines import BASELINES  # rules of thumb: not part of the band
     from fxenergy.predictors.bounds import PhysicalBoundsError
     from fxenergy.predictors.layerwise import OutOfDomainError
-    from fxenergy.predictors.baselines import BASELINES  # rules of thumb: not part of the band
 
     totals = {}
     for s in setups_for_all(setup.profile, setup.calibrated):

@@ -28,7 +28,6 @@ from fxenergy.errors import UserInputError
 
 if TYPE_CHECKING:
     from fxenergy.hardware import HardwareProfile
-    from fxenergy.predictors.base import Predictor
     from fxenergy.predictors.hef_law import HEFParameters
 
 __all__ = ["Setup", "resolve", "resolve_hardware", "default_parameter_set", "applicable_predictors",
@@ -45,7 +44,7 @@ class Setup:
 
     profile: HardwareProfile | None
     predictor: str
-    backend: Predictor | None
+    backend: Any  # a registered Predictor (fxenergy.predictors.base), or None
     duration_model: str | None
     hef_params: HEFParameters | None
     parameter_set: str | None
@@ -239,7 +238,7 @@ def resolve(hardware: Any = None, predictor: str | None = None, params: Any = No
         if not _learned_applies(profile):
             raise UserInputError(f"the learned backend models GPUs with a power limit; {profile.name!r} is not one "
                                  "(use --predictor roofline)")
-        backend = make_predictor(name, params=params)
+        backend: Any = make_predictor(name, params=params)
         return Setup(profile, name, backend, "learned", None, backend.params_.name, (), calibrated)
     if _uses_hef_parameters(cls):
         chosen = (params if params is not None

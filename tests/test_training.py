@@ -165,6 +165,8 @@ def test_cli_bad_input_exit_2_nothing_written(factory, capsys, tmp_path, argv, m
 
 # ---------------------------------------------------------------- baselines
 def test_baselines_follow_their_formulas():
+    from fxenergy.hardware import load_profile
+
     m, x = small_net(), torch.randn(4, 3, 8, 8)
     roof = fxenergy.annotate(m, x, hardware="rtx-3090", predictor="roofline")
     t = roof.totals.duration_s
@@ -173,11 +175,22 @@ def test_baselines_follow_their_formulas():
     assert ml.totals.energy_j == pytest.approx(350 * t)
     ga = fxenergy.annotate(m, x, hardware="rtx-3090", predictor="green-algorithms")
     assert ga.totals.energy_j == pytest.approx((350 + 24 * 0.3725) * t)
-    fl = fxenergy.annotate(m, x, hardware="rtx-3090", predictor="flops")
+    # FLOPs x TDP/peak: the rule itself, on the same durations ...
+    from fxenergy.analysis import GraphView, analyse
+    from fxenergy.passes.durations import DurationPass
+    from fxenergy.predictors.baselines import FlopsOnlyPredictor
+    from fxenergy.predictors.bounds import PhysicalBoundsError
+
+    profile = load_profile("rtx-3090")
+    view = GraphView(analyse(m, x).graph_module)
+    DurationPass(profile, "roofline")(view)
+    est = FlopsOnlyPredictor().predict(view, profile)  # type: ignore[arg-type]
     flops = roof.totals.flops + roof.totals.elementwise_flops
-    assert fl.totals.energy_j == pytest.approx(flops * 350 / 35.6e12)
+    assert sum(est.node_energy_j.values()) == pytest.approx(flops * 350 / 35.6e12)
+    # ... which on a net this small is below idle power x run time: refused, not printed (issue 12)
+    with pytest.raises(PhysicalBoundsError, match="idle"):
+        fxenergy.annotate(m, x, hardware="rtx-3090", predictor="flops")
     from fxenergy.resolve import applicable_predictors
-    from fxenergy.hardware import load_profile
 
     assert {"mlco2", "green-algorithms", "flops"} <= set(applicable_predictors(load_profile("rtx-3090")))
 

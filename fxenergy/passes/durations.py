@@ -22,7 +22,7 @@ NB: one kernel per ATen call and no overlap between nodes (a serial, unfused exe
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import torch
 
@@ -33,6 +33,7 @@ from fxenergy.records import COST, DURATION, TRACE, NodeCost, NodeDuration, Node
 
 if TYPE_CHECKING:  # the pass only calls .families and .duration_s of a parameter set
     from fxenergy.hardware import HardwareProfile
+    from fxenergy.perf.model import LearnedGPUModel
     from fxenergy.predictors.hef_law import HEFParameters
 
 __all__ = ["DurationPass", "DURATION_MODELS", "roofline_duration_s", "node_dtype"]
@@ -86,7 +87,7 @@ class DurationPass:
     requires = (TRACE, COST)
     provides = DURATION
 
-    def __init__(self, profile: HardwareProfile, model: str = "roofline", params: HEFParameters | None = None,
+    def __init__(self, profile: HardwareProfile, model: str = "roofline", params: HEFParameters | LearnedGPUModel | None = None,
                  cpu_model: Any = None):  # fxenergy.perf.cpu.CpuDurationModel for model="cpu"
         if model not in DURATION_MODELS:
             raise UserInputError(f"unknown duration model {model!r}; choose one of: {', '.join(DURATION_MODELS)}")
@@ -102,7 +103,7 @@ class DurationPass:
             cpu_model = CpuDurationModel(profile)
         self.profile = profile
         self.model = model
-        self.params = params
+        self.params: Any = params  # HEFParameters (model 'hef') or LearnedGPUModel (model 'learned')
         self.cpu_model = cpu_model
         self._peaks: dict[torch.dtype, _Peaks] = {}
 

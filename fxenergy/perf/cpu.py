@@ -165,10 +165,12 @@ def cpu_spec(profile: Any, threads: int) -> CpuSpec:
     if bits is None:
         bits = SIMD_BITS_ASSUMED
     fma = profile.fma_units_per_core or None
-    clock = profile.sustained_clock_hz or profile.clock_hz
+    # NB: sustained vector code runs at the all-core (AVX) clock, not at the single-core maximum turbo
+    # that ``clock_hz`` holds; where no all-core figure is published the base clock stands for it.
+    clock = profile.sustained_clock_hz or profile.base_clock_hz or profile.clock_hz
     if fma is None:
         # the profile's fp32 peak over all cores implies the FMA units where SIMD width is known
-        implied = profile.peak_flops_for(torch.float32) / (profile.compute_units * (bits // 32) * 2 * profile.clock_hz)
+        implied = profile.peak_flops_for(torch.float32) / (profile.compute_units * (bits // 32) * 2 * clock)
         fma = max(1, round(implied)) if profile.simd_width_bits else FMA_UNITS_ASSUMED
         if profile.simd_width_bits is None:
             notes.append(f"{profile.name}: SIMD width and FMA units not in the profile; {SIMD_BITS_ASSUMED}-bit, "

@@ -50,6 +50,14 @@ def _tdp(profile: Any, who: str) -> float:
     return float(profile.tdp_w)
 
 
+def _bounds_with(profile: Any, power_w: float) -> tuple[float, float]:
+    """The device's idle power (fxenergy.predictors.bounds' rule) and the larger of its limit and ``power_w``."""
+    from fxenergy.predictors.bounds import device_bounds
+
+    idle, limit = device_bounds(profile)
+    return idle, max(limit, power_w)
+
+
 @register_predictor("mlco2")
 class MLCO2Predictor:
     """MLCO2: TDP × time × PUE (Lacoste et al. 2019)."""
@@ -58,6 +66,10 @@ class MLCO2Predictor:
 
     def __init__(self, *, pue: float = 1.0):
         self.pue = _number("pue", pue, 1.0)
+
+    def bounds(self, profile: Any) -> tuple[float, float]:
+        """``(idle W, limit W)`` of what this baseline prices: the device at TDP, times the PUE."""
+        return _bounds_with(profile, _tdp(profile, "mlco2") * self.pue)
 
     def predict(self, gm: torch.fx.GraphModule, profile: Any) -> EnergyEstimate:
         p = _tdp(profile, "mlco2") * self.pue
@@ -85,6 +97,11 @@ class GreenAlgorithmsPredictor:
         cores = 1 if profile.kind == "gpu" else max(int(profile.compute_units), 1)
         mem = self.memory_gb if self.memory_gb is not None else profile.memory_bytes / 2**30
         return cores * (tdp / cores) * self.usage + mem * GA_W_PER_GB
+
+    def bounds(self, profile: Any) -> tuple[float, float]:
+        """``(idle W, limit W)`` of what this baseline prices: the device plus its memory (0.3725 W/GB),
+        times PUE and PSF; so its power may exceed the device's TDP."""
+        return _bounds_with(profile, self.power_w(profile) * self.pue * self.psf)
 
     def predict(self, gm: torch.fx.GraphModule, profile: Any) -> EnergyEstimate:
         p = self.power_w(profile) * self.pue * self.psf

@@ -24,6 +24,7 @@ __all__ = ["LearnedGPUPredictor"]
 class LearnedGPUPredictor:
     """Per-node board power (idle … power limit, by family and achieved utilisation) × learned duration."""
 
+    name: ClassVar[str]  # set by @register_predictor
     requires: ClassVar[tuple[str, ...]] = (TRACE, COST, DURATION)
 
     def __init__(self, params: Any = None, *, matmul_precision: str | None = None, conv_tf32: bool | None = None,

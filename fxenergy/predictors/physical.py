@@ -37,6 +37,7 @@ __all__ = ["PhysicalPredictor"]
 class PhysicalPredictor:
     """CPU durations x package power (module docstring). Build with :meth:`for_profile`."""
 
+    name: ClassVar[str]  # set by @register_predictor
     requires: ClassVar[tuple[str, ...]] = (TRACE, COST, DURATION)
 
     def __init__(self, *, threads: int | None = None, perf: Any = None, power: Mapping[str, Any] | None = None,

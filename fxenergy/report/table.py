@@ -322,10 +322,10 @@ def comparison_data(results: dict[str, Result], by: str = "layer", depth: int | 
         if r.info.get("predictor") == "learned" and r.totals.energy_j:
             from fxenergy.perf.validated import expected_error
 
-            err, basis = expected_error(str(r.info.get("hardware")))
-            e = r.totals.energy_j
-            notes.append(f"{n} validated band: {human(e * (1 - err / 100), 'joules')} … "
-                         f"{human(e * (1 + err / 100), 'joules')} (±{err:.0f}%, validated on {basis})")
+            err_pct, basis = expected_error(str(r.info.get("hardware")))
+            total_j = r.totals.energy_j
+            notes.append(f"{n} validated band: {human(total_j * (1 - err_pct / 100), 'joules')} … "
+                         f"{human(total_j * (1 + err_pct / 100), 'joules')} (±{err_pct:.0f}%, validated on {basis})")
     for n in names:
         notes += [f"{n}: {x}" for x in results[n].info.get("energy_notes", [])]
     total = ("Total", *totals, None)  # the band of the totals is in the notes: a spread is not a sum
