@@ -34,6 +34,7 @@ __all__ = [
     "NodeDuration",
     "NodeEnergy",
     "get_record",
+    "node_dtype",
     "put_record",
 ]
 
@@ -180,3 +181,14 @@ def put_record(node: torch.fx.Node, key: str, record: Any) -> None:
     if key in bucket:
         raise RuntimeError(f"record {key!r} already set on node {node.name!r}; passes must not overwrite")
     bucket[key] = record
+
+
+def node_dtype(trace: NodeTrace) -> torch.dtype:
+    """The floating dtype a node computes in: that of its first floating tensor argument."""
+    from torch.utils import _pytree as pytree
+
+    for call in trace.calls:
+        for x in pytree.tree_leaves((call.args, call.out)):
+            if isinstance(x, TensorSpec) and x.dtype.is_floating_point:
+                return x.dtype
+    return torch.float32

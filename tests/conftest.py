@@ -50,3 +50,28 @@ def gpt2_small() -> transformers.PreTrainedModel:
     cfg = transformers.GPT2Config(n_layer=2, use_cache=False)
     with torch.device("meta"):
         return transformers.GPT2LMHeadModel._from_config(cfg, attn_implementation="sdpa").eval()
+
+
+class ScriptedMeter:
+    """A meter of fxenergy.measure's interface giving scripted per-window joules; an exception
+    instance in the script is raised by end() (a failed window)."""
+
+    name, domains, measures_energy = "fake", ("pkg",), True
+
+    def __init__(self, script):
+        self.script = list(script)
+
+    def begin(self):
+        pass
+
+    def poll(self):
+        pass
+
+    def end(self):
+        item = self.script.pop(0)
+        if isinstance(item, Exception):
+            raise item
+        return {"pkg": item}
+
+    def close(self):
+        pass

@@ -219,29 +219,14 @@ def test_compare_predictors_keeps_the_calibration_curves(cal_file):
 def test_power_windows_use_measure_meters_and_retry_a_failed_window():
     """calibrate's power windows run on fxenergy.measure's meter interface: a window whose meter fails
     is taken again, and the mean power is the window's joules over its seconds."""
+    from conftest import ScriptedMeter
+
     from fxenergy.calibrate import _power_windows
     from fxenergy.measure import MeterError
 
-    class Scripted:
-        name, domains, measures_energy = "rapl", ("package-0",), True
-
-        def __init__(self):
-            self.script = [MeterError("wrapped twice"), 1.0, 2.0]
-
-        def begin(self):
-            pass
-
-        def poll(self):
-            pass
-
-        def end(self):
-            item = self.script.pop(0)
-            if isinstance(item, Exception):
-                raise item
-            return {"package-0": item}
-
     bench = Bench("elementwise", "add", torch.add, ((64,), (64,)))
-    rows = _power_windows(Scripted(), [bench], torch.device("cpu"), 0.01, None)
+    meter = ScriptedMeter([MeterError("wrapped twice"), 1.0, 2.0])
+    rows = _power_windows(meter, [bench], torch.device("cpu"), 0.01, None)
     assert [r["family"] for r in rows] == ["idle", "elementwise"]
     assert [r["energy_j"] for r in rows] == [1.0, 2.0]
     assert all(r["mean_w"] == r["energy_j"] / r["window_s"] for r in rows)

@@ -6,6 +6,7 @@ import pathlib
 import time
 
 import pytest
+from conftest import ScriptedMeter
 
 from fxenergy.measure import (
     MeasurementFailed,
@@ -208,30 +209,6 @@ def test_nvml_unavailable_cases():
 
 # ------------------------------------------------------------------------------------------------
 # windows
-
-
-class ScriptedMeter:
-    """Gives scripted per-window joules; an exception instance in the script is raised by end()."""
-
-    name, domains, measures_energy = "fake", ("pkg",), True
-
-    def __init__(self, script):
-        self.script = list(script)
-
-    def begin(self):
-        pass
-
-    def poll(self):
-        pass
-
-    def end(self):
-        item = self.script.pop(0)
-        if isinstance(item, Exception):
-            raise item
-        return {"pkg": item}
-
-    def close(self):
-        pass
 
 
 def test_window_time_only_repeats_min_duration():

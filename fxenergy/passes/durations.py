@@ -29,7 +29,17 @@ import torch
 from fxenergy.errors import UserInputError
 from fxenergy.passes.costs import lookup
 from fxenergy.passes.families import family_of, work_for
-from fxenergy.records import COST, DURATION, TRACE, NodeCost, NodeDuration, NodeTrace, get_record, put_record
+from fxenergy.records import (
+    COST,
+    DURATION,
+    TRACE,
+    NodeCost,
+    NodeDuration,
+    NodeTrace,
+    get_record,
+    node_dtype,
+    put_record,
+)
 
 if TYPE_CHECKING:  # the pass only calls .families and .duration_s of a parameter set
     from fxenergy.hardware import HardwareProfile
@@ -39,19 +49,6 @@ if TYPE_CHECKING:  # the pass only calls .families and .duration_s of a paramete
 __all__ = ["DurationPass", "DURATION_MODELS", "roofline_duration_s", "node_dtype"]
 
 DURATION_MODELS = ("roofline", "hef", "learned", "cpu")
-
-
-def node_dtype(trace: NodeTrace) -> torch.dtype:
-    """The floating dtype a node computes in: that of its first floating tensor argument."""
-    from torch.utils import _pytree as pytree
-
-    from fxenergy.records import TensorSpec
-
-    for call in trace.calls:
-        for x in pytree.tree_leaves((call.args, call.out)):
-            if isinstance(x, TensorSpec) and x.dtype.is_floating_point:
-                return x.dtype
-    return torch.float32
 
 
 def _launches(trace: NodeTrace) -> int:

@@ -31,7 +31,7 @@ from fxenergy.perf.device import DeviceSpec, check_math_options, device_spec
 from fxenergy.perf.features import features
 from fxenergy.perf.kernels import Kernel, kernels_of_call
 from fxenergy.perf.trees import Forest
-from fxenergy.records import COST, DURATION, TRACE, NodeDuration, get_record, put_record
+from fxenergy.records import COST, DURATION, TRACE, NodeDuration, get_record, node_dtype, put_record
 
 __all__ = ["clear_predictions", "PerfParams", "load_perf_params", "LearnedGPUModel", "DEFAULT_PARAMS", "MEMORY_FAMILIES"]
 
@@ -47,17 +47,6 @@ def power_coefficients_for(power: dict, device: str, family: str) -> tuple[float
 
 
 
-def _node_dtype(trace: Any) -> torch.dtype:
-    """The floating dtype a node computes in: that of its first floating tensor (as the duration pass reads it)."""
-    from torch.utils import _pytree as pytree
-
-    from fxenergy.records import TensorSpec
-
-    for call in trace.calls:
-        for x in pytree.tree_leaves((call.args, call.out)):
-            if isinstance(x, TensorSpec) and x.dtype.is_floating_point:
-                return x.dtype
-    return torch.float32
 
 
 def clear_predictions(gm: torch.fx.GraphModule) -> torch.fx.GraphModule:
@@ -195,7 +184,7 @@ class LearnedGPUModel:
         compute = cost.elementwise_flops / dev.peak_flops["fp32"]
         if cost.flops:  # the matrix peak depends on dtype and math mode
             fam = "conv" if "conv" in cost.op else "gemm"
-            compute += cost.flops / dev.peak_for(fam, _node_dtype(trace), self.matmul_precision, self.conv_tf32)
+            compute += cost.flops / dev.peak_for(fam, node_dtype(trace), self.matmul_precision, self.conv_tf32)
         return max(compute, (cost.bytes_read + cost.bytes_written) / dev.bandwidth_bytes_per_s)
 
     # -- power -------------------------------------------------------------------------------------------
