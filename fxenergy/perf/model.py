@@ -40,9 +40,13 @@ MEMORY_FAMILIES = ("elementwise", "reduction", "gather", "copy")
 _DEFAULT_CONV = get_convention("default")
 
 
-def power_coefficients_for(power: dict, device: str, family: str) -> tuple[float, float]:
+def power_coefficients_for(power: dict, device: str, family: str, tensor_cores: bool = False) -> tuple[float, float]:
+    """``(a, b)`` of the board-power line of ``family`` (``<family>_tc`` for tensor-core kernels where fitted)."""
     table = power.get("devices", {}).get(device) or power["default"]
-    a, b = table.get(family) or table.get("elementwise") or power["default"]["elementwise"]
+    coef = None
+    if tensor_cores:
+        coef = table.get(f"{family}_tc") or power["default"].get(f"{family}_tc")
+    a, b = coef or table.get(family) or table.get("elementwise") or power["default"]["elementwise"]
     return float(a), float(b)
 
 
@@ -188,8 +192,9 @@ class LearnedGPUModel:
         return max(compute, (cost.bytes_read + cost.bytes_written) / dev.bandwidth_bytes_per_s)
 
     # -- power -------------------------------------------------------------------------------------------
-    def power_w(self, family: str, utilisation: float) -> float:
-        a, b = power_coefficients_for(self.params.power, self.profile.name, self.params.alias.get(family, family))
+    def power_w(self, family: str, utilisation: float, tensor_cores: bool = False) -> float:
+        a, b = power_coefficients_for(self.params.power, self.profile.name, self.params.alias.get(family, family),
+                                      tensor_cores)
         frac = min(1.0, max(0.0, a + b * min(max(utilisation, 0.0), 1.0)))
         dev = self.device
         return dev.idle_w + (dev.power_limit_w - dev.idle_w) * frac
@@ -200,7 +205,9 @@ class LearnedGPUModel:
             return 0.0
         bound = self._bounds.get(node_name) if node_name is not None else None
         u = (self.node_bound_s(cost, trace) if bound is None else bound) / t
-        return self.power_w(duration.family, u) * t
+        tc = duration.family in ("gemm", "conv") and self.device.uses_tensor_cores(
+            duration.family, node_dtype(trace), self.matmul_precision, self.conv_tf32)
+        return self.power_w(duration.family, u, tc) * t
 
     def math_modes(self) -> str:
         dev = self.device
