@@ -168,6 +168,11 @@ def main(argv: list[str] | None = None) -> int:
         "leave_one_gpu_out": table, "nicolai": nic["report"],
         "script": "scripts/fit_gpu_perf.py",
     }
+    old = Path(args.output)
+    if old.is_file():  # the training-step power rule is fitted by benchmarks/gpu_models.py --fit-training: keep it
+        prev = json.loads(old.read_text())["params"].get("training_power")
+        if prev:
+            params["training_power"] = prev
     if not args.no_write:
         from fxenergy._files import write_atomic
         from fxenergy.predictors.interface import make_artifact

@@ -200,3 +200,26 @@ def test_hardware_show_states_the_validated_error(capsys):
     assert main(["hardware", "show", "t4"]) == 0
     out = capsys.readouterr().out
     assert "expected duration error ±" in out and "leave-one-GPU-out" in out
+
+
+def test_tensor_core_power_line_and_training_uplift():
+    """TF32 layers read the ``conv_tc``/``gemm_tc`` power line where fitted; backward/optimizer nodes of a
+    training step get the shipped uplift, forward nodes none, and power stays within [idle, limit]."""
+    from dataclasses import replace
+
+    from fxenergy.perf.model import power_coefficients_for
+
+    pp = load_perf_params()
+    power = {"default": {"conv": [0.1, 0.2], "conv_tc": [0.7, 0.1], "elementwise": [0.2, 0.3]}, "devices": {}}
+    assert power_coefficients_for(power, "a30", "conv", tensor_cores=True) == (0.7, 0.1)
+    assert power_coefficients_for(power, "a30", "conv") == (0.1, 0.2)
+    assert power_coefficients_for(power, "a30", "gemm", tensor_cores=True) == (0.2, 0.3)  # no gemm line: fallback
+    base = LearnedGPUModel(load_profile("rtx-2080-ti"), replace(pp, training_power={}))
+    up = LearnedGPUModel(load_profile("rtx-2080-ti"), replace(pp, training_power={"backward": 0.3, "optimizer": 0.3}))
+    dev = base.device
+    for fam in ("conv", "gemm", "elementwise", "reduction"):
+        assert up.power_w(fam, 0.3, phase="forward") == base.power_w(fam, 0.3, phase="forward")
+        lo, hi = base.power_w(fam, 0.3, phase="backward"), up.power_w(fam, 0.3, phase="backward")
+        assert hi > lo or hi == dev.power_limit_w
+        assert dev.idle_w <= lo <= hi <= dev.power_limit_w
+    assert up.power_w("conv", 1.0, phase="optimizer") <= dev.power_limit_w  # clipped at the limit

@@ -10,15 +10,19 @@ learned slowdown over it (:mod:`fxenergy.perf.features`, :mod:`fxenergy.perf.tre
   its per-call dispatch floor, so tiny kernels cost that floor;
 * a node's duration is the sum of its calls, and at least the node's roofline bound.
 
-Power per node: ``P = idle + (limit − idle) · clip(a_f + b_f · u, 0, 1)`` with ``u = t_bound / t``
-(achieved fraction of the roofline), ``a_f, b_f`` fitted per family on measured board power; node
-energy = P · t. All coefficients come from one JSON artifact (``learned-gpu``), no pickle.
+Power per node: ``P = idle + (limit − idle) · clip(a_f + b_f · u + δ_phase, 0, 1)`` with ``u = t_bound / t``
+(achieved fraction of the roofline), ``a_f, b_f`` fitted per family on measured board power (separate
+``conv_tc``/``gemm_tc`` lines for tensor-core kernels; the clipped line itself is fitted, since boards
+sit at their limit on heavy layers), and ``δ_phase`` the training-step uplift of backward and optimizer
+nodes (0 for forward nodes; fitted on whole-model A30 training steps, leave-one-model-out checked in
+benchmarks/gpu_models.py). Node energy = P · t. All coefficients come from one JSON artifact
+(``learned-gpu``), no pickle.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 
@@ -75,6 +79,9 @@ class PerfParams:
     power: Mapping[str, Any]  # {"default": {family: [a, b]}, "devices": {profile: {family: [a, b]}}}
     validated: Mapping[str, Any]
     fitted_on: Any
+    # training steps: added to the board-power fraction of backward / optimizer nodes (benchmarks/gpu_models.py
+    # --fit-training, leave-one-model-out on the A30 whole-model training rows); empty = no uplift
+    training_power: Mapping[str, float] = field(default_factory=dict)
 
     def forest(self, family: str) -> Forest:
         return self.forests[self.alias.get(family, family)]
@@ -102,6 +109,7 @@ def load_perf_params(name_or_path: str = DEFAULT_PARAMS) -> PerfParams:
             power=p["power"],
             validated=p.get("validated", {}),
             fitted_on=art["fitted_on"],
+            training_power={k: float(v) for k, v in p.get("training_power", {}).get("uplift", {}).items()},
         )
     except (KeyError, TypeError, ValueError) as e:
         raise UserInputError(f"learned parameter file {name_or_path!r} is malformed ({type(e).__name__}: {e})") from None
@@ -192,10 +200,11 @@ class LearnedGPUModel:
         return max(compute, (cost.bytes_read + cost.bytes_written) / dev.bandwidth_bytes_per_s)
 
     # -- power -------------------------------------------------------------------------------------------
-    def power_w(self, family: str, utilisation: float, tensor_cores: bool = False) -> float:
+    def power_w(self, family: str, utilisation: float, tensor_cores: bool = False, phase: str = "forward") -> float:
         a, b = power_coefficients_for(self.params.power, self.profile.name, self.params.alias.get(family, family),
                                       tensor_cores)
-        frac = min(1.0, max(0.0, a + b * min(max(utilisation, 0.0), 1.0)))
+        uplift = self.params.training_power.get(phase, 0.0)  # backward / optimizer kernels of a training step
+        frac = min(1.0, max(0.0, a + b * min(max(utilisation, 0.0), 1.0) + uplift))
         dev = self.device
         return dev.idle_w + (dev.power_limit_w - dev.idle_w) * frac
 
@@ -207,7 +216,7 @@ class LearnedGPUModel:
         u = (self.node_bound_s(cost, trace) if bound is None else bound) / t
         tc = duration.family in ("gemm", "conv") and self.device.uses_tensor_cores(
             duration.family, node_dtype(trace), self.matmul_precision, self.conv_tf32)
-        return self.power_w(duration.family, u, tc) * t
+        return self.power_w(duration.family, u, tc, trace.phase) * t
 
     def math_modes(self) -> str:
         dev = self.device
