@@ -112,10 +112,12 @@ def whole_models(quick: bool, fit_training: bool = False) -> None:
     j_all = int(np.argmin(loss.mean(axis=0)))
     print(f"uplift fitted on all {len(rows)} rows: {UPLIFTS[j_all]:.2f}\n")
     if fit_training and not quick:
-        _write_training_rule(float(UPLIFTS[j_all]), len(rows), errs_e)
+        # ship the uplift only if choosing it leave-one-model-out beats no uplift on the held-out rows
+        better = np.median(errs_e) < np.median(errs_e0)
+        _write_training_rule(float(UPLIFTS[j_all]) if better else 0.0, float(UPLIFTS[j_all]), len(rows), errs_e, errs_e0)
 
 
-def _write_training_rule(uplift: float, n: int, lomo_errs: list[float]) -> None:
+def _write_training_rule(uplift: float, all_rows: float, n: int, lomo_errs: list[float], none_errs: list[float]) -> None:
     from fxenergy._files import write_atomic
 
     path = ROOT / "fxenergy/predictors/params/learned-gpu.json"
@@ -127,7 +129,12 @@ def _write_training_rule(uplift: float, n: int, lomo_errs: list[float]) -> None:
         "leave_one_model_out_energy_ape": {"median": round(float(np.median(lomo_errs)), 1),
                                            "mean": round(float(np.mean(lomo_errs)), 1),
                                            "worst": round(float(np.max(lomo_errs)), 1)},
+        "no_uplift_energy_ape": {"median": round(float(np.median(none_errs)), 1),
+                                 "mean": round(float(np.mean(none_errs)), 1),
+                                 "worst": round(float(np.max(none_errs)), 1)},
+        "rule": "the all-rows uplift is shipped only if the leave-one-model-out choice beats no uplift (median APE)",
         "grid": UPLIFTS.tolist(),
+        "all_rows_uplift": all_rows,
     }
     write_atomic(str(path), json.dumps(art, separators=(",", ":")) + "\n")
     print(f"wrote training_power uplift {uplift:.2f} into {path}")
