@@ -44,7 +44,7 @@ MEMORY_FAMILIES = ("elementwise", "reduction", "gather", "copy")
 _DEFAULT_CONV = get_convention("default")
 
 
-def power_coefficients_for(power: dict, device: str, family: str, tensor_cores: bool = False) -> tuple[float, float]:
+def power_coefficients_for(power: Mapping[str, Any], device: str, family: str, tensor_cores: bool = False) -> tuple[float, float]:
     """``(a, b)`` of the board-power line of ``family`` (``<family>_tc`` for tensor-core kernels where fitted)."""
     table = power.get("devices", {}).get(device) or power["default"]
     coef = None
