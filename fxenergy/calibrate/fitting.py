@@ -98,7 +98,7 @@ def fault_s(m: Measurement, fault_s_per_byte: float) -> float:
 
 def fit_cpu_perf(
     ms: Sequence[Measurement], peak_flops: float, peak_bytes_per_s: float, *, threads: int, dispatch_s: float,
-    fitted_on: Mapping[str, Any] | None = None, fault_s_per_byte: float = 0.0,
+    fitted_on: Mapping[str, Any] | None = None, fault_s_per_byte: float = 0.0, loss: str = "soft_l1",
 ) -> Any:
     """Kernel-class curves of :mod:`fxenergy.perf.cpu` (a :class:`~fxenergy.perf.cpu.CpuPerfParams`):
     one power law per class with at least 4 measurements (dense / 1x1 / grouped / depthwise
@@ -120,7 +120,7 @@ def fit_cpu_perf(
         faults = np.array([fault_s(m, fault_s_per_byte) for m in rows])
         t = np.maximum(t_all - faults, 0.1 * t_all)  # the rest: what the curves describe
         peak = peak_flops if basis == "flops" else peak_bytes_per_s
-        law = fit_power_law(work, t, peak, unit=UNITS["cpu"][basis], method="log")
+        law = fit_power_law(work, t, peak, unit=UNITS["cpu"][basis], method="log", loss=loss)
         ape = np.abs((law.duration_s(work, peak) + faults) / t_all - 1)
         laws[cls] = law
         stats[cls] = {"rows": len(rows), "basis": basis, "mdape": round(float(np.median(ape)), 4),
