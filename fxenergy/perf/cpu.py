@@ -331,7 +331,7 @@ class CpuDurationModel:
         cls = kernel_class(trace, cost)
         spec_t, level = self._spec_time(self.spec, cls, cost)
         dispatch = max(launches, 1) * self.spec.dispatch_s
-        if self.params is None:
+        if self.params is None or self._spec_at_cal is None:
             return spec_t + dispatch, f"cpu-spec/{level}", cls
         if cls in self.params.scales:
             at_cal, _ = self._spec_time(self._spec_at_cal, cls, cost)  # the scale was fitted at the data's threads
@@ -415,7 +415,7 @@ class CpuPowerModel:
 def local_thread_info() -> dict[str, Any]:
     """Threads this process runs with: torch's intra-op count, the cgroup quota and the affinity."""
     try:
-        affinity = len(os.sched_getaffinity(0))
+        affinity: int | None = len(os.sched_getaffinity(0))
     except (AttributeError, OSError):
         affinity = os.cpu_count()
     return {"torch_threads": torch.get_num_threads(), "cgroup_cpu_quota": cgroup_cpu_quota(), "affinity_cpus": affinity}
