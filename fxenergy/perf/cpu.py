@@ -54,7 +54,8 @@ from typing import Any
 import torch
 
 from fxenergy.errors import UserInputError
-from fxenergy.passes.families import FAMILIES, family_of, work_for
+from fxenergy.passes.families import FAMILIES, work_for
+from fxenergy.passes.ops import family_of
 from fxenergy.predictors.hef_law import PowerLaw
 from fxenergy.records import NodeCost, NodeTrace
 

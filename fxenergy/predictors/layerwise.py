@@ -46,6 +46,7 @@ import numpy as np
 import torch
 
 from fxenergy.errors import UserInputError
+from fxenergy.passes.ops import layer_type_of
 from fxenergy.predictors.base import EnergyEstimate, register_predictor
 from fxenergy.predictors.interface import check_artifact, check_fitted, make_artifact
 from fxenergy.records import COST, TRACE, OpCall, get_record
@@ -79,7 +80,6 @@ FEATURES: dict[str, tuple[str, ...]] = {
 GROUPED_CONV = ("batch_size", "image_size", "kernel_size", "in_channels", "out_channels", "stride", "padding",
                 "groups", "macs")
 
-from fxenergy.passes.ops import LAYER_TYPES as _ATEN_TYPE  # noqa: E402 - the op registry
 
 
 def _pair(v: Any, default: int) -> tuple[int, int]:
@@ -120,7 +120,7 @@ def seed000_macs(layer_type: str, f: Mapping[str, float]) -> float:
 
 def _main_call(trace: Any) -> tuple[str, OpCall] | None:
     for call in trace.calls:
-        t = _ATEN_TYPE.get(call.name)
+        t = layer_type_of(call.name)  # the op registry
         if t is not None:
             return t, call
     return None
