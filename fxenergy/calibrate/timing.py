@@ -15,7 +15,8 @@ import torch
 
 from fxenergy.calibrate.benches import Bench, _Call, _is_index
 from fxenergy.errors import UserInputError
-from fxenergy.predictors.hef_law import family_of, work_for
+from fxenergy.passes.families import work_for
+from fxenergy.passes.ops import family_of
 
 __all__ = ["Measurement", "measure", "CpuWatch", "wait_for_quiet", "Progress"]
 
@@ -172,6 +173,12 @@ def _own_cpu_s() -> float:
     return t.user + t.system
 
 
+def _cycling(b: Bench, sets: list) -> Callable[[], object]:
+    """One call of ``b`` per invocation, cycling through copies of its inputs (cold caches)."""
+    turn = itertools.cycle(sets)
+    return lambda: b.fn(*next(turn), **b.kwargs)
+
+
 def measure(
     benches: Sequence[Bench], device: str = "cpu", *, target_s: float = 0.01, repeats: int = 7,
     wait_budget_s: float = 0.0, cold_bytes: int = 0, progress: Progress | None = None,
@@ -196,11 +203,10 @@ def measure(
             copies = min(64, max(1, -(-cold_bytes // max(1, b.input_bytes()))))
             first = b.tensors(dev, gen)
             sets = [first] + [[x.clone() for x in first] for _ in range(copies - 1)]  # same values, other memory
-            turn = itertools.cycle(sets)
-            t, n, spread = timer(lambda: b.fn(*next(turn), **b.kwargs))  # noqa: B023 - called before the next iteration
+            t, n, spread = timer(_cycling(b, sets))
             out.append(Measurement(b.family, b.op, tuple(tuple(s) for s in b.shapes()), dict(b.kwargs), flops, ew,
                                    nbytes, t, repeats, n, round(spread, 4), copies))
-            del first, sets, turn
+            del first, sets
     if progress:
         progress("done", len(benches), len(benches))
     return out

@@ -35,7 +35,7 @@ from typing import Any
 import torch
 
 from fxenergy.errors import UserInputError
-from fxenergy.training.carbon import DEFAULT_PUE, PUE_SOURCE, CarbonIntensity, carbon_intensity, check_pue
+from fxenergy.training.carbon import DEFAULT_PUE, CarbonIntensity, carbon_intensity, check_pue
 
 __all__ = ["Overheads", "PhaseCost", "LayerCost", "TrainingEstimate", "estimate_training", "steps_per_epoch",
            "J_PER_KWH", "DEFAULT_H2D_BYTES_PER_S"]
