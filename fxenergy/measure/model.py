@@ -29,7 +29,7 @@ import statistics
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from unittest import mock
 
 import torch
@@ -37,6 +37,9 @@ import torch
 from fxenergy.errors import UserInputError
 from fxenergy.measure.meters import describe, open_meter
 from fxenergy.measure.window import Measurement, measure_calls
+
+if TYPE_CHECKING:
+    from fxenergy.hardware.schema import HardwareProfile
 
 __all__ = ["ModelMeasurement", "LayerLine", "measure_model", "real_model"]
 
@@ -245,7 +248,7 @@ def measure_model(
     notes: list[str] = []
 
     # prediction first (meta tensors: no memory, no arithmetic)
-    profile: Any = hardware
+    profile: HardwareProfile | str = hardware  # a name or file until "local" is detected
     energy_predicted = True
     if hardware == "local":
         from fxenergy.hardware import detect_local

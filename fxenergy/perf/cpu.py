@@ -49,7 +49,7 @@ import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
@@ -58,6 +58,9 @@ from fxenergy.passes.families import FAMILIES, work_for
 from fxenergy.passes.ops import family_of
 from fxenergy.predictors.hef_law import PowerLaw
 from fxenergy.records import NodeCost, NodeTrace
+
+if TYPE_CHECKING:
+    from fxenergy.hardware.schema import HardwareProfile
 
 __all__ = [
     "KERNEL_CLASSES", "kernel_class", "conv_class", "local_thread_info", "CpuSpec", "cpu_spec", "CpuPerfParams", "CpuDurationModel",
@@ -103,7 +106,7 @@ def cgroup_cpu_quota(path: str = "/sys/fs/cgroup/cpu.max") -> float | None:
     return None if quota == "max" else int(quota) / int(period)
 
 
-def default_threads(profile: Any) -> int:
+def default_threads(profile: HardwareProfile) -> int:
     """Threads a run uses by default: torch's intra-op thread count on a detected (local or
     calibrated) CPU, else every physical core of the profile (what torch would use there)."""
     if profile.name.endswith("-detected") or "calibrated" in profile.display_name:
@@ -156,7 +159,7 @@ class CpuSpec:
         return self.levels[-1][0], self.levels[-1][2]
 
 
-def cpu_spec(profile: Any, threads: int) -> CpuSpec:
+def cpu_spec(profile: HardwareProfile, threads: int) -> CpuSpec:
     """:class:`CpuSpec` of ``profile`` at ``threads`` threads."""
     if threads < 1:
         raise UserInputError(f"threads must be a positive integer, got {threads}")
@@ -236,7 +239,7 @@ def _basis(cls: str) -> str:
 class CpuDurationModel:
     """Node durations on a CPU at ``threads`` threads (module docstring); ``params`` calibrated or None."""
 
-    def __init__(self, profile: Any, threads: int | None = None, params: CpuPerfParams | None = None):
+    def __init__(self, profile: HardwareProfile, threads: int | None = None, params: CpuPerfParams | None = None):
         if profile.is_gpu:
             raise UserInputError(f"the CPU duration model needs a CPU profile; {profile.name} is a GPU")
         self.profile = profile
@@ -332,7 +335,7 @@ class CpuPowerModel:
 
     scope = "package"
 
-    def __init__(self, profile: Any, threads: int, *, idle_w: float | None = None, core_w: float | None = None,
+    def __init__(self, profile: HardwareProfile, threads: int, *, idle_w: float | None = None, core_w: float | None = None,
                  busy_share: float = BUSY_SHARE, source: str | None = None):
         self.profile = profile
         notes = []

@@ -40,7 +40,7 @@ import math
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 import torch
@@ -50,6 +50,9 @@ from fxenergy.passes.ops import layer_type_of
 from fxenergy.predictors.base import EnergyEstimate, register_predictor
 from fxenergy.predictors.interface import check_artifact, check_fitted, make_artifact
 from fxenergy.records import COST, TRACE, OpCall, get_record
+
+if TYPE_CHECKING:
+    from fxenergy.hardware.schema import HardwareProfile
 
 __all__ = ["OutOfDomainError", "DOMAIN_FEATURES", "DOMAIN_SLACK", "LayerwisePredictor", "LayerRegressor", "CANDIDATES", "layer_of_node", "seed000_macs", "FEATURES"]
 
@@ -411,7 +414,7 @@ class LayerwisePredictor:
         f.setdefault("macs", seed000_macs(layer, f))
         return float(reg.predict(np.array([[float(f[n]) for n in reg.features]]))[0])
 
-    def predict(self, gm: torch.fx.GraphModule, profile: Any = None) -> EnergyEstimate:
+    def predict(self, gm: torch.fx.GraphModule, profile: HardwareProfile | None = None) -> EnergyEstimate:
         check_fitted(self, "regressors_")
         if self.target != "energy_j":
             raise UserInputError(f"this layerwise parameter set was fitted on {self.target} (time-only measurements), "

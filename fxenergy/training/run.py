@@ -30,12 +30,15 @@ import json
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
 from fxenergy.errors import UserInputError
 from fxenergy.training.carbon import DEFAULT_PUE, CarbonIntensity, carbon_intensity, check_pue
+
+if TYPE_CHECKING:
+    from fxenergy.hardware.schema import HardwareProfile
 
 __all__ = ["Overheads", "PhaseCost", "LayerCost", "TrainingEstimate", "estimate_training", "steps_per_epoch",
            "J_PER_KWH", "DEFAULT_H2D_BYTES_PER_S"]
@@ -241,7 +244,7 @@ def _input_bytes(example: Any, kwargs: Mapping[str, Any] | None) -> int:
     return sum(t.numel() * t.element_size() for t in items if isinstance(t, torch.Tensor))
 
 
-def default_overheads(profile: Any) -> tuple[Overheads, str]:
+def default_overheads(profile: HardwareProfile) -> tuple[Overheads, str]:
     """k_p, k_e from the cache backend's constants fitted on whole training runs of this device, if shipped."""
     from fxenergy.predictors.interface import load_artifact
 
@@ -262,7 +265,7 @@ def default_overheads(profile: Any) -> tuple[Overheads, str]:
                      source=f"predictors/params/cache-{profile.name}.json (fitted on {dataset})"), None
 
 
-def _idle_w(profile: Any) -> tuple[float, str | None]:
+def _idle_w(profile: HardwareProfile) -> tuple[float, str | None]:
     from fxenergy.predictors.power import IDLE_FRACTION_ASSUMED
 
     if getattr(profile, "idle_w", None) is not None:
