@@ -23,7 +23,7 @@ def flop_counter(model: Any, args: Sequence[Any], kwargs: Mapping[str, Any], tra
         out = model(*args, **kwargs)
         if training:
             leaves = [o for o in torch.utils._pytree.tree_leaves(out) if isinstance(o, torch.Tensor) and o.is_floating_point()]
-            sum(o.sum() for o in leaves).backward()
+            torch.stack([o.sum() for o in leaves]).sum().backward()
     return int(fc.get_total_flops())
 
 

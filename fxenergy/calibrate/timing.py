@@ -120,6 +120,7 @@ class _Timer:
                 best = (med, n, spread)
             if spread <= 0.3 and (watch.share or 0.0) <= 0.1:
                 break
+        assert best is not None  # retries >= 0: at least one attempt ran
         return best
 
 

@@ -99,7 +99,7 @@ def real_model(name: str, *, batch_size: int, seq_len: int, image_size: int | No
     """``(meta BuiltModel for the prediction, (model, args, kwargs) with real random weights on device)``."""
     from fxenergy.models import _torchvision, build_model
 
-    opts = dict(batch_size=batch_size, seq_len=seq_len, image_size=image_size, dtype=dtype)
+    opts: dict[str, Any] = dict(batch_size=batch_size, seq_len=seq_len, image_size=image_size, dtype=dtype)
     built = build_model(name, **opts)
     torch.manual_seed(seed)
     info = built.info
@@ -108,7 +108,7 @@ def real_model(name: str, *, batch_size: int, seq_len: int, image_size: int | No
             model = build_model(name, **opts).model
     elif info is not None:  # transformers: the same config, initialised for real
         meta = built.model
-        model = type(meta)._from_config(meta.config, attn_implementation="sdpa", dtype=dtype)
+        model = type(meta)._from_config(meta.config, attn_implementation="sdpa", dtype=dtype)  # type: ignore[attr-defined]
     else:
         model = built.model
         if any(p.is_meta for p in model.parameters()):
@@ -222,7 +222,7 @@ def _step(model: torch.nn.Module, args: tuple, kwargs: dict, mode: str, optimize
         out = model(*args, **kwargs)
         leaves = [o for o in torch.utils._pytree.tree_leaves(out if not hasattr(out, "to_tuple") else out.to_tuple())
                   if isinstance(o, torch.Tensor) and o.is_floating_point()]
-        sum(o.float().sum() for o in leaves).backward()
+        torch.stack([o.float().sum() for o in leaves]).sum().backward()
         opt.step()
     return step
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import cast
 
 import torch
 from torch.utils import _pytree as pytree
@@ -83,7 +84,8 @@ def _shapes(tree: object) -> object:
 
 def from_flop_counter(raw: Callable[..., int]) -> CostFn:
     def fn(call: OpCall, convention: Convention) -> OpArith:
-        flops = raw(*_shapes(call.args), out_shape=_shapes(call.out), **_shapes(dict(call.kwargs)))
+        args, kwargs = cast(tuple, _shapes(call.args)), cast(dict, _shapes(dict(call.kwargs)))
+        flops = raw(*args, out_shape=_shapes(call.out), **kwargs)
         macs = int(flops) // 2
         if convention.bias_macs:
             macs += _bias_outputs(call)

@@ -57,6 +57,7 @@ import operator
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 from types import MappingProxyType
+from typing import Any, cast
 
 import torch
 from torch.utils.flop_counter import flop_registry
@@ -122,7 +123,7 @@ def _set(field: str, value: object, names: Iterable[str]) -> None:
     for n in names:
         if n not in _TABLE:
             raise RuntimeError(f"{field} declared for {n}, which has no cost row")
-        _TABLE[n] = replace(_TABLE[n], **{field: value})
+        _TABLE[n] = replace(_TABLE[n], **cast(dict[str, Any], {field: value}))
 
 
 def register_cost(*targets: object) -> Callable[[CostFn], CostFn]:

@@ -297,6 +297,7 @@ class CpuDurationModel:
         if self.params is None:
             return spec_t + dispatch, f"cpu-spec/{level}", cls
         if cls in self.params.scales:
+            assert self._spec_at_cal is not None  # set whenever params are
             at_cal, _ = self._spec_time(self._spec_at_cal, cls, cost)  # the scale was fitted at the data's threads
             t = at_cal * self.params.scales[cls] * (spec_t / at_cal if at_cal > 0 else 1.0)
             return t + dispatch, f"cpu-fitted/{level}", cls
@@ -311,6 +312,7 @@ class CpuDurationModel:
         peak = self.params.peak_flops if basis == "flops" else self.params.peak_bytes_per_s
         t = float(law.duration_s(work, peak))
         if self.threads != self.params.threads:
+            assert self._spec_at_cal is not None  # set whenever params are
             at_cal, _ = self._spec_time(self._spec_at_cal, cls, cost)
             t *= spec_t / at_cal if at_cal > 0 else 1.0
         floor = (cost.bytes_read + cost.bytes_written) / self.spec.level_of(cost.bytes_read + cost.bytes_written)[1]
@@ -376,7 +378,7 @@ class CpuPowerModel:
 def local_thread_info() -> dict[str, Any]:
     """Threads this process runs with: torch's intra-op count, the cgroup quota and the affinity."""
     try:
-        affinity = len(os.sched_getaffinity(0))
+        affinity: int | None = len(os.sched_getaffinity(0))
     except (AttributeError, OSError):
         affinity = os.cpu_count()
     return {"torch_threads": torch.get_num_threads(), "cgroup_cpu_quota": cgroup_cpu_quota(), "affinity_cpus": affinity}

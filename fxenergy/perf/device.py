@@ -91,7 +91,7 @@ def device_spec(profile: HardwareProfile, power_limit_w: float | None = None) ->
         raise UserInputError(f"hardware profile {profile.name!r} has no TDP (power limit), which the GPU model needs")
     tdp = float(profile.tdp_w)
     idle_assumed = profile.idle_w is None
-    idle = tdp * IDLE_FRACTION_ASSUMED if idle_assumed else float(profile.idle_w)
+    idle = tdp * IDLE_FRACTION_ASSUMED if profile.idle_w is None else float(profile.idle_w)
     boost = float(profile.clock_hz)
     clock = float(profile.sustained_clock_hz or boost)
     limit = tdp

@@ -143,7 +143,10 @@ class LearnedGPUModel:
 
     def annotate(self, gm: torch.fx.GraphModule) -> None:
         """Put a :class:`NodeDuration` (model ``"learned"``) on every node that does work."""
-        nodes, call_of, kernels, kcall = [], [], [], []
+        nodes: list[Any] = []
+        call_of: list[Any] = []
+        kernels: list[Any] = []
+        kcall: list[Any] = []
         self._bounds = {}
         for node in gm.graph.nodes:
             trace = get_record(node, TRACE)
@@ -192,7 +195,7 @@ class LearnedGPUModel:
 
     # -- power -------------------------------------------------------------------------------------------
     def power_w(self, family: str, utilisation: float) -> float:
-        a, b = power_coefficients_for(self.params.power, self.profile.name, self.params.alias.get(family, family))
+        a, b = power_coefficients_for(dict(self.params.power), self.profile.name, self.params.alias.get(family, family))
         frac = min(1.0, max(0.0, a + b * min(max(utilisation, 0.0), 1.0)))
         dev = self.device
         return dev.idle_w + (dev.power_limit_w - dev.idle_w) * frac

@@ -137,7 +137,7 @@ def load_artifact(backend: str, name_or_path: str | os.PathLike[str]) -> dict[st
     return data
 
 
-def fittable_backends() -> dict[str, type]:
+def fittable_backends() -> dict[str, Any]:
     """Registered backends that follow :class:`FittablePredictor` (have fit/to_json/from_json)."""
     load_entry_point_predictors()
     return {name: cls for name, cls in PREDICTORS.items()

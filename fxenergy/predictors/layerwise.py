@@ -143,8 +143,8 @@ def layer_of_node(node: torch.fx.Node) -> tuple[str, dict[str, float]] | None:
         return None
     layer, call = found  # the main ATen call decides the layer type, not the module class
     a = call.args
-    f: dict[str, float] = {}
-    x = a[0] if layer != "Linear" else None
+    f: dict[str, Any] = {}
+    x: Any = a[0] if layer != "Linear" else None
     if layer == "Conv2d":
         x, w, bias = a[0], a[1], a[2] if len(a) > 2 else None
         stride, pad = _pair(a[3] if len(a) > 3 else 1, 1), _pair(a[4] if len(a) > 4 else 0, 0)
@@ -496,7 +496,7 @@ class LayerwisePredictor:
                    target=p.get("target", "energy_j"))
         self.regressors_ = {k: LayerRegressor.from_dict(v) for k, v in p["regressors"].items()}
         self.cv_one_minus_r2_ = p.get("cv_one_minus_r2", {})
-        self.domain_ = p.get("domain") or None
+        self.domain_ = p.get("domain") or None  # type: ignore[assignment]  # None: an artifact without a domain
         return self
 
     @classmethod

@@ -37,7 +37,7 @@ class PowerModel:
             )
         self.tdp_w = float(profile.tdp_w)
         self.idle_assumed = profile.idle_w is None
-        self.idle_w = self.tdp_w * IDLE_FRACTION_ASSUMED if self.idle_assumed else float(profile.idle_w)
+        self.idle_w = self.tdp_w * IDLE_FRACTION_ASSUMED if profile.idle_w is None else float(profile.idle_w)
 
     def bound_time_s(self, cost: NodeCost, dtype: torch.dtype) -> float:
         p = self.profile

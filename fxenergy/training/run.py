@@ -244,7 +244,7 @@ def _input_bytes(example: Any, kwargs: Mapping[str, Any] | None) -> int:
     return sum(t.numel() * t.element_size() for t in items if isinstance(t, torch.Tensor))
 
 
-def default_overheads(profile: HardwareProfile) -> tuple[Overheads, str]:
+def default_overheads(profile: HardwareProfile) -> tuple[Overheads, str | None]:
     """k_p, k_e from the cache backend's constants fitted on whole training runs of this device, if shipped."""
     from fxenergy.predictors.interface import load_artifact
 
@@ -268,9 +268,9 @@ def default_overheads(profile: HardwareProfile) -> tuple[Overheads, str]:
 def _idle_w(profile: HardwareProfile) -> tuple[float, str | None]:
     from fxenergy.predictors.power import IDLE_FRACTION_ASSUMED
 
-    if getattr(profile, "idle_w", None) is not None:
+    if profile.idle_w is not None:
         return float(profile.idle_w), None
-    if getattr(profile, "tdp_w", None) is None:
+    if profile.tdp_w is None:
         raise UserInputError(f"hardware profile {profile.name!r} has neither idle power nor TDP; overheads need one")
     w = float(profile.tdp_w) * IDLE_FRACTION_ASSUMED
     return w, f"{profile.name}: idle power for overheads taken as {IDLE_FRACTION_ASSUMED:.0%} of TDP ({w:.0f} W)"
@@ -441,6 +441,7 @@ def estimate_training(
                if p.phase in extra or p.phase.startswith("per-run")]
     layers.sort(key=lambda r: -r.energy_j)
 
+    val_step: Any = val_full or val_partial  # the evaluation step's result (None without evaluation)
     est = TrainingEstimate(
         model=name or train_full.info.get("model", type(model).__name__),
         hardware=profile.name, predictor=train_full.info.get("predictor", "?"),
@@ -450,10 +451,8 @@ def estimate_training(
         last_train_batch=last_train, last_val_batch=last_val if n_val else 0,
         train_step_energy_j=train_full.totals.energy_j * escale[id(train_full)], train_step_duration_s=train_full.totals.duration_s
         * stretch[id(train_full)],
-        val_step_energy_j=(val_full or val_partial).totals.energy_j * escale[id(val_full or val_partial)]
-        if n_val else 0.0,
-        val_step_duration_s=((val_full or val_partial).totals.duration_s * stretch[id(val_full or val_partial)])
-        if n_val else 0.0,
+        val_step_energy_j=val_step.totals.energy_j * escale[id(val_step)] if n_val else 0.0,
+        val_step_duration_s=val_step.totals.duration_s * stretch[id(val_step)] if n_val else 0.0,
         phases=phases, layers=layers, overheads=overheads, intensity=intensity, pue=pue,
         power_limit_w=power_limit_w, notes=notes,
     )
