@@ -217,6 +217,12 @@ def _batch_of(example: Any) -> int:
     return int(tensors[0].shape[0])
 
 
+def _shapes_key(tree: Any) -> tuple[Any, ...]:
+    """Shapes, dtypes and devices of the tensors in ``tree``, in order: what a capture depends on."""
+    leaves = torch.utils._pytree.tree_leaves(tree)
+    return tuple((tuple(t.shape), t.dtype, t.device.type) if isinstance(t, torch.Tensor) else repr(t) for t in leaves)
+
+
 def _slice_batch(example: Any, batch: int, n: int) -> Any:
     """The example inputs at batch size ``n``: every tensor whose first dim is ``batch`` is resized to ``n``."""
 
@@ -296,6 +302,7 @@ def estimate_training(
     carbon_intensity_g_per_kwh: float | None = None,
     pue: float = DEFAULT_PUE,
     name: str | None = None,
+    analyses: dict[Any, Any] | None = None,
 ) -> TrainingEstimate:
     """Energy, time and carbon of a whole training run, before it runs.
 
@@ -305,8 +312,15 @@ def estimate_training(
     for what is counted. ``overheads`` defaults to :func:`default_overheads` for the hardware.
     Carbon uses ``region`` (ISO code, country or ``provider:region``; default world mean) or
     ``carbon_intensity_g_per_kwh``, times ``pue`` (default 1.58, Uptime Institute 2023 average).
+
+    ``analyses``: a dict to share between calls on the same model and example batch (say, one per
+    hardware or region): each step's hardware-free analysis is captured once, kept there, and
+    predicted on every device (analyse once, predict many). Keyed by the model object, the step's
+    mode, optimizer and input shapes, so a call on another model or batch captures its own.
     """
-    from fxenergy.api import annotate
+    from fxenergy.analysis import analyse, predict
+    from fxenergy.api import with_gpu_options
+    from fxenergy.resolve import resolve
     from fxenergy.resolve import resolve_hardware as _resolve_hardware
 
     epochs = _positive_int("epochs", epochs)
@@ -339,7 +353,7 @@ def estimate_training(
         raise UserInputError(f"power limit {power_limit_w:g} W is below the device's idle power ({idle_w:.0f} W)")
 
     hw = profile if not isinstance(hardware, str) or not hardware.endswith(".json") else hardware
-    opts = dict(hardware=hw, predictor=predictor, params=params, name=name)
+    setup = with_gpu_options(resolve(hw, predictor, params))  # as fxenergy.annotate does, once for every step
     n_train, last_train = steps_per_epoch(train_samples, batch, drop_last=drop_last)
     n_val, last_val = steps_per_epoch(val_samples, val_batch, drop_last=False) if val_samples else (0, val_batch)
     if val_samples and val_batch > val_samples:
@@ -348,7 +362,13 @@ def estimate_training(
     def step(n: int, mode: str) -> Any:
         x = _slice_batch(example_batch, batch, n)
         kw = _slice_kwargs(example_kwargs, batch, n)
-        return annotate(model, x, example_kwargs=kw, mode=mode, optimizer=optimizer, **opts)
+        key = (id(model), mode, optimizer, name, _shapes_key(x), _shapes_key(kw))
+        a = analyses.get(key) if analyses is not None else None
+        if a is None:
+            a = analyse(model, x, example_kwargs=kw, mode=mode, optimizer=optimizer, name=name)
+            if analyses is not None:
+                analyses[key] = a
+        return a.result(predict(a, setup) if setup.backend is not None else None)
 
     # (result, how many such steps per epoch, phase prefix)
     runs: list[tuple[Any, int, str]] = []
