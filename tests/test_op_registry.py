@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 from conftest import meta
+from test_costs import Fn
 from torch import nn
 
 import fxenergy
@@ -59,17 +60,8 @@ def test_layerwise_layer_types_come_from_the_table():
 
 
 def test_matvec_is_counted():
-    m = fxenergy.annotate(_Fn(lambda a, v: torch.mv(a, v)), (meta(5, 7), meta(7)))
+    m = fxenergy.annotate(Fn(lambda a, v: torch.mv(a, v)), (meta(5, 7), meta(7)))
     assert m.totals.macs == 35 and not m.unmodeled
-
-
-class _Fn(nn.Module):
-    def __init__(self, fn):
-        super().__init__()
-        self.fn = fn
-
-    def forward(self, *xs):
-        return self.fn(*xs)
 
 
 def _rows(name: str, n: int = 25) -> list[dict[str, str]]:
