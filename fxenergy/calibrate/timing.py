@@ -174,12 +174,6 @@ def _own_cpu_s() -> float:
     return t.user + t.system
 
 
-def _cycling(b: Bench, sets: list) -> Callable[[], object]:
-    """One call of ``b`` per invocation, cycling through copies of its inputs (cold caches)."""
-    turn = itertools.cycle(sets)
-    return lambda: b.fn(*next(turn), **b.kwargs)
-
-
 def measure(
     benches: Sequence[Bench], device: str = "cpu", *, target_s: float = 0.01, repeats: int = 7,
     wait_budget_s: float = 0.0, cold_bytes: int = 0, progress: Progress | None = None,
@@ -204,10 +198,11 @@ def measure(
             copies = min(64, max(1, -(-cold_bytes // max(1, b.input_bytes()))))
             first = b.tensors(dev, gen)
             sets = [first] + [[x.clone() for x in first] for _ in range(copies - 1)]  # same values, other memory
-            t, n, spread = timer(_cycling(b, sets))
+            turn = itertools.cycle(sets)
+            t, n, spread = timer(lambda: b.fn(*next(turn), **b.kwargs))  # noqa: B023,F821 - called before the next iteration (and before the del)
             out.append(Measurement(b.family, b.op, tuple(tuple(s) for s in b.shapes()), dict(b.kwargs), flops, ew,
                                    nbytes, t, repeats, n, round(spread, 4), copies))
-            del first, sets
+            del first, sets, turn
     if progress:
         progress("done", len(benches), len(benches))
     return out
