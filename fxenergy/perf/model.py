@@ -71,7 +71,7 @@ class PerfParams:
     dispatch_floor_s: float
     backward_factor: Mapping[str, float]
     tensor_core_factor: float
-    power: Mapping[str, Any]  # {"default": {family: [a, b]}, "devices": {profile: {family: [a, b]}}}
+    power: dict[str, Any]  # {"default": {family: [a, b]}, "devices": {profile: {family: [a, b]}}}
     validated: Mapping[str, Any]
     fitted_on: Any
 
@@ -195,7 +195,7 @@ class LearnedGPUModel:
 
     # -- power -------------------------------------------------------------------------------------------
     def power_w(self, family: str, utilisation: float) -> float:
-        a, b = power_coefficients_for(dict(self.params.power), self.profile.name, self.params.alias.get(family, family))
+        a, b = power_coefficients_for(self.params.power, self.profile.name, self.params.alias.get(family, family))
         frac = min(1.0, max(0.0, a + b * min(max(utilisation, 0.0), 1.0)))
         dev = self.device
         return dev.idle_w + (dev.power_limit_w - dev.idle_w) * frac
