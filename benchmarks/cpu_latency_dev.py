@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import tempfile
 import warnings
 from pathlib import Path
 
@@ -39,7 +40,8 @@ assert not set(DEV) & set(cl.CASES)
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("calibration", nargs="+", help="calibration files from `fxenergy calibrate` to compare")
-    p.add_argument("--timings", default="cpu_latency_dev.timings.json", help="timings file (made if missing)")
+    p.add_argument("--timings", default=str(Path(tempfile.gettempdir()) / "fxenergy-cpu_latency_dev.timings.json"),
+                   help="timings file (made if missing; delete it to time again)")
     p.add_argument("--no-lock", action="store_true")
     args = p.parse_args(argv)
     warnings.filterwarnings("ignore")
