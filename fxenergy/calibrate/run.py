@@ -47,6 +47,17 @@ def _measure_stream(dev: torch.device, profile: HardwareProfile, timer: _Timer) 
     return 8 * n / t, 8 * n
 
 
+def _measure_fault_s_per_byte(timer: _Timer) -> float:
+    """Seconds per byte an op pays to first-touch a fresh output above the allocator's mmap threshold:
+    a ReLU into a new 64 MiB tensor minus the same ReLU into an existing one (CPU only)."""
+    n = 64 * 2**20 // 4
+    x, y = torch.ones(n), torch.empty(n)
+    with torch.inference_mode():
+        fresh = timer(lambda: torch.relu(x))[0]
+        reused = timer(lambda: torch.clamp_min(x, 0.0, out=y))[0]
+    return max(fresh - reused, 0.0) / (4 * n)
+
+
 def _calibrated_profile(
     profile: HardwareProfile, peaks: Mapping[str, Mapping[str, Any]], launch_s: float, stream_bps: float, today: str,
 ) -> tuple[HardwareProfile, list[str]]:
@@ -165,9 +176,12 @@ def run_calibration(
     cpu_perf = cpu_power = None
     threads = local_thread_info() if dev.type == "cpu" else None
     if dev.type == "cpu":
+        fault = _measure_fault_s_per_byte(timer)
+        notes.append(f"page faults of fresh outputs over 32 MiB: {fault * 2**20 * 1e3:.3f} ms per MiB")
         cpu_perf = fit_cpu_perf(ms, peaks["flops"]["value"], peaks["bytes"]["value"], threads=torch.get_num_threads(),
                                 dispatch_s=launch_s, fitted_on={"quick": quick, "measurements": len(ms),
-                                                                "threads": threads, "torch": torch.__version__})
+                                                                "threads": threads, "torch": torch.__version__},
+                                fault_s_per_byte=fault)
         cpu_power = {}
         if power is not None and meter is not None:
             busy = [r["mean_w"] for r in power if r["family"] != "idle"]

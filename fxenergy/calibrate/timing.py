@@ -15,7 +15,8 @@ import torch
 
 from fxenergy.calibrate.benches import Bench, _Call, _is_index
 from fxenergy.errors import UserInputError
-from fxenergy.predictors.hef_law import family_of, work_for
+from fxenergy.passes.families import work_for
+from fxenergy.passes.ops import family_of
 
 __all__ = ["Measurement", "measure", "CpuWatch", "wait_for_quiet", "Progress"]
 
@@ -42,6 +43,7 @@ class Measurement:
     calls: int
     spread: float = 0.0
     input_copies: int = 1
+    out_bytes: int = 0  # bytes of the call's freshly allocated outputs (page faults above the mmap threshold)
 
     def work(self, basis: str) -> float:
         return work_for(basis, flops=self.flops, elementwise_flops=self.elementwise_flops, bytes_moved=self.bytes)
@@ -50,7 +52,17 @@ class Measurement:
         return {"family": self.family, "op": self.op, "shape": [list(s) for s in self.shape],
                 "params": dict(self.params), "flops": self.flops, "elementwise_flops": self.elementwise_flops,
                 "bytes": self.bytes, "median_s": self.median_s, "repeats": self.repeats, "calls": self.calls,
-                "spread": self.spread, "input_copies": self.input_copies}
+                "spread": self.spread, "input_copies": self.input_copies, "out_bytes": self.out_bytes}
+
+
+def output_bytes(bench: Bench) -> int:
+    """Bytes of the tensors one call of ``bench`` returns (run on meta tensors: nothing computed)."""
+    meta = [torch.empty(s[0], dtype=torch.long, device="meta") if _is_index(s) else torch.empty(s, device="meta")
+            for s in bench.inputs]
+    with torch.inference_mode():
+        out = bench.fn(*meta, **bench.kwargs)
+    outs = out if isinstance(out, (tuple, list)) else (out,)
+    return sum(o.numel() * o.element_size() for o in outs if isinstance(o, torch.Tensor))
 
 
 def _work_of(bench: Bench) -> tuple[int, int, int]:
@@ -119,6 +131,7 @@ class _Timer:
                 best = (med, n, spread)
             if spread <= 0.3 and (watch.share or 0.0) <= 0.1:
                 break
+        assert best is not None  # retries >= 0: at least one attempt ran
         return best
 
 
@@ -197,9 +210,9 @@ def measure(
             first = b.tensors(dev, gen)
             sets = [first] + [[x.clone() for x in first] for _ in range(copies - 1)]  # same values, other memory
             turn = itertools.cycle(sets)
-            t, n, spread = timer(lambda: b.fn(*next(turn), **b.kwargs))  # noqa: B023 - called before the next iteration
+            t, n, spread = timer(lambda: b.fn(*next(turn), **b.kwargs))  # noqa: B023,F821 - called before the next iteration (and before the del)
             out.append(Measurement(b.family, b.op, tuple(tuple(s) for s in b.shapes()), dict(b.kwargs), flops, ew,
-                                   nbytes, t, repeats, n, round(spread, 4), copies))
+                                   nbytes, t, repeats, n, round(spread, 4), copies, output_bytes(b)))
             del first, sets, turn
     if progress:
         progress("done", len(benches), len(benches))

@@ -23,7 +23,11 @@ With calibrated parameters (:class:`CpuPerfParams`, written by ``fxenergy calibr
 class has its own measured power law over its work (FLOPs, or bytes for memory-bound classes),
 measured on cold inputs at the calibration's thread count; the cache term stays as a floor (a node
 cannot beat the bandwidth of the level its working set sits in) and durations at another thread
-count are scaled by the spec model's ratio between the two thread counts.
+count are scaled by the spec model's ratio between the two thread counts. An output larger than
+the allocator's mmap threshold (:data:`MMAP_THRESHOLD_BYTES`, not written in place) adds its bytes x
+the calibration's measured page-fault cost per byte: such a tensor is a fresh ``mmap`` on every
+call and its first touch faults page by page, in models as in the calibration's microbenchmarks
+(whose durations are fitted with that time taken off).
 
 Package power (:class:`CpuPowerModel`)::
 
@@ -49,18 +53,23 @@ import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
 from fxenergy.errors import UserInputError
-from fxenergy.passes.families import FAMILIES, family_of, work_for
+from fxenergy.passes.families import FAMILIES, work_for
+from fxenergy.passes.ops import family_of
 from fxenergy.predictors.hef_law import PowerLaw
-from fxenergy.records import NodeCost, NodeTrace
+from fxenergy.records import NodeCost, NodeTrace, TensorSpec
+
+if TYPE_CHECKING:
+    from fxenergy.hardware.schema import HardwareProfile
 
 __all__ = [
     "KERNEL_CLASSES", "kernel_class", "conv_class", "local_thread_info", "CpuSpec", "cpu_spec", "CpuPerfParams", "CpuDurationModel",
-    "CpuPowerModel", "default_threads", "SPEC_LAWS", "cgroup_cpu_quota",
+    "CpuPowerModel", "default_threads", "SPEC_LAWS", "cgroup_cpu_quota", "fresh_output_bytes",
+    "MMAP_THRESHOLD_BYTES",
 ]
 
 CONV_CLASSES = ("conv_dense", "conv_pointwise", "conv_grouped", "conv_depthwise")
@@ -80,6 +89,12 @@ SIMD_BITS_ASSUMED = 256
 BUSY_SHARE = 0.75
 W_PER_CORE_GUESS = 6.0  # TDP guess when a profile has none: server CPUs have 3.5-8 W of TDP per core
 IDLE_FRACTION_ASSUMED = 0.25
+
+MMAP_THRESHOLD_BYTES = 32 * 2**20
+"""glibc's largest dynamic mmap threshold on 64-bit Linux: a CPU tensor larger than this is a fresh
+``mmap`` on every allocation, and the op that first writes it pays a page fault per page (measured by
+``fxenergy calibrate`` as ``fault_s_per_byte``: about 0.45 ms per MiB on this project's VM, 10x the
+time of streaming the bytes). Smaller tensors reuse heap memory freed by earlier ops."""
 
 SPEC_LAWS: Mapping[str, PowerLaw] = {
     "matmul": PowerLaw(0.80, 3.0, 0.5, "GFLOP"),
@@ -102,7 +117,7 @@ def cgroup_cpu_quota(path: str = "/sys/fs/cgroup/cpu.max") -> float | None:
     return None if quota == "max" else int(quota) / int(period)
 
 
-def default_threads(profile: Any) -> int:
+def default_threads(profile: HardwareProfile) -> int:
     """Threads a run uses by default: torch's intra-op thread count on a detected (local or
     calibrated) CPU, else every physical core of the profile (what torch would use there)."""
     if profile.name.endswith("-detected") or "calibrated" in profile.display_name:
@@ -120,6 +135,27 @@ def conv_class(weight_shape: Any, groups: int) -> str:
     if all(int(k) == 1 for k in weight_shape[2:]):
         return "conv_pointwise"
     return "conv_dense"
+
+
+def fresh_output_bytes(trace: NodeTrace | None, threshold: int = MMAP_THRESHOLD_BYTES) -> int:
+    """Bytes of the outputs this node's op calls allocate afresh above ``threshold`` (the allocator's
+    mmap threshold): the outputs of calls that neither write in place nor return a view.
+
+    >>> fresh_output_bytes(None)
+    0
+    """
+    if trace is None:
+        return 0
+    total = 0
+    for call in trace.calls:
+        try:
+            if any(r.alias_info is not None for r in call.op._schema.returns):
+                continue  # in place (relu_) or a view: nothing allocated
+        except AttributeError:
+            continue
+        outs = call.out if isinstance(call.out, (tuple, list)) else (call.out,)
+        total += sum(o.nbytes for o in outs if isinstance(o, TensorSpec) and o.nbytes > threshold)
+    return total
 
 
 def kernel_class(trace: NodeTrace, cost: NodeCost) -> str:
@@ -155,7 +191,7 @@ class CpuSpec:
         return self.levels[-1][0], self.levels[-1][2]
 
 
-def cpu_spec(profile: Any, threads: int) -> CpuSpec:
+def cpu_spec(profile: HardwareProfile, threads: int) -> CpuSpec:
     """:class:`CpuSpec` of ``profile`` at ``threads`` threads."""
     if threads < 1:
         raise UserInputError(f"threads must be a positive integer, got {threads}")
@@ -197,6 +233,8 @@ class CpuPerfParams:
     intra-op thread count the measurements ran with; ``dispatch_s`` the measured per-op cost.
     ``scales`` maps a kernel class to a factor on the spec-sheet duration instead (one number per
     class: what a fit on a narrow range of sizes can identify, where a three-parameter law cannot).
+    ``fault_s_per_byte`` is the measured first-touch cost of an output above
+    :data:`MMAP_THRESHOLD_BYTES` (0 in files written before it was measured).
     """
 
     laws: Mapping[str, PowerLaw]
@@ -206,11 +244,15 @@ class CpuPerfParams:
     dispatch_s: float
     fitted_on: Mapping[str, Any] = field(default_factory=dict)
     scales: Mapping[str, float] = field(default_factory=dict)
+    fault_s_per_byte: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
-        return {"laws": {k: v.to_dict() for k, v in sorted(self.laws.items())}, "peak_flops": self.peak_flops,
-                "peak_bytes_per_s": self.peak_bytes_per_s, "threads": self.threads, "dispatch_s": self.dispatch_s,
-                "scales": dict(sorted(self.scales.items())), "fitted_on": dict(self.fitted_on)}
+        out = {"laws": {k: v.to_dict() for k, v in sorted(self.laws.items())}, "peak_flops": self.peak_flops,
+               "peak_bytes_per_s": self.peak_bytes_per_s, "threads": self.threads, "dispatch_s": self.dispatch_s,
+               "scales": dict(sorted(self.scales.items())), "fitted_on": dict(self.fitted_on)}
+        if self.fault_s_per_byte:
+            out["fault_s_per_byte"] = self.fault_s_per_byte
+        return out
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any], *, origin: str = "<dict>") -> CpuPerfParams:
@@ -219,11 +261,14 @@ class CpuPerfParams:
             scales = {k: float(v) for k, v in d.get("scales", {}).items()}
             if any(not (math.isfinite(v) and v > 0) for v in scales.values()):
                 raise UserInputError("scales must be finite and positive")
+            fault = float(d.get("fault_s_per_byte", 0.0))
+            if not (math.isfinite(fault) and fault >= 0):
+                raise UserInputError("fault_s_per_byte must be finite and non-negative")
             bad = sorted((set(laws) | set(scales)) - set(KERNEL_CLASSES) - set(FAMILIES))
             if bad:
                 raise UserInputError(f"unknown kernel classes {', '.join(bad)}")
             return cls(laws, float(d["peak_flops"]), float(d["peak_bytes_per_s"]), int(d["threads"]),
-                       float(d["dispatch_s"]), dict(d.get("fitted_on", {})), scales)
+                       float(d["dispatch_s"]), dict(d.get("fitted_on", {})), scales, fault)
         except (KeyError, TypeError, ValueError) as e:
             raise UserInputError(f"{origin}: CPU perf parameters: {e}") from None
 
@@ -235,7 +280,7 @@ def _basis(cls: str) -> str:
 class CpuDurationModel:
     """Node durations on a CPU at ``threads`` threads (module docstring); ``params`` calibrated or None."""
 
-    def __init__(self, profile: Any, threads: int | None = None, params: CpuPerfParams | None = None):
+    def __init__(self, profile: HardwareProfile, threads: int | None = None, params: CpuPerfParams | None = None):
         if profile.is_gpu:
             raise UserInputError(f"the CPU duration model needs a CPU profile; {profile.name} is a GPU")
         self.profile = profile
@@ -290,27 +335,31 @@ class CpuDurationModel:
         cls = kernel_class(trace, cost)
         spec_t, level = self._spec_time(self.spec, cls, cost)
         dispatch = max(launches, 1) * self.spec.dispatch_s
-        if self.params is None:
+        if self.params is None or self._spec_at_cal is None:
             return spec_t + dispatch, f"cpu-spec/{level}", cls
         if cls in self.params.scales:
+            assert self._spec_at_cal is not None  # set whenever params are
             at_cal, _ = self._spec_time(self._spec_at_cal, cls, cost)  # the scale was fitted at the data's threads
             t = at_cal * self.params.scales[cls] * (spec_t / at_cal if at_cal > 0 else 1.0)
             return t + dispatch, f"cpu-fitted/{level}", cls
+        ws = cost.bytes_read + cost.bytes_written
+        floor = ws / self.spec.level_of(ws)[1]
+        fault = fresh_output_bytes(trace) * self.params.fault_s_per_byte  # first touch of fresh mmapped outputs
         law = self.params.laws.get(cls) or self.params.laws.get(_family_fallback(cls))
         if law is None:
-            return spec_t + dispatch, f"cpu-spec-fallback/{level}", cls
+            return spec_t + dispatch + fault, f"cpu-spec-fallback/{level}", cls
         basis = _basis(cls) if cls in self.params.laws else FAMILIES[_family_fallback(cls)].basis
         work = work_for(basis, flops=cost.flops, elementwise_flops=cost.elementwise_flops,
                         bytes_moved=cost.bytes_read + cost.bytes_written)
         if work <= 0:
-            return spec_t + dispatch, f"cpu-spec/{level}", cls
+            return spec_t + dispatch + fault, f"cpu-spec/{level}", cls
         peak = self.params.peak_flops if basis == "flops" else self.params.peak_bytes_per_s
         t = float(law.duration_s(work, peak))
         if self.threads != self.params.threads:
+            assert self._spec_at_cal is not None  # set whenever params are
             at_cal, _ = self._spec_time(self._spec_at_cal, cls, cost)
             t *= spec_t / at_cal if at_cal > 0 else 1.0
-        floor = (cost.bytes_read + cost.bytes_written) / self.spec.level_of(cost.bytes_read + cost.bytes_written)[1]
-        return max(t, floor) + max(launches - 1, 0) * self.spec.dispatch_s, f"cpu-calibrated/{level}", cls
+        return max(t, floor) + max(launches - 1, 0) * self.spec.dispatch_s + fault, f"cpu-calibrated/{level}", cls
 
 
 def _family_fallback(cls: str) -> str:
@@ -331,7 +380,7 @@ class CpuPowerModel:
 
     scope = "package"
 
-    def __init__(self, profile: Any, threads: int, *, idle_w: float | None = None, core_w: float | None = None,
+    def __init__(self, profile: HardwareProfile, threads: int, *, idle_w: float | None = None, core_w: float | None = None,
                  busy_share: float = BUSY_SHARE, source: str | None = None):
         self.profile = profile
         notes = []
@@ -372,7 +421,7 @@ class CpuPowerModel:
 def local_thread_info() -> dict[str, Any]:
     """Threads this process runs with: torch's intra-op count, the cgroup quota and the affinity."""
     try:
-        affinity = len(os.sched_getaffinity(0))
+        affinity: int | None = len(os.sched_getaffinity(0))
     except (AttributeError, OSError):
         affinity = os.cpu_count()
     return {"torch_threads": torch.get_num_threads(), "cgroup_cpu_quota": cgroup_cpu_quota(), "affinity_cpus": affinity}

@@ -1,0 +1,83 @@
+"""CPU latency on a DEVELOPMENT set: models and batches that benchmarks/cpu_latency.py does not time.
+
+    uv run python benchmarks/cpu_latency_dev.py --calibration my-cpu.json [--timings dev.json] [more.json ...]
+
+Use it to check a change to the CPU duration model or the calibration on whole models without looking at
+the benchmark's own cases (its cases are the judge; this set is for development). Timings are taken once
+under the machine lock and kept in ``--timings`` (reused when the file exists), so several calibration
+files can be compared on the same measurements; each is printed per case with its median / mean / worst
+APE and Spearman. Same measurement method as cpu_latency.py (random weights, eval, no_grad, median of
+at least 3 runs, re-timed when other processes were busy).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+from scipy.stats import spearmanr
+
+sys.path.insert(0, str(Path(__file__).parent))
+import cpu_latency as cl  # noqa: E402
+
+DEV: tuple[tuple[str, int, int], ...] = (
+    ("resnet34", 8, 128), ("vgg13", 2, 160), ("regnet_x_400mf", 8, 160), ("shufflenet_v2_x0_5", 16, 160),
+    ("mnasnet0_5", 4, 224), ("efficientnet_b1", 4, 192), ("vit_b_32", 4, 224), ("resnet101", 1, 224),
+    ("densenet169", 2, 160), ("resnext101_32x8d", 1, 160), ("mobilenet_v3_small", 8, 160), ("convnext_small", 1, 160),
+    ("regnet_y_800mf", 16, 128), ("wide_resnet101_2", 2, 128), ("alexnet", 64, 128), ("resnet152", 4, 96),
+)
+"""Development cases: no (model, batch, size) here is a case of cpu_latency.CASES, and 14 of the 16 models
+are not benchmark models at all (alexnet and mobilenet_v3_small at other batches and sizes)."""
+assert not set(DEV) & set(cl.CASES)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("calibration", nargs="+", help="calibration files from `fxenergy calibrate` to compare")
+    p.add_argument("--timings", default=str(Path(tempfile.gettempdir()) / "fxenergy-cpu_latency_dev.timings.json"),
+                   help="timings file (made if missing; delete it to time again)")
+    p.add_argument("--no-lock", action="store_true")
+    args = p.parse_args(argv)
+    warnings.filterwarnings("ignore")
+    from fxenergy.analysis import analyse, predict
+    from fxenergy.resolve import resolve
+
+    path = Path(args.timings)
+    if path.exists():
+        rows = json.loads(path.read_text())
+    else:
+        gen, rows = torch.Generator().manual_seed(0), []
+        with cl.machine_lock(None if args.no_lock else cl.LOCK):
+            for name, b, s in DEV:
+                m, n, share = cl.time_case(name, b, s, 5, 1.5, gen)
+                print(f"  {name:<22} b{b:<3} {s:4d}: measured {m * 1e3:8.2f} ms ({n} runs, others {share or 0:.0%})",
+                      flush=True)
+                rows.append([name, b, s, m, share])
+        path.write_text(json.dumps(rows))
+    setups = [resolve(c, "physical") for c in args.calibration]
+    preds: list[list[float]] = [[] for _ in setups]
+    for name, b, s, m, _ in rows:
+        built = cl.build(name, b, s)
+        an = analyse(built.model, built.args, example_kwargs=built.kwargs, name=name)
+        cells = ""
+        for i, st in enumerate(setups):
+            t = float(sum(predict(an, st).duration_s.values()))
+            preds[i].append(t)
+            cells += f" | {t * 1e3:8.2f} {t / m - 1:+6.1%}"
+        print(f"{name:<22} b{b:<3} {s:4d} measured {m * 1e3:8.2f}{cells}", flush=True)
+    meas = [r[3] for r in rows]
+    for c, ps in zip(args.calibration, preds):
+        e = [abs(q / m - 1) for q, m in zip(ps, meas)]
+        print(f"{c}: median {np.median(e):.1%} mean {np.mean(e):.1%} worst {np.max(e):.1%} "
+              f"Spearman {spearmanr(ps, meas).statistic:.3f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,54 @@
+"""The CPU duration model's page-fault term: outputs above the mmap threshold, not in place."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import torch
+
+from fxenergy.analysis import analyse
+from fxenergy.hardware import load_profile
+from fxenergy.perf.cpu import MMAP_THRESHOLD_BYTES, CpuDurationModel, CpuPerfParams, fresh_output_bytes
+from fxenergy.predictors.hef_law import PowerLaw
+from fxenergy.records import COST, TRACE, get_record
+
+
+class _Net(torch.nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = torch.nn.Conv2d(3, 64, 3, padding=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.conv(x)  # 4 x 64 x 224 x 224 fp32 = 49 MiB: above the threshold
+        torch.relu_(y)  # in place: allocates nothing
+        return torch.sigmoid(x)  # 2.3 MiB: below it
+
+
+def _nodes() -> dict[str, tuple]:
+    an = analyse(_Net(), (torch.empty(4, 3, 224, 224, device="meta"),))
+    out = {}
+    for node in an.graph_module.graph.nodes:
+        trace = get_record(node, TRACE)
+        if trace is not None:
+            out[node.name] = (trace, get_record(node, COST))
+    return out
+
+
+def test_fresh_output_bytes_counts_only_large_fresh_outputs() -> None:
+    nodes = _nodes()
+    conv, relu, sig = (nodes[k][0] for k in ("conv", "relu_", "sigmoid"))
+    assert fresh_output_bytes(conv) == 4 * 64 * 224 * 224 * 4 > MMAP_THRESHOLD_BYTES
+    assert fresh_output_bytes(relu) == 0
+    assert fresh_output_bytes(sig) == 0
+
+
+def test_fault_term_adds_bytes_times_measured_cost() -> None:
+    trace, cost = _nodes()["conv"]
+    prof = load_profile("xeon-gold-5120")
+    laws = {"conv_dense": PowerLaw(0.5, 3.0, 0.5, "GFLOP")}
+    base = CpuPerfParams(laws, prof.peak_flops_for(torch.float32), prof.memory_bandwidth_bytes_per_s, 2, 3e-6)
+    faulty = dataclasses.replace(base, fault_s_per_byte=4e-10)
+    t0 = CpuDurationModel(prof, 2, base).node_duration(trace, cost, 1)[0]
+    t1 = CpuDurationModel(prof, 2, faulty).node_duration(trace, cost, 1)[0]
+    assert abs((t1 - t0) - 4e-10 * fresh_output_bytes(trace)) < 1e-9
+    assert CpuPerfParams.from_dict(faulty.to_dict()).fault_s_per_byte == 4e-10
