@@ -109,7 +109,7 @@ def _power_coefficients(frac: np.ndarray, util: np.ndarray, family: np.ndarray, 
         start, *_ = np.linalg.lstsq(A, y, rcond=None)
         # the board saturates at its limit: fit the clipped line min(1, max(0, a + b·u)) itself, so that
         # rows pinned at the cap (the A30 on nearly every layer) do not drag the line below it
-        fit = least_squares(lambda c: np.clip(c[0] + c[1] * u, 0.0, 1.0) - y, start, loss="soft_l1", f_scale=0.1)
+        fit = least_squares(lambda c, u=u, y=y: np.clip(c[0] + c[1] * u, 0.0, 1.0) - y, start, loss="soft_l1", f_scale=0.1)
         coef = fit.x if fit.success else start
         out[f] = [round(float(coef[0]), 4), round(float(coef[1]), 4)]
     out.setdefault("elementwise", out.get("reduction", [0.3, 0.5]))
