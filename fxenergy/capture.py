@@ -377,6 +377,7 @@ class _Recording(TorchDispatchMode):
             self._seen_grad_fns.add(id(fn))
             self._keep.append(fn)
             fn.register_prehook(functools.partial(self._enter_backward, module))
+            fn.register_hook(functools.partial(self._enter_backward, ("", "")))  # the engine's own sums: root
             todo.extend(f for f, _ in fn.next_functions)
 
     def _enter_backward(self, module: tuple[str, str], *_: Any) -> None:
@@ -410,8 +411,8 @@ class _FunctionLevel(TorchFunctionMode):
     def __torch_function__(self, func, types, args=(), kwargs=None):  # noqa: ANN001
         kwargs = kwargs or {}
         rec = self.rec
-        if rec.calls is not None:  # already inside a recorded function
-            return func(*args, **kwargs)
+        if rec.calls is not None or func is torch.autograd.grad:  # inside a recorded function, or backward
+            return func(*args, **kwargs)  # (backward: one node per ATen call the engine dispatches)
         rec.calls = calls = []
         try:
             out = func(*args, **kwargs)
