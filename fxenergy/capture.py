@@ -6,17 +6,23 @@ or arithmetic is spent), and the inputs are replaced likewise.
 
 The fallback ladder, tried in order until one works:
 
-1. ``torch.fx.symbolic_trace`` (fast path; plain modules such as every torchvision classifier);
-2. ``torch.export.export(strict=False)`` (transformers models and anything data-structure heavy).
+1. ``torch.fx.symbolic_trace`` (fast path; plain modules such as every torchvision classifier;
+   skipped under ``auto`` for transformers models, whose forward it cannot trace);
+2. ``record``: one eager run of the model on fake tensors (what ``torch.export`` traces with), during
+   which every top-level torch call becomes one graph node, wired to its inputs by tensor identity,
+   and every ATen call it dispatches is recorded straight into that node's trace (no second run);
+   see :class:`_Recording`. It fails where the forward needs data (``.item()`` of a tensor);
+3. ``torch.export.export(strict=False)`` (anything the eager run cannot do without data).
 
 When none works, :class:`~fxenergy.errors.CaptureError` lists what was tried and why each failed.
 
-After tracing, the graph runs once on meta tensors under a dispatch mode that records, for every
+After ``symbolic_trace`` or ``export``, the graph runs once on meta tensors under a dispatch mode that records, for every
 node, the ATen operator calls it dispatched (with shapes and dtypes), its output shapes, the module
 path it belongs to and its phase. That :class:`~fxenergy.records.NodeTrace` is what all analysis
 passes read. In ``mode="training"`` the forward graph is first turned into one joint graph of
 forward + backward (``torch.autograd.grad`` traced by ``make_fx``) + an optimizer update, written as
-the ATen ops the real optimizer performs, so backward costs come from real op formulas.
+the ATen ops the real optimizer performs, so backward costs come from real op formulas. ``record``
+records the same three phases in its one run (forward, ``torch.autograd.grad``, optimizer update).
 """
 
 from __future__ import annotations
