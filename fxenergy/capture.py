@@ -135,7 +135,10 @@ def capture(
     if method in ("auto", "symbolic_trace") and not (method == "auto" and _is_transformers(meta_model)):
         ladder.append(("symbolic_trace", traced(lambda: _symbolic_trace(meta_model, margs, mkwargs))))
     if method in ("auto", "record"):
-        ladder.append(("record", lambda: _record(meta_model, margs, mkwargs, mode, optimizer)))
+        def record() -> tuple[torch.fx.GraphModule, tuple[TensorSpec, ...]]:
+            with _quiet_torch():
+                return _record(meta_model, margs, mkwargs, mode, optimizer)
+        ladder.append(("record", record))
     if method in ("auto", "export"):
         ladder.append(("export", traced(lambda: _export(meta_model, margs, mkwargs))))
 
