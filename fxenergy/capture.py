@@ -46,8 +46,8 @@ import torch.fx._pytree as fx_pytree
 from torch.fx import traceback as fx_traceback
 from torch.fx.experimental.proxy_tensor import make_fx
 from torch.nn.utils.stateless import _reparametrize_module
-from torch.utils import _pytree as pytree
 from torch.overrides import TorchFunctionMode
+from torch.utils import _pytree as pytree
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from fxenergy.errors import CaptureError, UserInputError
@@ -387,7 +387,7 @@ class _Recording(TorchDispatchMode):
             self._keep.append(fn)
             fn.register_prehook(functools.partial(self._enter_backward, module))
             fn.register_hook(functools.partial(self._enter_backward, ("", "")))  # the engine's own sums: root
-            todo.extend(f for f, _ in fn.next_functions)
+            todo.extend(f for f, _ in fn.next_functions if f is not None)
 
     def _enter_backward(self, module: tuple[str, str], *_: Any) -> None:
         self.backward_module = module
@@ -422,7 +422,8 @@ class _FunctionLevel(TorchFunctionMode):
         rec = self.rec
         if rec.calls is not None or func is torch.autograd.grad:  # inside a recorded function, or backward
             return func(*args, **kwargs)  # (backward: one node per ATen call the engine dispatches)
-        rec.calls = calls = []
+        calls: list[OpCall] = []
+        rec.calls = calls
         try:
             out = func(*args, **kwargs)
         finally:
@@ -441,14 +442,15 @@ def _record(model: torch.nn.Module, args: tuple, kwargs: dict, mode: str,
     # them (transformers' ``is_tracing``) to take their data-independent path instead of ``.item()``.
     fake = FakeTensorMode(allow_non_fake_inputs=True)
     # plain fake tensors (an nn.Parameter wrapper costs a millisecond each); from_tensor keeps requires_grad
-    named = {k: fake.from_tensor(t) for k, t in itertools.chain(model.named_parameters(), model.named_buffers())}
+    named: dict[str, torch.Tensor] = {
+        k: fake.from_tensor(t) for k, t in itertools.chain(model.named_parameters(), model.named_buffers())}
     args, kwargs = pytree.tree_map_only(torch.Tensor, fake.from_tensor, (args, kwargs))
     rec = _Recording(model, named)
     leaves, _ = pytree.tree_flatten((args, kwargs))
     paths = [pytree.keystr(k) for k, _ in pytree.tree_flatten_with_path((args, kwargs))[0]]
-    for p, t in zip(paths, leaves):
+    for path, t in zip(paths, leaves):
         if isinstance(t, torch.Tensor) and id(t) not in rec.producer:
-            rec.placeholder(p, t)
+            rec.placeholder(path, t)
     state: dict[str, list[torch.Tensor]] = {}
     training = mode == "training"
     if training:
