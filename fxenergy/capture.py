@@ -441,7 +441,7 @@ def _record(model: torch.nn.Module, args: tuple, kwargs: dict, mode: str,
     # Fake tensors (what torch.export traces with) rather than bare meta ones: libraries test for
     # them (transformers' ``is_tracing``) to take their data-independent path instead of ``.item()``.
     fake = FakeTensorMode(allow_non_fake_inputs=True)
-    # plain fake tensors (an nn.Parameter wrapper costs a millisecond each); from_tensor keeps requires_grad
+    # from_tensor already gives a fake Parameter (requires_grad kept); wrapping it again cost ~0.7 ms each
     named: dict[str, torch.Tensor] = {
         k: fake.from_tensor(t) for k, t in itertools.chain(model.named_parameters(), model.named_buffers())}
     args, kwargs = pytree.tree_map_only(torch.Tensor, fake.from_tensor, (args, kwargs))
