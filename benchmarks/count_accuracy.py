@@ -10,18 +10,14 @@ Prints (1) VGG11 MACs per layer type under the seed-000 convention next to the p
 
 from __future__ import annotations
 
-import sys
 import warnings
-from pathlib import Path
 
 import torch
 import torchvision
 
 import fxenergy
 from fxenergy.models import build_model
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from conftest import exported, flop_counter, tiny_llama  # noqa: E402
+from fxenergy.testing import exported, flop_counter, tiny_llama
 
 TABLE3 = {"Conv2d": 7_492_882_432, "Linear": 123_642_856, "MaxPool2d": 3_060_736, "ReLU": 3_717_120}
 

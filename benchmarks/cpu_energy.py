@@ -23,9 +23,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "scripts"))
 sys.path.insert(0, str(ROOT))
 
-import numpy as np  # noqa: E402
-
 import fit_physical as FP  # noqa: E402
+import numpy as np  # noqa: E402
 
 
 def _roofline_j(arch: str, batch: int) -> float | None:

@@ -37,7 +37,7 @@ def main() -> int:
     for name, kw in (("resnet50", {"batch_size": 32}), ("gpt2", {"batch_size": 1, "seq_len": 512})):
         b = build_model(name, **kw)
 
-        def run(predictor, hardware="a100-80gb-pcie"):  # noqa: ANN001, ANN202
+        def run(predictor, hardware="a100-80gb-pcie", b=b):  # noqa: ANN001, ANN202
             return lambda: fxenergy.annotate(b.model, b.args, example_kwargs=b.kwargs, hardware=hardware,
                                              predictor=predictor)
 

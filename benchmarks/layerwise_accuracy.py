@@ -20,10 +20,11 @@ import numpy as np
 import torch
 import torchvision
 
-ROOT = Path(__file__).resolve().parents[1]
 import fxenergy.datasets as F  # the shared data readers (no sys.path into scripts/)
 from fxenergy.capture import capture
 from fxenergy.predictors.layerwise import CANDIDATES, FEATURES, LayerwisePredictor
+
+ROOT = Path(__file__).resolve().parents[1]
 
 SEED000_T2 = {"Conv2d": 0.9977, "MaxPool2d": 0.9995, "Linear": 0.9992, "ReLU": 0.9812, "Sigmoid": 0.9905,
               "Tanh": 0.9761, "Softmax": 0.9913}

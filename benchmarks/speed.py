@@ -25,6 +25,8 @@ import tempfile
 import time
 import warnings
 
+from _timing import median_time
+
 ROWS: list[tuple[str, str, str, str]] = []
 
 
@@ -47,16 +49,6 @@ def peak_rss_child(argv: list[str]) -> tuple[float, float]:
             "print(time.perf_counter() - t, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)")
     out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True).stdout.split()
     return float(out[0]), float(out[1]) * 1024 / 1e9  # ru_maxrss is in KiB on Linux
-
-
-def median_time(fn, repeats: int) -> float:
-    fn()
-    times = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return statistics.median(times)
 
 
 def main() -> None:

@@ -10,26 +10,15 @@ nothing. Times are medians of --repeats runs after one warm-up run each.
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
 import warnings
 
 import torch
 import torchvision
 import transformers
+from _timing import median_time
 from fvcore.nn import FlopCountAnalysis
 
 import fxenergy
-
-
-def median_time(fn, repeats: int) -> float:
-    fn()
-    times = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return statistics.median(times)
 
 
 def cases():

@@ -48,7 +48,14 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from fxenergy.training.offline import (  # noqa: E402
-    CV_FOLDS, DELREY_CSV, SPLIT_SEED, TEST_FRACTION, OfflineEstimator, read_delrey, split_delrey)
+    CV_FOLDS,
+    DELREY_CSV,
+    SPLIT_SEED,
+    TEST_FRACTION,
+    OfflineEstimator,
+    read_delrey,
+    split_delrey,
+)
 
 SEED_TABLE8 = {"linear": (0.82, 28.53, 21.34), "ridge": (0.83, 28.46, 21.25), "kernel ridge": (0.99, 7.50, 4.19),
                "svr": (0.97, 12.53, 6.02)}
@@ -123,11 +130,10 @@ def baselines(runs, tdp):
 
 def graph_estimates(test) -> dict[int, float]:
     """fxenergy's graph-based run energy (kJ) for the test rows of the torchvision-twin architectures."""
-    import torch
 
-    from fxenergy.models import build_model
-    from fxenergy.training.run import Overheads, estimate_training, default_overheads
     from fxenergy.hardware import load_profile
+    from fxenergy.models import build_model
+    from fxenergy.training.run import default_overheads, estimate_training
 
     per_epoch: dict[tuple[str, str], tuple[float, float]] = {}
     out = {}
@@ -169,7 +175,7 @@ def main() -> int:
     targets = {"power": (np.array([r.power_w for r in train]), "W", SEED_TABLE8, "Table 8: average power (W)"),
                "epoch": (np.array([r.epoch_energy_kj for r in train]), "kJ", SEED_TABLE9,
                          "Table 9: epoch energy (kJ, initial epochs included)")}
-    for kind, (y, unit, seed, title) in targets.items():
+    for y, unit, seed, title in targets.values():
         cv = nested_cv(xtr, y)
         print(f"\n{title}, nested 5-fold CV on the 70%")
         print(f"| regression | R² | RMSE ({unit}) | MAE ({unit}) | seed R² | seed RMSE | seed MAE |")

@@ -30,9 +30,10 @@ def main(a: str = "resnet18", b: str = "mobilenet_v3_small") -> None:
     for name in (a, b):
         model = getattr(torchvision.models, name)()
         batch = torch.randn(64, 3, 64, 64)
+        analyses: dict = {}  # one capture of each step, predicted on both devices
         for where, opts in SETUPS.items():
             est = fxenergy.estimate_training(model, batch, epochs=10, train_samples=19_968, val_samples=4_992,
-                                             name=name, **opts)
+                                             name=name, analyses=analyses, **opts)
             print(f"{name:<20} {where:<30} {est.energy_kwh:>10.4f} {est.hours:>8.3f} {est.gco2e:>9.2f} "
                   f"{est.per_epoch_energy_j:>10.0f}  {est.predictor} ({est.intensity.g_per_kwh:g} g/kWh x PUE {est.pue:g})")
 

@@ -6,12 +6,13 @@ import json
 import os
 import tempfile
 from collections.abc import Mapping, Sequence
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
 from fxenergy.errors import UserInputError
 
-__all__ = ["write_atomic", "read_json", "check_document"]
+__all__ = ["write_atomic", "read_json", "read_package_json", "check_document"]
 
 
 def write_atomic(path: str | os.PathLike[str], text: str, *, make_parents: bool = True) -> Path:
@@ -50,6 +51,16 @@ def read_json(path: str | os.PathLike[str], what: str) -> Any:
         return json.loads(text)
     except json.JSONDecodeError as e:
         raise UserInputError(f"{what} {path}: not valid JSON (line {e.lineno}: {e.msg})") from None
+
+
+def read_package_json(package: str, *parts: str) -> Any:
+    """Parse a JSON file shipped inside ``package``, e.g. ``read_package_json("fxenergy.training", "data",
+    "carbon-intensity.json")``: the one reader of the package's own tables. A missing or broken file
+    raises (``OSError``, ``ValueError``): it is fxenergy's own data, not the user's."""
+    f = resources.files(package)
+    for p in parts:
+        f = f.joinpath(p)
+    return json.loads(f.read_text(encoding="utf-8"))
 
 
 def check_document(data: Any, what: str, *, schema: str, allowed: Sequence[str], required: Sequence[str]) -> None:

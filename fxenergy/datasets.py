@@ -18,6 +18,7 @@ import math
 import os
 import re
 from pathlib import Path
+from typing import Any
 
 from fxenergy.predictors.layerwise import FEATURES, seed000_macs
 
@@ -46,7 +47,7 @@ def getzner_random(data: Path) -> list[dict]:
     for layer, fname in GETZNER_FILES.items():
         with open(data / "cpu-layers-getzner" / fname) as fh:
             for r in csv.DictReader(fh):
-                row = {"layer_type": layer, "energy_j": _num(r["cpu_energy"]) * KWH / _num(r["forward_passes"])}
+                row: dict[str, Any] = {"layer_type": layer, "energy_j": _num(r["cpu_energy"]) * KWH / _num(r["forward_passes"])}
                 for k in FEATURES[layer]:
                     if k != "macs" and k in r:
                         row[k] = _num(r[k])
@@ -78,7 +79,7 @@ def getzner_arch_configs(data: Path) -> list[dict]:
         with open(data / "cpu-layers-getzner" / "architecture-layers" / fname) as fh:
             for r in csv.DictReader(fh):
                 p = parse_project(r["project_name"])
-                row = {"layer_type": layer, "energy_j": _num(r["cpu_energy"]) * KWH / _num(p["forward_passes"])}
+                row: dict[str, Any] = {"layer_type": layer, "energy_j": _num(r["cpu_energy"]) * KWH / _num(p["forward_passes"])}
                 for k in FEATURES[layer]:
                     if k != "macs":
                         row[k] = _num(p[k])
@@ -130,8 +131,8 @@ def parse_operator(op_type: str, label: str, shape: tuple[int, ...]) -> dict | N
         return {"batch_size": b, "image_size": w, "kernel_size": k[-1], "in_channels": cin, "out_channels": cout,
                 "stride": s[-1], "padding": p[-1], "groups": g, "macs": macs}
     if op_type == "Linear":
-        i = int(re.search(r"in_features=(\d+)", label).group(1))
-        o = int(re.search(r"out_features=(\d+)", label).group(1))
+        i = int(first_group(r"in_features=(\d+)", label))
+        o = int(first_group(r"out_features=(\d+)", label))
         n = math.prod(shape) // i
         bias = "bias=True" in label
         return {"batch_size": n, "input_size": i, "output_size": o, "macs": n * i * o + (n * o if bias else 0)}
@@ -165,3 +166,11 @@ def nicolai_rows(data: Path, source: str) -> list[dict]:
                 row.update({k: float(v) for k, v in f.items()})
             rows.append(row)
     return rows
+
+
+def first_group(pattern: str, text: str) -> str:
+    """The first group of ``pattern`` in ``text``; a label without it is malformed data."""
+    m = re.search(pattern, text)
+    if m is None:
+        raise ValueError(f"{pattern!r} not found in {text!r}")
+    return m.group(1)

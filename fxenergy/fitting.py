@@ -87,9 +87,11 @@ def fit_backend(backend: str, table: str | os.PathLike[str], *, hardware: str, t
     if target != "energy_j" and backend != "layerwise":
         raise UserInputError(f"--target {target} applies to the layerwise backend only")
     profile, _ = resolve_hardware(hardware)  # the one resolver: names, files, local, calibrations
+    if profile is None:
+        raise UserInputError("fxenergy fit needs a hardware profile (--hardware NAME|FILE|local)")
     rows = read_table(table, target)
     fitted_on = f"{Path(table).name} ({len(rows)} rows)"
-    cls = PREDICTORS[backend]
+    cls: Any = PREDICTORS[backend]  # a fittable backend (fit/to_json)
     if backend == "cache":
         est = cls(hardware=profile.name, fitted_on=fitted_on).fit(_workload_rows(rows, str(table)))
     else:

@@ -93,7 +93,7 @@ def resolve_hardware(hardware: Any) -> tuple[HardwareProfile | None, HEFParamete
     return load_profile(hardware), None
 
 
-def default_parameter_set(profile: Any, *, with_energy: bool = False) -> str | None:
+def default_parameter_set(profile: HardwareProfile, *, with_energy: bool = False) -> str | None:
     """The bundled HEF parameter set for ``profile``: one fitted on measurements first, else published.
 
     With ``with_energy``, only sets whose energy coefficients were fitted on measured energy count.
@@ -118,7 +118,7 @@ def _registry() -> Mapping[str, Any]:
     return PREDICTORS
 
 
-def _learned_applies(profile: Any) -> bool:
+def _learned_applies(profile: HardwareProfile) -> bool:
     """The learned GPU backend runs on GPU profiles that state a power limit (TDP)."""
     return bool(getattr(profile, "is_gpu", False)) and getattr(profile, "tdp_w", None) is not None
 
@@ -133,7 +133,7 @@ def _uses_hef_parameters(cls: Any) -> bool:
     return getattr(cls, "parameter_kind", None) == "hef" or getattr(cls, "name", None) == "hef"
 
 
-def applicable_predictors(profile: Any, calibrated: HEFParameters | None = None) -> list[str]:
+def applicable_predictors(profile: HardwareProfile, calibrated: HEFParameters | None = None) -> list[str]:
     """Backends that can run on ``profile``: those needing no parameters always; fitted ones where a
     parameter file ships for the device; HEF where a set exists for it (or a calibration brought one)."""
     from fxenergy.predictors.interface import load_artifact
@@ -159,7 +159,7 @@ def applicable_predictors(profile: Any, calibrated: HEFParameters | None = None)
     return names
 
 
-def setups_for_all(profile: Any, calibrated: HEFParameters | None = None) -> list[Setup]:
+def setups_for_all(profile: HardwareProfile, calibrated: HEFParameters | None = None) -> list[Setup]:
     """One :class:`Setup` per applicable backend on ``profile`` (a calibration's curves for HEF)."""
     out = []
     for name in applicable_predictors(profile, calibrated):

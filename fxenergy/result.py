@@ -127,7 +127,7 @@ def _optional_sum(values: Iterable[float | None]) -> float | None:
     vals = list(values)
     if not vals or any(v is None for v in vals):
         return None
-    return float(sum(vals))
+    return float(sum(v for v in vals if v is not None))
 
 
 def rows_from_graph(gm: torch.fx.GraphModule, *, predicted: bool = False) -> tuple[Row, ...]:

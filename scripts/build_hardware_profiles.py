@@ -64,6 +64,14 @@ def power_rule_clock(tdp_w: float, sms: int, sibling: str) -> tuple[float, str]:
     return clock, note
 
 
+# Cards whose datasheet gives no fp64 figure: fp64 = fp32 / ratio, the CUDA C Programming Guide's
+# arithmetic-throughput ratio for the compute capability. name: (ratio, compute capability)
+FP64_FROM_FP32: dict[str, tuple[int, str]] = {
+    "p4": (32, "6.1"), "a10": (64, "8.6"), "a40": (64, "8.6"), "l40s": (64, "8.9"), "rtx-4090": (64, "8.9"),
+    "rtx-6000-ada": (64, "8.9"),
+}
+
+
 def gpu(
     name: str, display: str, arch: str, *, sms: int, lanes: int, boost: float, base: float | None,
     peak: dict[str, float], bw: float, mem_gb: float, l1_kib: int, l2: list[tuple[int, int]], tdp: float,
@@ -71,7 +79,10 @@ def gpu(
     sources: dict[str, str] | None = None, estimated: tuple[str, ...] = (), sustained: tuple[float, str] | None = None,
 ) -> dict[str, Any]:
     """A GPU profile dict: ``peak`` in TFLOP/s (dense), ``bw`` in GB/s, clocks in MHz, ``l2`` as
-    [(MiB per instance, instances)]."""
+    [(MiB per instance, instances)]. A card in :data:`FP64_FROM_FP32` gets its fp64 peak derived (an estimate)."""
+    if name in FP64_FROM_FP32:
+        fp64, note = ratio(peak["fp32"], *FP64_FROM_FP32[name])
+        peak, sources, estimated = {"fp64": fp64, **peak}, {"peak_flops.fp64": note, **(sources or {})}, (*estimated, "peak_flops.fp64")
     caches = [{"level": "L1", "size_bytes": l1_kib * KiB, "shared_by": "sm", "instances": sms}]
     caches += [{"level": "L2", "size_bytes": int(mib * MiB), "shared_by": "device", "instances": k} for mib, k in l2]
     if l3:
@@ -114,19 +125,17 @@ def data_clock(name: str) -> tuple[float, str]:
 GPUS: list[dict[str, Any]] = []
 
 # --- Pascal -------------------------------------------------------------------------------------
-_p4_fp64 = ratio(5.5, 32, "6.1")
 GPUS.append(gpu(
     "p4", "NVIDIA Tesla P4 8GB", "pascal", sms=20, lanes=128, boost=1063, base=810,
-    peak={"fp64": _p4_fp64[0], "fp32": 5.5, "int8": 22.0}, bw=192, mem_gb=8, l1_kib=96, l2=[(2, 1)], tdp=75,
+    peak={"fp32": 5.5, "int8": 22.0}, bw=192, mem_gb=8, l1_kib=96, l2=[(2, 1)], tdp=75,
     sheet="NVIDIA Tesla P4 datasheet (2016): 5.5 TFLOP/s fp32, 22 TOPS int8 (dp4a), 8 GB GDDR5 at 192 GB/s, 75 W"
           " (50 W option)",
     whitepaper="NVIDIA Tesla P4 datasheet (2016): 2560 CUDA cores, base 810 / boost 1063 MHz; GP104 (Pascal GP104"
                " whitepaper, 2016): 20 SMs of 128 lanes, 96 KB shared memory per SM, 2 MB L2",
-    sources={"peak_flops.fp64": _p4_fp64[1],
-             "peak_flops": "NVIDIA Tesla P4 datasheet (2016); no fp16 entry: GP104 runs fp16 at 1/64 rate, so fp16"
+    sources={"peak_flops": "NVIDIA Tesla P4 datasheet (2016); no fp16 entry: GP104 runs fp16 at 1/64 rate, so fp16"
                            " work falls back to the fp32 figure (an upper bound). NeuSight's devices/Tesla_P4.json says"
                            " 5.70 TFLOP/s at 1113 MHz and counts 40 SMs x 64 cores (same 2560 lanes)"},
-    estimated=("peak_flops.fp64",), sustained=data_clock("p4"),
+    sustained=data_clock("p4"),
 ))
 _p100_sheet = ("NVIDIA Tesla P100 PCIe datasheet (2016), 16 GB column: 4.7 fp64 / 9.3 fp32 / 18.7 fp16 (half2)"
                " TFLOP/s, 732 GB/s HBM2, 250 W; no int8 dot-product instructions on GP100")
@@ -154,15 +163,13 @@ for _name, _disp, _form, _gb, _fp64, _fp32, _tc, _tdp, _boost in (
     ))
 
 # --- Ampere -------------------------------------------------------------------------------------
-_a10_fp64 = ratio(31.2, 64, "8.6")
 GPUS.append(gpu(
     "a10", "NVIDIA A10 24GB", "ampere", sms=72, lanes=128, boost=1695, base=885,
-    peak={"fp64": _a10_fp64[0], "fp32": 31.2, "tf32": 62.5, "fp16": 125.0, "bf16": 125.0, "int8": 250.0},
+    peak={"fp32": 31.2, "tf32": 62.5, "fp16": 125.0, "bf16": 125.0, "int8": 250.0},
     bw=600, mem_gb=24, l1_kib=128, l2=[(6, 1)], tdp=150,
     sheet="NVIDIA A10 Tensor Core GPU datasheet (2021): tensor figures are the sheet's with-sparsity values halved (dense)",
     whitepaper="NVIDIA A10 datasheet (9216 CUDA cores, 150 W) and Ampere GA102 whitepaper (2020): 72 SMs of 128"
                " fp32 lanes, 128 KB L1/shared per SM, 6 MB L2; base 885 / boost 1695 MHz (A10 product brief)",
-    sources={"peak_flops.fp64": _a10_fp64[1]}, estimated=("peak_flops.fp64",),
     sustained=power_rule_clock(150, 72, "rtx-3090"),
 ))
 _a10g_lanes = 80 * 128
@@ -183,15 +190,13 @@ GPUS.append(gpu(
     estimated=("peak_flops", "compute_units", "fp32_cores", "clock_hz", "tdp_w"),
     sustained=power_rule_clock(300, 80, "rtx-3090"),
 ))
-_a40_fp64 = ratio(37.4, 64, "8.6")
 GPUS.append(gpu(
     "a40", "NVIDIA A40 48GB", "ampere", sms=84, lanes=128, boost=1740, base=1305,
-    peak={"fp64": _a40_fp64[0], "fp32": 37.4, "tf32": 74.8, "fp16": 149.7, "bf16": 149.7, "int8": 299.3},
+    peak={"fp32": 37.4, "tf32": 74.8, "fp16": 149.7, "bf16": 149.7, "int8": 299.3},
     bw=696, mem_gb=48, l1_kib=128, l2=[(6, 1)], tdp=300,
     sheet="NVIDIA A40 datasheet (2021): dense figures (the sheet lists sparse ones with *)",
     whitepaper="NVIDIA A40 datasheet (10752 CUDA cores, 84 RT cores so 84 SMs) and Ampere GA102 whitepaper (2020):"
                " 128 KB L1/shared per SM, 6 MB L2; base 1305 / boost 1740 MHz (A40 product brief)",
-    sources={"peak_flops.fp64": _a40_fp64[1]}, estimated=("peak_flops.fp64",),
     sustained=power_rule_clock(300, 84, "rtx-3090"),
 ))
 _a100_wp = ("NVIDIA A100 Tensor Core GPU Architecture whitepaper (2020): 108 SMs of 64 fp32 lanes (6912), 192 KB"
@@ -199,33 +204,28 @@ _a100_wp = ("NVIDIA A100 Tensor Core GPU Architecture whitepaper (2020): 108 SMs
 
 # --- Ada ----------------------------------------------------------------------------------------
 _ada_wp = "NVIDIA Ada GPU Architecture whitepaper (2022)"
-_l40s_fp64 = ratio(91.6, 64, "8.9")
 GPUS.append(gpu(
     "l40s", "NVIDIA L40S 48GB", "ada", sms=142, lanes=128, boost=2520, base=1110,
-    peak={"fp64": _l40s_fp64[0], "fp32": 91.6, "tf32": 183.0, "fp16": 362.05, "bf16": 362.05, "int8": 733.0},
+    peak={"fp32": 91.6, "tf32": 183.0, "fp16": 362.05, "bf16": 362.05, "int8": 733.0},
     bw=864, mem_gb=48, l1_kib=128, l2=[(96, 1)], tdp=350,
     sheet="NVIDIA L40S datasheet (2023): dense figures (the sheet lists sparse ones with *)",
     whitepaper=f"NVIDIA L40S datasheet (18176 CUDA cores, 142 RT cores so 142 SMs, base 1110 / boost 2520 MHz);"
                f" {_ada_wp}: 128 KB L1/shared per SM; AD102 L2 96 MB",
-    sources={"peak_flops.fp64": _l40s_fp64[1]}, estimated=("peak_flops.fp64",),
     sustained=power_rule_clock(350, 142, "rtx-4090"),
 ))
-_4090_fp64 = ratio(82.6, 64, "8.9")
 GPUS.append(gpu(
     "rtx-4090", "NVIDIA GeForce RTX 4090", "ada", sms=128, lanes=128, boost=2520, base=2235,
-    peak={"fp64": _4090_fp64[0], "fp32": 82.6, "tf32": 82.6, "fp16": 165.2, "bf16": 165.2, "int8": 660.6},
+    peak={"fp32": 82.6, "tf32": 82.6, "fp16": 165.2, "bf16": 165.2, "int8": 660.6},
     bw=1008, mem_gb=24, l1_kib=128, l2=[(72, 1)], tdp=450,
     sheet=f"{_ada_wp}, appendix: RTX 4090 (dense tensor figures; fp16/bf16 with fp32 accumulate, half the fp16-"
           "accumulate rate on GeForce); 24 GB GDDR6X at 1008 GB/s; 450 W total graphics power",
     whitepaper=f"{_ada_wp}, appendix: RTX 4090 has 128 SMs (16384 CUDA cores), 128 KB L1/shared per SM, 72 MB L2,"
                " base 2235 / boost 2520 MHz",
-    sources={"peak_flops.fp64": _4090_fp64[1]}, estimated=("peak_flops.fp64",),
 ))
 _r6k_fp8_sparse = 1457.0
-_r6k_fp64 = ratio(91.1, 64, "8.9")
 GPUS.append(gpu(
     "rtx-6000-ada", "NVIDIA RTX 6000 Ada Generation 48GB", "ada", sms=142, lanes=128, boost=2505, base=None,
-    peak={"fp64": _r6k_fp64[0], "fp32": 91.1, "tf32": _r6k_fp8_sparse / 8, "fp16": _r6k_fp8_sparse / 4,
+    peak={"fp32": 91.1, "tf32": _r6k_fp8_sparse / 8, "fp16": _r6k_fp8_sparse / 4,
           "bf16": _r6k_fp8_sparse / 4, "int8": _r6k_fp8_sparse / 2},
     bw=960, mem_gb=48, l1_kib=128, l2=[(96, 1)], tdp=300,
     sheet="NVIDIA RTX 6000 Ada Generation datasheet (2022): 91.1 TFLOP/s fp32, 1457 TFLOP/s tensor (fp8 with"
@@ -235,9 +235,8 @@ GPUS.append(gpu(
     sources={"peak_flops": "NVIDIA RTX 6000 Ada datasheet (2022): fp32 from the sheet; tensor figures derived from its"
                            " one tensor figure (1457 TFLOP/s fp8 sparse): dense fp8 and int8 = /2, fp16/bf16 (fp32"
                            " accumulate, full rate on professional Ada) = /4, tf32 = /8 (Ada whitepaper ratios)",
-             "peak_flops.fp64": _r6k_fp64[1],
              "base_clock_hz": "not on NVIDIA's datasheet (left null)"},
-    estimated=("peak_flops.tf32", "peak_flops.fp16", "peak_flops.bf16", "peak_flops.int8", "peak_flops.fp64"),
+    estimated=("peak_flops.tf32", "peak_flops.fp16", "peak_flops.bf16", "peak_flops.int8"),
     sustained=power_rule_clock(300, 142, "rtx-4090"),
 ))
 
@@ -332,12 +331,6 @@ PATCHES: dict[str, dict[str, Any]] = {
            "sources": {"base_clock_hz": "NVIDIA L4 datasheet (2023): base 795 / boost 2040 MHz",
                        "fp32_cores": "NVIDIA L4 datasheet (2023): 7424 CUDA cores",
                        "architecture": "NVIDIA Ada GPU Architecture whitepaper (2022)"}},
-    "v100-pcie-16gb": {"architecture": "volta", "fp32_cores": 5120,
-                       "sources": {"fp32_cores": _volta_wp + " (5120 lanes)", "architecture": _volta_wp,
-                                   "base_clock_hz": "not on NVIDIA's datasheet or whitepaper (left null)"}},
-    "v100-sxm2-32gb": {"architecture": "volta", "fp32_cores": 5120,
-                       "sources": {"fp32_cores": _volta_wp + " (5120 lanes)", "architecture": _volta_wp,
-                                   "base_clock_hz": "not on NVIDIA's datasheet or whitepaper (left null)"}},
     "a30": {"architecture": "ampere", "fp32_cores": 3584,
             "base_clock_hz": (930e6, "930 MHz as third-party GPU databases list it (TechPowerUp); NVIDIA's A30"
                                      " datasheet gives only the 1440 MHz boost clock"),
@@ -374,10 +367,15 @@ PATCHES: dict[str, dict[str, Any]] = {
              "sources": {"fp32_cores": _h100_wp + "; same 132-SM GH100 as H100 SXM5 (16896 lanes)",
                          "architecture": _h100_wp, "base_clock_hz": "not published (left null)"}},
 }
-for _n in ("a100-40gb-pcie", "a100-40gb-sxm", "a100-80gb-pcie", "a100-80gb-sxm"):
-    PATCHES[_n] = {"architecture": "ampere", "fp32_cores": 6912,
-                   "sources": {"fp32_cores": _a100_wp, "architecture": _a100_wp,
-                               "base_clock_hz": "not on NVIDIA's datasheet or whitepaper (left null)"}}
+# Same-chip families: one patch each (architecture, lanes, and the whitepaper each comes from).
+for _names, _arch, _lanes, _lanes_src, _arch_src in (
+    (("v100-pcie-16gb", "v100-sxm2-32gb"), "volta", 5120, _volta_wp + " (5120 lanes)", _volta_wp),
+    (("a100-40gb-pcie", "a100-40gb-sxm", "a100-80gb-pcie", "a100-80gb-sxm"), "ampere", 6912, _a100_wp, _a100_wp),
+):
+    for _n in _names:
+        PATCHES[_n] = {"architecture": _arch, "fp32_cores": _lanes,
+                       "sources": {"fp32_cores": _lanes_src, "architecture": _arch_src,
+                                   "base_clock_hz": "not on NVIDIA's datasheet or whitepaper (left null)"}}
 
 # --- CPUs ---------------------------------------------------------------------------------------
 _CPU_IDLE = "not published by the vendor"

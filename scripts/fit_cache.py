@@ -185,7 +185,7 @@ def format_table(arts: dict[str, dict], dropped: dict[str, int]) -> str:
     for p, a in arts.items():
         e = a["fitted_on"]["errors_pct"]
 
-        def cell(k, w):
+        def cell(k, w, e=e):
             return (f"{e[k]['mean_abs_pct_error']:.2f} / {e[k]['median_abs_pct_error']:.2f}" if k in e else "n/a").rjust(w)
         lines.append(f"{p:<11} {a['fitted_on']['rows_used']:>4} {','.join(a['fitted_on']['rows_per_architecture']):<28} "
                      f"{cell('in_sample', 21)} {cell('leave_one_architecture_out', 18)} {cell('cv5', 21)} {cell('reference_per_arch_energy_per_epoch', 15)}  "

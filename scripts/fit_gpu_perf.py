@@ -30,10 +30,10 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from fxenergy.perf.datasets import data_root, load_neusight  # noqa: E402
-from fxenergy.perf.fitting import GEOMETRY, MODEL_FAMILIES, design, fit_forest, HYPER  # noqa: E402
-from fxenergy.perf.trees import Forest, forest_to_json  # noqa: E402
 from fxenergy.perf import nicolai  # noqa: E402
+from fxenergy.perf.datasets import data_root, load_neusight  # noqa: E402
+from fxenergy.perf.fitting import GEOMETRY, HYPER, MODEL_FAMILIES, design, fit_forest  # noqa: E402
+from fxenergy.perf.trees import Forest, forest_to_json  # noqa: E402
 
 FLOOR_MULT = 3.0
 NICOLAI_FLOOR_S = 8e-6  # the per-call time of the smallest Nicolai pointwise layers (A30), for the 3x filter

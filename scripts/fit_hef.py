@@ -34,8 +34,17 @@ from scipy.optimize import lsq_linear
 
 import fxenergy
 from fxenergy.hardware import load_profile
+from fxenergy.passes.ops import family_of
 from fxenergy.predictors.hef_law import (
-    FAMILIES, SCHEMA, FamilyLaw, HEFEnergy, HEFParameters, PowerLaw, choose_method, family_of, fit_power_law, work_for,
+    FAMILIES,
+    SCHEMA,
+    FamilyLaw,
+    HEFEnergy,
+    HEFParameters,
+    PowerLaw,
+    choose_method,
+    fit_power_law,
+    work_for,
 )
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -26,9 +26,6 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 
-from fxenergy.predictors.interface import params_dir  # noqa: E402
-from fxenergy.predictors.layerwise import FEATURES, LayerwisePredictor  # noqa: E402
-
 from fxenergy.datasets import (  # noqa: E402,F401 - the readers moved to the package
     GETZNER_FILES,
     KWH,
@@ -41,6 +38,8 @@ from fxenergy.datasets import (  # noqa: E402,F401 - the readers moved to the pa
     parse_operator,
     parse_project,
 )
+from fxenergy.predictors.interface import params_dir  # noqa: E402
+from fxenergy.predictors.layerwise import FEATURES, LayerwisePredictor  # noqa: E402
 
 
 def fit_all(data: Path) -> dict[str, dict]:

@@ -5,6 +5,7 @@ import torch
 import transformers
 
 import fxenergy
+from fxenergy.testing import exported, flop_counter, tiny_llama  # noqa: F401 - re-exported for the tests
 
 
 def meta(*shape: int, dtype: torch.dtype = torch.float32) -> torch.Tensor:
@@ -16,33 +17,6 @@ def macs_by_type(result: fxenergy.Result) -> dict[str, int]:
     for r in result.rows:
         out[r.module_type] = out.get(r.module_type, 0) + r.macs
     return out
-
-
-def tiny_llama() -> transformers.PreTrainedModel:
-    cfg = transformers.LlamaConfig(
-        hidden_size=256, intermediate_size=688, num_hidden_layers=2, num_attention_heads=4,
-        num_key_value_heads=2, vocab_size=1000, max_position_embeddings=256, use_cache=False,
-    )
-    with torch.device("meta"):
-        return transformers.LlamaForCausalLM._from_config(cfg, attn_implementation="sdpa").eval()
-
-
-def flop_counter(model, args, kwargs, training=False) -> int:
-    """torch's FlopCounterMode total over one forward (and backward of the summed outputs)."""
-    from torch.utils.flop_counter import FlopCounterMode
-
-    with FlopCounterMode(display=False) as fc:
-        out = model(*args, **kwargs)
-        if training:
-            leaves = [o for o in torch.utils._pytree.tree_leaves(out) if isinstance(o, torch.Tensor) and o.is_floating_point()]
-            sum(o.sum() for o in leaves).backward()
-    return fc.get_total_flops()
-
-
-def exported(model, args, kwargs):
-    """Eager transformers decoders call .item() on meta tensors; the exported program has no Python
-    control flow and dispatches the same ATen ops, so FlopCounterMode runs on it instead."""
-    return torch.export.export(model, args, kwargs=kwargs, strict=False).module()
 
 
 @pytest.fixture(scope="session")

@@ -12,8 +12,16 @@ import torch
 import fxenergy
 from fxenergy import calibrate
 from fxenergy.calibrate import (
-    SCHEMA, Bench, MeterUnavailable, RaplMeter, benchmarks, is_calibration_file, load_calibration,
-    rapl_delta_uj, run_calibration, save_calibration,
+    SCHEMA,
+    Bench,
+    MeterUnavailable,
+    RaplMeter,
+    benchmarks,
+    is_calibration_file,
+    load_calibration,
+    rapl_delta_uj,
+    run_calibration,
+    save_calibration,
 )
 from fxenergy.errors import UserInputError
 from fxenergy.hardware import detect_local, save_profile
@@ -221,7 +229,7 @@ def test_power_windows_use_measure_meters_and_retry_a_failed_window():
     is taken again, and the mean power is the window's joules over its seconds."""
     from conftest import ScriptedMeter
 
-    from fxenergy.calibrate import _power_windows
+    from fxenergy.calibrate.meters import _power_windows
     from fxenergy.measure import MeterError
 
     bench = Bench("elementwise", "add", torch.add, ((64,), (64,)))

@@ -12,11 +12,11 @@ import transformers
 
 import fxenergy
 from fxenergy.errors import UserInputError
+from fxenergy.passes.ops import family_of
 from fxenergy.predictors.hef_law import (
     FAMILIES,
     HEFParameters,
     PowerLaw,
-    family_of,
     fit_power_law,
     list_hef_parameters,
     load_hef_parameters,
@@ -184,7 +184,7 @@ def _per_layer(result: fxenergy.Result, layers: int) -> list[dict[str, int]]:
     out = []
     for i in range(layers):
         rows = [r for r in result.rows if r.module_path.startswith(f"h.{i}.attn")]
-        pick = lambda path: next(r.flops for r in rows if r.module_path == path and r.op == "addmm")  # noqa: E731
+        pick = lambda path, rows=rows: next(r.flops for r in rows if r.module_path == path and r.op == "addmm")  # noqa: E731
         scores, output = (r.flops for r in rows if r.module_path == f"h.{i}.attn" and r.op == "bmm")
         out.append({"qkv": pick(f"h.{i}.attn.c_attn"), "final": pick(f"h.{i}.attn.c_proj"),
                     "scores": scores, "output": output})
@@ -242,7 +242,7 @@ def test_sec52_energy_eq16():
     printed = {m: p.energy.h_j + sum(el[f] * TABLE8[f, m][2] * 1e-4 for f in el) for m in "AB"}
     assert printed["A"] == pytest.approx(26.3035, abs=1e-4) and round(printed["A"], 2) == 26.30
     assert printed["B"] == pytest.approx(31.2904, abs=1e-4) and round(printed["B"], 2) == 31.29  # paper: 31.28
-    for (family, model), (tflops, eta_pct, t_printed) in TABLE8.items():
+    for (family, _model), (tflops, eta_pct, t_printed) in TABLE8.items():
         eta = p.families[family].law.efficiency(tflops * 1e12)
         assert abs(100 * eta - eta_pct) > 2.5  # Table 8's eta is not Eq. 4 with Table 7
         t_unit = tflops * 1e12 / (v_max * eta_pct) * 1e6  # == t_true_s / 1e-4 s

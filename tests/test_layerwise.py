@@ -10,10 +10,9 @@ import pytest
 import torch
 
 from fxenergy.capture import capture
-from fxenergy.predictors.interface import NotFittedError, load_artifact
-from fxenergy.predictors.layerwise import (CANDIDATES, LayerwisePredictor, fit_candidate, layer_of_node,
-                                           seed000_macs)
 from fxenergy.errors import UserInputError
+from fxenergy.predictors.interface import NotFittedError, load_artifact
+from fxenergy.predictors.layerwise import CANDIDATES, LayerwisePredictor, fit_candidate, layer_of_node, seed000_macs
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "cpu-layers-getzner"
 

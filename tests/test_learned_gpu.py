@@ -15,7 +15,7 @@ from fxenergy.hardware import load_profile
 from fxenergy.perf.device import device_spec
 from fxenergy.perf.features import bounds_s
 from fxenergy.perf.kernels import conv_kernel, family_of_op, gemm_kernel, memory_kernel
-from fxenergy.perf.model import LearnedGPUModel, clear_predictions, load_perf_params
+from fxenergy.perf.model import LearnedGPUModel, load_perf_params
 from fxenergy.perf.trees import Forest
 from fxenergy.predictors.interface import load_artifact
 from fxenergy.records import COST, DURATION, TRACE, get_record

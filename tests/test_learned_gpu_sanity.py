@@ -12,13 +12,12 @@ import os
 
 import pytest
 import torchvision
+from test_learned_gpu import check_graph
 
 import fxenergy
 from fxenergy.hardware import load_profile
 from fxenergy.models import build_model, list_models
 from fxenergy.perf.model import LearnedGPUModel
-
-from test_learned_gpu import check_graph
 
 DEVICES = ("a30", "a100-80gb-pcie", "h100-sxm")
 FULL = os.environ.get("FXENERGY_FULL_SANITY") == "1"

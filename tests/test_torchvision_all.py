@@ -1,11 +1,13 @@
-"""Every torchvision classification model annotates, with no unmodeled op."""
+"""Every torchvision classification model annotates, with no unmodeled op; and on that one analysis (batch
+1, the model's default size) every backend holds its physical bounds (tests/test_bounds.py, issue 12)."""
 
 from __future__ import annotations
 
 import pytest
 import torchvision
+from test_bounds import check_every_backend
 
-import fxenergy
+from fxenergy.analysis import analyse
 from fxenergy.models import build_model
 
 NAMES = torchvision.models.list_models(module=torchvision.models)
@@ -16,9 +18,11 @@ def test_there_are_many():
 
 
 @pytest.mark.parametrize("name", NAMES)
-def test_annotates(name):
+def test_annotates_and_holds_the_bounds(name):
     b = build_model(name)
-    r = fxenergy.annotate(b.model, b.args, name=name)
+    a = analyse(b.model, b.args, name=name)  # what fxenergy.annotate does first: captured once
+    r = a.result()
     assert r.info["capture_method"] == "symbolic_trace"
     assert r.totals.macs > 0
     assert r.unmodeled == []
+    assert check_every_backend(a) == []

@@ -28,6 +28,27 @@ def est():
                              hardware="rtx-3090", region="ESP", pue=1.2)
 
 
+def test_shared_analyses_capture_each_step_once_and_change_nothing(est, monkeypatch):
+    """Analyse once, predict many: a second device reuses the first call's captures (4 steps: full and
+    partial training, full and partial evaluation) and gets the same figures as a call of its own."""
+    import fxenergy.analysis
+
+    captures = []
+    real = fxenergy.analysis.analyse
+    monkeypatch.setattr(fxenergy.analysis, "analyse", lambda *a, **k: captures.append(k["mode"]) or real(*a, **k))
+    model, batch = small_net(), torch.randn(16, 3, 8, 8)
+    kw = dict(epochs=3, train_samples=100, val_samples=40, region="ESP", pue=1.2)
+    memo: dict = {}
+    first = estimate_training(model, batch, hardware="a30", analyses=memo, **kw)
+    assert sorted(captures) == ["inference", "inference", "training", "training"] and len(memo) == 4
+    shared = estimate_training(model, batch, hardware="rtx-3090", analyses=memo, **kw)
+    assert len(captures) == 4  # nothing captured again
+    assert shared.energy_kwh == pytest.approx(est.energy_kwh, rel=1e-12) and shared.hours == pytest.approx(est.hours)
+    assert first.hardware == "a30" and shared.hardware == "rtx-3090" and first.energy_kwh != shared.energy_kwh
+    estimate_training(small_net(), batch, hardware="rtx-3090", analyses=memo, **kw)  # another model: its own
+    assert len(captures) == 8
+
+
 def test_steps_per_epoch_counts_the_last_partial_batch():
     assert steps_per_epoch(1000, 64) == (16, 40)
     assert steps_per_epoch(1000, 64, drop_last=True) == (15, 64)

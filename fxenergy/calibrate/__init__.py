@@ -50,10 +50,16 @@ from __future__ import annotations
 
 from fxenergy.calibrate.benches import Bench, benchmarks, skipped_in_quick
 from fxenergy.calibrate.files import (
-    ENERGY_SOURCES, SCHEMA, Calibration, is_calibration_file, load_calibration, load_cpu_perf, save_calibration,
+    ENERGY_SOURCES,
+    SCHEMA,
+    Calibration,
+    is_calibration_file,
+    load_calibration,
+    load_cpu_perf,
+    save_calibration,
 )
 from fxenergy.calibrate.fitting import fit_cpu_perf, fit_families
-from fxenergy.calibrate.meters import MeterUnavailable, NvmlMeter, RaplMeter, _power_windows, rapl_delta_uj
+from fxenergy.calibrate.meters import MeterUnavailable, NvmlMeter, RaplMeter, rapl_delta_uj
 from fxenergy.calibrate.run import run_calibration
 from fxenergy.calibrate.timing import CpuWatch, Measurement, measure, wait_for_quiet
 

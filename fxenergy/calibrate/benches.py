@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import torch
 import torch.nn.functional as F
@@ -257,7 +257,7 @@ def benchmarks(device: str = "cpu", *, quick: bool = False) -> list[Bench]:
         # pooling as in ResNet/DenseNet stems, SqueezeNet (ceil mode), VGG, DenseNet transitions, VGG's head
         for op, c, side, kw in _pick(_POOLS, quick):
             fn = {"max_pool2d": F.max_pool2d, "avg_pool2d": F.avg_pool2d, "adaptive_avg_pool2d": F.adaptive_avg_pool2d}[op]
-            out.append(Bench("pooling", op, fn, ((b, c, side, side),), kw))
+            out.append(Bench("pooling", op, cast(Callable[..., Any], fn), ((b, c, side, side),), kw))
     return out
 
 

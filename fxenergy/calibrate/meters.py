@@ -55,7 +55,7 @@ def _power_windows(
 ) -> list[dict[str, Any]]:
     """Mean power (W) while each family's benchmarks run back to back for ``window_s``, and at idle."""
     sync = (lambda: torch.cuda.synchronize(dev)) if dev.type == "cuda" else (lambda: None)
-    rows = []
+    rows: list[dict[str, Any]] = []
     seconds, joules = _window(meter, lambda: time.sleep(window_s))
     rows.append({"family": "idle", "window_s": seconds, "energy_j": joules})
     fams = sorted({b.family for b in benches})

@@ -15,7 +15,8 @@ import torch
 
 from fxenergy.calibrate.benches import Bench, _Call, _is_index
 from fxenergy.errors import UserInputError
-from fxenergy.predictors.hef_law import family_of, work_for
+from fxenergy.passes.families import work_for
+from fxenergy.passes.ops import family_of
 
 __all__ = ["Measurement", "measure", "CpuWatch", "wait_for_quiet", "Progress"]
 
@@ -119,6 +120,7 @@ class _Timer:
                 best = (med, n, spread)
             if spread <= 0.3 and (watch.share or 0.0) <= 0.1:
                 break
+        assert best is not None  # retries >= 0: at least one attempt ran
         return best
 
 
@@ -197,7 +199,7 @@ def measure(
             first = b.tensors(dev, gen)
             sets = [first] + [[x.clone() for x in first] for _ in range(copies - 1)]  # same values, other memory
             turn = itertools.cycle(sets)
-            t, n, spread = timer(lambda: b.fn(*next(turn), **b.kwargs))  # noqa: B023 - called before the next iteration
+            t, n, spread = timer(lambda: b.fn(*next(turn), **b.kwargs))  # noqa: B023,F821 - called before the next iteration (and before the del)
             out.append(Measurement(b.family, b.op, tuple(tuple(s) for s in b.shapes()), dict(b.kwargs), flops, ew,
                                    nbytes, t, repeats, n, round(spread, 4), copies))
             del first, sets, turn

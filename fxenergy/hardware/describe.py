@@ -15,7 +15,6 @@ are optional; ``median_pct`` is required. Nothing here imports torch.
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -23,6 +22,7 @@ from functools import cache
 from importlib import resources
 from typing import Any
 
+from fxenergy._files import read_package_json
 from fxenergy.hardware.registry import list_profiles, load_profile
 from fxenergy.hardware.schema import DTYPES, HardwareProfile
 
@@ -88,7 +88,7 @@ def _shipped() -> tuple[tuple[str, dict[str, Any]], ...]:
         for f in sorted(d.iterdir(), key=lambda p: p.name):
             if f.name.endswith(".json"):
                 try:
-                    doc = json.loads(f.read_text(encoding="utf-8"))
+                    doc = read_package_json("fxenergy", folder, f.name)
                 except (OSError, ValueError):
                     continue  # the backend that owns a broken file reports it; the listing goes on
                 if isinstance(doc, dict):

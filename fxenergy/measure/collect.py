@@ -326,7 +326,7 @@ def build_layer(cfg: LayerConfig, device: torch.device, dtype: torch.dtype, gen:
     if cfg.kind in ("conv2d", "grouped-conv2d"):
         mod: nn.Module = nn.Conv2d(f["in_channels"], f["out_channels"], f["kernel_size"], f["stride"], f["padding"],
                                    groups=f["groups"])
-        xs = (randn(b, f["in_channels"], f["image_size"], f["image_size"]),)
+        xs: tuple[torch.Tensor, ...] = (randn(b, f["in_channels"], f["image_size"], f["image_size"]),)
     elif cfg.kind == "maxpool2d":
         mod = nn.MaxPool2d(f["kernel_size"], f["stride"], f["padding"])
         xs = (randn(b, f["in_channels"], f["image_size"], f["image_size"]),)
@@ -550,7 +550,7 @@ def submit_slurm(spec: CollectSpec, shards: int, *, partition: str | None = None
         raise UserInputError("--slurm needs submitit: pip install 'fxenergy[slurm]'") from None
     if executor is None:
         folder = folder or Path(spec.output).with_suffix("").as_posix() + ".slurm"
-        executor = submitit.AutoExecutor(folder=folder, cluster="slurm")
+        executor = submitit.AutoExecutor(folder=str(folder), cluster="slurm")
         executor.update_parameters(slurm_partition=partition, timeout_min=timeout_min, cpus_per_task=os.cpu_count() or 1,
                                    slurm_array_parallelism=shards, name="fxenergy-collect")
     specs = [CollectSpec(**{**asdict(spec), "shard": (i, shards)}) for i in range(shards)]

@@ -309,7 +309,7 @@ def open_meter(device: str = "cpu", *, kind: str = "auto", powercap_root: str | 
         return WallClockMeter("energy measurement turned off (--meter none)")
     cuda = device.startswith("cuda")
     want = kind if kind != "auto" else ("nvml" if cuda else "rapl")
-    makers: dict[str, Callable[[], Meter]] = {
+    makers: dict[str, Callable[[], Any]] = {  # each returns a Meter (NvmlMeter by duck typing)
         "rapl": lambda: RaplMeter(powercap_root),
         "nvml": lambda: NvmlMeter(int(device.split(":")[1]) if ":" in device else 0, nvml=nvml),
     }

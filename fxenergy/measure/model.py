@@ -29,7 +29,7 @@ import statistics
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from unittest import mock
 
 import torch
@@ -37,6 +37,9 @@ import torch
 from fxenergy.errors import UserInputError
 from fxenergy.measure.meters import describe, open_meter
 from fxenergy.measure.window import Measurement, measure_calls
+
+if TYPE_CHECKING:
+    from fxenergy.hardware.schema import HardwareProfile
 
 __all__ = ["ModelMeasurement", "LayerLine", "measure_model", "real_model"]
 
@@ -96,7 +99,7 @@ def real_model(name: str, *, batch_size: int, seq_len: int, image_size: int | No
     """``(meta BuiltModel for the prediction, (model, args, kwargs) with real random weights on device)``."""
     from fxenergy.models import _torchvision, build_model
 
-    opts = dict(batch_size=batch_size, seq_len=seq_len, image_size=image_size, dtype=dtype)
+    opts: dict[str, Any] = dict(batch_size=batch_size, seq_len=seq_len, image_size=image_size, dtype=dtype)
     built = build_model(name, **opts)
     torch.manual_seed(seed)
     info = built.info
@@ -105,7 +108,7 @@ def real_model(name: str, *, batch_size: int, seq_len: int, image_size: int | No
             model = build_model(name, **opts).model
     elif info is not None:  # transformers: the same config, initialised for real
         meta = built.model
-        model = type(meta)._from_config(meta.config, attn_implementation="sdpa", dtype=dtype)
+        model = type(meta)._from_config(meta.config, attn_implementation="sdpa", dtype=dtype)  # type: ignore[attr-defined]
     else:
         model = built.model
         if any(p.is_meta for p in model.parameters()):
@@ -219,7 +222,7 @@ def _step(model: torch.nn.Module, args: tuple, kwargs: dict, mode: str, optimize
         out = model(*args, **kwargs)
         leaves = [o for o in torch.utils._pytree.tree_leaves(out if not hasattr(out, "to_tuple") else out.to_tuple())
                   if isinstance(o, torch.Tensor) and o.is_floating_point()]
-        sum(o.float().sum() for o in leaves).backward()
+        torch.stack([o.float().sum() for o in leaves]).sum().backward()
         opt.step()
     return step
 
@@ -245,7 +248,7 @@ def measure_model(
     notes: list[str] = []
 
     # prediction first (meta tensors: no memory, no arithmetic)
-    profile: Any = hardware
+    profile: HardwareProfile | str = hardware  # a name or file until "local" is detected
     energy_predicted = True
     if hardware == "local":
         from fxenergy.hardware import detect_local

@@ -126,8 +126,8 @@ def measure_calls(
     durations = [w.duration_s for w in kept]
     energy = spread_e = power = None
     if meter.measures_energy:
-        joules = sum(sum(w.joules.values()) for w in kept)
-        energy, power = joules / calls, joules / seconds
+        total_j = float(sum(sum(w.joules.values()) for w in kept))
+        energy, power = total_j / calls, total_j / seconds
         spread_e = _spread([w.energy_j for w in kept])  # type: ignore[misc]
     notes = tuple(f"discarded window: {e}" for e in errors)
     return Measurement(seconds / calls, _spread(durations), energy, spread_e, power, calls, tuple(kept), len(errors),

@@ -28,16 +28,19 @@ def meta_init() -> Iterator[None]:
         orig_param(module, name, param)
         if param is not None and param.device != _META:
             p = module._parameters[name]
+            assert p is not None  # registered just above
             kwargs = dict(p.__dict__, requires_grad=p.requires_grad)
             module._parameters[name] = type(p)(p.to(_META), **kwargs)
 
     def register_buffer(module: nn.Module, name: str, tensor: torch.Tensor | None, persistent: bool = True) -> None:
         orig_buffer(module, name, tensor, persistent=persistent)
         if tensor is not None:
-            module._buffers[name] = module._buffers[name].to(_META)
+            buf = module._buffers[name]
+            assert buf is not None  # registered just above
+            module._buffers[name] = buf.to(_META)
 
-    nn.Module.register_parameter = register_parameter  # type: ignore[method-assign]
-    nn.Module.register_buffer = register_buffer  # type: ignore[method-assign]
+    nn.Module.register_parameter = register_parameter  # type: ignore[method-assign,assignment]
+    nn.Module.register_buffer = register_buffer  # type: ignore[method-assign,assignment]
     try:
         yield
     finally:

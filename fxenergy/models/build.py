@@ -93,6 +93,7 @@ def build_model(
         return BuiltModel(name, model, _cast(args, dtype), _cast(kwargs, dtype), None)
 
     info = lookup(name)
+    size: int | None
     if info.family == "torchvision":
         from . import _torchvision  # imported only for torchvision models (GPT-2 never loads torchvision)
 
@@ -102,6 +103,7 @@ def build_model(
 
         model, size = _hf.build(info.name, seq_len=seq_len, image_size=image_size, dtype=dtype)
     if info.task == "image-classification":
+        assert size is not None  # a vision model always has its input size
         return BuiltModel(info.name, model, (_image(batch_size, size, dtype),), {}, info)
     kwargs = {"input_ids": _meta_empty(batch_size, seq_len, dtype=torch.long)}
     if info.task == "seq2seq":

@@ -27,8 +27,8 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from fxenergy.errors import UserInputError
-from fxenergy.passes.costs import lookup
-from fxenergy.passes.families import family_of, work_for
+from fxenergy.passes.families import work_for
+from fxenergy.passes.ops import family_of, lookup
 from fxenergy.records import (
     COST,
     DURATION,

@@ -49,14 +49,18 @@ import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
 from fxenergy.errors import UserInputError
-from fxenergy.passes.families import FAMILIES, family_of, work_for
+from fxenergy.passes.families import FAMILIES, work_for
+from fxenergy.passes.ops import family_of
 from fxenergy.predictors.hef_law import PowerLaw
 from fxenergy.records import NodeCost, NodeTrace
+
+if TYPE_CHECKING:
+    from fxenergy.hardware.schema import HardwareProfile
 
 __all__ = [
     "KERNEL_CLASSES", "kernel_class", "conv_class", "local_thread_info", "CpuSpec", "cpu_spec", "CpuPerfParams", "CpuDurationModel",
@@ -102,7 +106,7 @@ def cgroup_cpu_quota(path: str = "/sys/fs/cgroup/cpu.max") -> float | None:
     return None if quota == "max" else int(quota) / int(period)
 
 
-def default_threads(profile: Any) -> int:
+def default_threads(profile: HardwareProfile) -> int:
     """Threads a run uses by default: torch's intra-op thread count on a detected (local or
     calibrated) CPU, else every physical core of the profile (what torch would use there)."""
     if profile.name.endswith("-detected") or "calibrated" in profile.display_name:
@@ -155,7 +159,7 @@ class CpuSpec:
         return self.levels[-1][0], self.levels[-1][2]
 
 
-def cpu_spec(profile: Any, threads: int) -> CpuSpec:
+def cpu_spec(profile: HardwareProfile, threads: int) -> CpuSpec:
     """:class:`CpuSpec` of ``profile`` at ``threads`` threads."""
     if threads < 1:
         raise UserInputError(f"threads must be a positive integer, got {threads}")
@@ -235,7 +239,7 @@ def _basis(cls: str) -> str:
 class CpuDurationModel:
     """Node durations on a CPU at ``threads`` threads (module docstring); ``params`` calibrated or None."""
 
-    def __init__(self, profile: Any, threads: int | None = None, params: CpuPerfParams | None = None):
+    def __init__(self, profile: HardwareProfile, threads: int | None = None, params: CpuPerfParams | None = None):
         if profile.is_gpu:
             raise UserInputError(f"the CPU duration model needs a CPU profile; {profile.name} is a GPU")
         self.profile = profile
@@ -293,6 +297,7 @@ class CpuDurationModel:
         if self.params is None:
             return spec_t + dispatch, f"cpu-spec/{level}", cls
         if cls in self.params.scales:
+            assert self._spec_at_cal is not None  # set whenever params are
             at_cal, _ = self._spec_time(self._spec_at_cal, cls, cost)  # the scale was fitted at the data's threads
             t = at_cal * self.params.scales[cls] * (spec_t / at_cal if at_cal > 0 else 1.0)
             return t + dispatch, f"cpu-fitted/{level}", cls
@@ -307,6 +312,7 @@ class CpuDurationModel:
         peak = self.params.peak_flops if basis == "flops" else self.params.peak_bytes_per_s
         t = float(law.duration_s(work, peak))
         if self.threads != self.params.threads:
+            assert self._spec_at_cal is not None  # set whenever params are
             at_cal, _ = self._spec_time(self._spec_at_cal, cls, cost)
             t *= spec_t / at_cal if at_cal > 0 else 1.0
         floor = (cost.bytes_read + cost.bytes_written) / self.spec.level_of(cost.bytes_read + cost.bytes_written)[1]
@@ -331,7 +337,7 @@ class CpuPowerModel:
 
     scope = "package"
 
-    def __init__(self, profile: Any, threads: int, *, idle_w: float | None = None, core_w: float | None = None,
+    def __init__(self, profile: HardwareProfile, threads: int, *, idle_w: float | None = None, core_w: float | None = None,
                  busy_share: float = BUSY_SHARE, source: str | None = None):
         self.profile = profile
         notes = []
@@ -372,7 +378,7 @@ class CpuPowerModel:
 def local_thread_info() -> dict[str, Any]:
     """Threads this process runs with: torch's intra-op count, the cgroup quota and the affinity."""
     try:
-        affinity = len(os.sched_getaffinity(0))
+        affinity: int | None = len(os.sched_getaffinity(0))
     except (AttributeError, OSError):
         affinity = os.cpu_count()
     return {"torch_threads": torch.get_num_threads(), "cgroup_cpu_quota": cgroup_cpu_quota(), "affinity_cpus": affinity}

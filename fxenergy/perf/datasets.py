@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from fxenergy.datasets import first_group
 from fxenergy.perf.kernels import Kernel, conv_kernel, gemm_kernel, memory_kernel
 
 __all__ = ["NEUSIGHT_PROFILES", "NICOLAI_PROFILES", "KernelRows", "load_neusight", "load_nicolai_ops", "data_root"]
@@ -138,8 +139,8 @@ def nicolai_kernels(label: str, op_type: str, shape: tuple[int, ...]) -> list[Ke
                                     shape[0] * co * ho * wo))
         return ks
     if op_type == "Linear":
-        fi = int(re.search(r"in_features=(\d+)", label).group(1))
-        fo = int(re.search(r"out_features=(\d+)", label).group(1))
+        fi = int(first_group(r"in_features=(\d+)", label))
+        fo = int(first_group(r"out_features=(\d+)", label))
         rows = n // fi
         return [gemm_kernel(1, rows, fo, fi, _F32, bias="bias=True" in label)]
     if op_type in ("BatchNorm2d", "LayerNorm"):
@@ -170,3 +171,4 @@ def load_nicolai_ops(sources: tuple[str, ...] = ("finalbench_all_operations_A30"
     df["setting"] = df["source_file"].str.replace("finalbench_all_operations_", "", regex=False)
     df["profile"] = df["setting"].map(lambda s: NICOLAI_PROFILES.get(s, "a30" if "A30" in s else "rtx-2080-ti"))
     return df[df["kernels"].notna()].reset_index(drop=True)
+

@@ -18,11 +18,14 @@ convolutions use TF32 on Ampere and later unless ``conv_tf32`` is False
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
 
 import torch
 
 from fxenergy.errors import UserInputError
+
+if TYPE_CHECKING:
+    from fxenergy.hardware.schema import HardwareProfile
 
 __all__ = ["DeviceSpec", "MATMUL_PRECISIONS", "device_spec", "check_math_options"]
 
@@ -80,7 +83,7 @@ class DeviceSpec:
         return self.peak_for(family, dtype, matmul_precision, conv_tf32) > self.peak_flops["fp32"] * 1.01
 
 
-def device_spec(profile: Any, power_limit_w: float | None = None) -> DeviceSpec:
+def device_spec(profile: HardwareProfile, power_limit_w: float | None = None) -> DeviceSpec:
     """A :class:`DeviceSpec` from a GPU :class:`~fxenergy.hardware.HardwareProfile`."""
     if not getattr(profile, "is_gpu", False):
         raise UserInputError(f"the GPU performance model needs a GPU profile; {profile.name!r} is a {profile.kind}")
@@ -88,7 +91,7 @@ def device_spec(profile: Any, power_limit_w: float | None = None) -> DeviceSpec:
         raise UserInputError(f"hardware profile {profile.name!r} has no TDP (power limit), which the GPU model needs")
     tdp = float(profile.tdp_w)
     idle_assumed = profile.idle_w is None
-    idle = tdp * IDLE_FRACTION_ASSUMED if idle_assumed else float(profile.idle_w)
+    idle = tdp * IDLE_FRACTION_ASSUMED if profile.idle_w is None else float(profile.idle_w)
     boost = float(profile.clock_hz)
     clock = float(profile.sustained_clock_hz or boost)
     limit = tdp

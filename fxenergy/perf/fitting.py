@@ -37,7 +37,7 @@ def design(kernels: Sequence[Kernel], seconds: np.ndarray, devices: Sequence[str
     for name in dict.fromkeys(devices):
         idx = np.flatnonzero(devs == name)
         dev = device_spec(load_profile(name))
-        X, tb = features([kernels[i] for i in idx], dev, geometry=geometry, matmul_precision=matmul_precision,
+        X, tb = features([kernels[int(i)] for i in idx], dev, geometry=geometry, matmul_precision=matmul_precision,
                          conv_tf32=conv_tf32)
         xs.append(X)
         tbs.append(tb)

@@ -205,7 +205,7 @@ def _attention_kernels(args: tuple, dtype: torch.dtype, nbytes: float) -> list[K
 def _conv_kernels(op: str, args: tuple, out: object, dtype: torch.dtype, flops: float, nbytes: float) -> list[Kernel]:
     if op == "convolution_backward":
         grad_out, x, w = args[0], args[1], args[2]
-        stride, padding, dilation, transposed, _, groups = args[4], args[5], args[6], args[7], args[8], args[9]
+        transposed, groups = args[7], args[9]  # (stride, padding, dilation: args[4:7], read by _conv_geom from shapes)
         mask = args[10] if len(args) > 10 else (True, True, True)
         fwd = _conv_geom(x, w, grad_out, bool(transposed), int(groups))
         kerns = []

@@ -20,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -32,6 +32,9 @@ from fxenergy.perf.features import features
 from fxenergy.perf.kernels import Kernel, kernels_of_call
 from fxenergy.perf.trees import Forest
 from fxenergy.records import COST, DURATION, TRACE, NodeDuration, get_record, node_dtype, put_record
+
+if TYPE_CHECKING:
+    from fxenergy.hardware.schema import HardwareProfile
 
 __all__ = ["clear_predictions", "PerfParams", "load_perf_params", "LearnedGPUModel", "DEFAULT_PARAMS", "MEMORY_FAMILIES"]
 
@@ -68,7 +71,7 @@ class PerfParams:
     dispatch_floor_s: float
     backward_factor: Mapping[str, float]
     tensor_core_factor: float
-    power: Mapping[str, Any]  # {"default": {family: [a, b]}, "devices": {profile: {family: [a, b]}}}
+    power: dict[str, Any]  # {"default": {family: [a, b]}, "devices": {profile: {family: [a, b]}}}
     validated: Mapping[str, Any]
     fitted_on: Any
 
@@ -106,7 +109,7 @@ def load_perf_params(name_or_path: str = DEFAULT_PARAMS) -> PerfParams:
 class LearnedGPUModel:
     """Durations and power of a graph's nodes on one GPU profile, under PyTorch's math modes."""
 
-    def __init__(self, profile: Any, params: PerfParams | str | None = None, *, matmul_precision: str | None = None,
+    def __init__(self, profile: HardwareProfile, params: PerfParams | str | None = None, *, matmul_precision: str | None = None,
                  conv_tf32: bool | None = None, power_limit_w: float | None = None):
         self.params = params if isinstance(params, PerfParams) else load_perf_params(params or DEFAULT_PARAMS)
         self.matmul_precision, self.conv_tf32 = check_math_options(matmul_precision, conv_tf32)
@@ -140,7 +143,10 @@ class LearnedGPUModel:
 
     def annotate(self, gm: torch.fx.GraphModule) -> None:
         """Put a :class:`NodeDuration` (model ``"learned"``) on every node that does work."""
-        nodes, call_of, kernels, kcall = [], [], [], []
+        nodes: list[Any] = []
+        call_of: list[Any] = []
+        kernels: list[Any] = []
+        kcall: list[Any] = []
         self._bounds = {}
         for node in gm.graph.nodes:
             trace = get_record(node, TRACE)

@@ -54,9 +54,9 @@ def row_predictions(df, params: dict[str, Any]) -> dict[str, np.ndarray]:  # noq
                 kern.append(k)
                 owner.append(i)
         t, b = model.kernel_durations_s(kern)
-        owner = np.asarray(owner)
-        np.add.at(t_raw, owner, t)
-        np.add.at(tb, owner, b)
+        rows_of = np.asarray(owner)
+        np.add.at(t_raw, rows_of, t)
+        np.add.at(tb, rows_of, b)
         for i in sel:
             k0 = df["kernels"].iloc[i][0]
             fam[i] = k0.family
@@ -196,6 +196,7 @@ def fit_nicolai(params: dict[str, Any], refit_conv=None) -> dict[str, Any]:  # n
         params["families"]["conv"] = refit_conv(*conv_training_rows(df, np.ones(len(df), dtype=bool)))
     else:
         pred = row_predictions(df, params)
+    assert pred is not None  # FOLDS >= 1
     comp = fit_components(df, pred, np.ones(len(df), dtype=bool))
     ev = evaluate(df, pred)
     rep, dev_err = summarise(ev["models"])

@@ -21,7 +21,7 @@ applies PUE once, in its carbon step.
 from __future__ import annotations
 
 import math
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
 
@@ -29,6 +29,9 @@ from fxenergy.errors import UserInputError
 from fxenergy.predictors.base import EnergyEstimate, register_predictor
 from fxenergy.predictors.power import node_energies
 from fxenergy.records import COST, DURATION, TRACE
+
+if TYPE_CHECKING:
+    from fxenergy.hardware.schema import HardwareProfile
 
 __all__ = ["MLCO2Predictor", "GreenAlgorithmsPredictor", "FlopsOnlyPredictor", "GA_W_PER_GB", "BASELINES"]
 
@@ -44,13 +47,13 @@ def _number(name: str, value: Any, lo: float) -> float:
     return float(value)
 
 
-def _tdp(profile: Any, who: str) -> float:
+def _tdp(profile: HardwareProfile, who: str) -> float:
     if profile.tdp_w is None:
         raise UserInputError(f"{who} needs the profile's TDP; {profile.name} has none")
     return float(profile.tdp_w)
 
 
-def _bounds_with(profile: Any, power_w: float) -> tuple[float, float]:
+def _bounds_with(profile: HardwareProfile, power_w: float) -> tuple[float, float]:
     """The device's idle power (fxenergy.predictors.bounds' rule) and the larger of its limit and ``power_w``."""
     from fxenergy.predictors.bounds import device_bounds
 
@@ -67,11 +70,11 @@ class MLCO2Predictor:
     def __init__(self, *, pue: float = 1.0):
         self.pue = _number("pue", pue, 1.0)
 
-    def bounds(self, profile: Any) -> tuple[float, float]:
+    def bounds(self, profile: HardwareProfile) -> tuple[float, float]:
         """``(idle W, limit W)`` of what this baseline prices: the device at TDP, times the PUE."""
         return _bounds_with(profile, _tdp(profile, "mlco2") * self.pue)
 
-    def predict(self, gm: torch.fx.GraphModule, profile: Any) -> EnergyEstimate:
+    def predict(self, gm: torch.fx.GraphModule, profile: HardwareProfile) -> EnergyEstimate:
         p = _tdp(profile, "mlco2") * self.pue
         e = node_energies(gm, lambda n, tr, c, d: p * d.duration_s)
         return EnergyEstimate(e, 0.0, "mlco2", f"{profile.name}: TDP {p / self.pue:g} W x time x PUE {self.pue:g}",
@@ -92,18 +95,18 @@ class GreenAlgorithmsPredictor:
         self.pue = _number("pue", pue, 1.0)
         self.psf = _number("psf", psf, 1.0)
 
-    def power_w(self, profile: Any) -> float:
+    def power_w(self, profile: HardwareProfile) -> float:
         tdp = _tdp(profile, "green-algorithms")
         cores = 1 if profile.kind == "gpu" else max(int(profile.compute_units), 1)
         mem = self.memory_gb if self.memory_gb is not None else profile.memory_bytes / 2**30
         return cores * (tdp / cores) * self.usage + mem * GA_W_PER_GB
 
-    def bounds(self, profile: Any) -> tuple[float, float]:
+    def bounds(self, profile: HardwareProfile) -> tuple[float, float]:
         """``(idle W, limit W)`` of what this baseline prices: the device plus its memory (0.3725 W/GB),
         times PUE and PSF; so its power may exceed the device's TDP."""
         return _bounds_with(profile, self.power_w(profile) * self.pue * self.psf)
 
-    def predict(self, gm: torch.fx.GraphModule, profile: Any) -> EnergyEstimate:
+    def predict(self, gm: torch.fx.GraphModule, profile: HardwareProfile) -> EnergyEstimate:
         p = self.power_w(profile) * self.pue * self.psf
         e = node_energies(gm, lambda n, tr, c, d: p * d.duration_s)
         return EnergyEstimate(e, 0.0, "green-algorithms",
@@ -121,7 +124,7 @@ class FlopsOnlyPredictor:
     def __init__(self, *, j_per_flop: float | None = None):
         self.j_per_flop = None if j_per_flop is None else _number("j_per_flop", j_per_flop, 0.0)
 
-    def predict(self, gm: torch.fx.GraphModule, profile: Any) -> EnergyEstimate:
+    def predict(self, gm: torch.fx.GraphModule, profile: HardwareProfile) -> EnergyEstimate:
         jpf = self.j_per_flop
         src = "given"
         if jpf is None:

@@ -17,12 +17,15 @@ A backend that breaks one is reported as such (:class:`PhysicalBoundsError`), no
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
 from fxenergy.errors import UserInputError
 from fxenergy.records import COST, DURATION, get_record
+
+if TYPE_CHECKING:
+    from fxenergy.hardware.schema import HardwareProfile
 
 __all__ = ["PhysicalBoundsError", "check_totals", "check_estimate", "device_bounds", "roofline_bound_s"]
 
@@ -55,7 +58,7 @@ def check_totals(*, energy_j: float, duration_s: float, bound_s: float, idle_w: 
     return bad
 
 
-def roofline_bound_s(gm: torch.fx.GraphModule, profile: Any) -> float:
+def roofline_bound_s(gm: torch.fx.GraphModule, profile: HardwareProfile) -> float:
     """Sum over nodes with a duration of the lower bound described in the module docstring."""
     peak = profile.peak_flops_for(torch.float16 if profile.is_gpu else torch.float32)
     peak = max(peak, profile.peak_flops_for(torch.float32))
@@ -73,7 +76,7 @@ def roofline_bound_s(gm: torch.fx.GraphModule, profile: Any) -> float:
     return total
 
 
-def device_bounds(profile: Any, backend: Any = None) -> tuple[float, float]:
+def device_bounds(profile: HardwareProfile, backend: Any = None) -> tuple[float, float]:
     """``(idle W, limit W)``: the backend's own figures where it has a power model, else the profile's
     (idle: its figure or 25% of TDP; limit: TDP)."""
     if backend is not None and hasattr(backend, "bounds"):
@@ -86,7 +89,7 @@ def device_bounds(profile: Any, backend: Any = None) -> tuple[float, float]:
     return float(idle), float(tdp)
 
 
-def check_estimate(gm: torch.fx.GraphModule, estimate: Any, profile: Any, backend: Any = None) -> list[str]:
+def check_estimate(gm: torch.fx.GraphModule, estimate: Any, profile: HardwareProfile, backend: Any = None) -> list[str]:
     """Every violated bound of ``estimate`` (a :class:`~fxenergy.predictors.base.EnergyEstimate`)
     on the durations recorded in ``gm``; empty when the estimate is physical."""
     bad = []

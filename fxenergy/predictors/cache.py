@@ -35,7 +35,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 import torch
@@ -45,6 +45,9 @@ from fxenergy.errors import UserInputError
 from fxenergy.predictors.base import EnergyEstimate, register_predictor
 from fxenergy.predictors.interface import check_artifact, check_fitted, make_artifact
 from fxenergy.records import COST, TRACE, WORKING_SET, get_record
+
+if TYPE_CHECKING:
+    from fxenergy.hardware.schema import HardwareProfile
 
 __all__ = ["CachePredictor", "Workload", "workload_of", "levels_of", "design", "MIB"]
 
@@ -80,7 +83,7 @@ class Workload:
         return len(self.inter_layer_bytes)
 
 
-def levels_of(profile: Any) -> list[tuple[str, float, int]]:
+def levels_of(profile: HardwareProfile) -> list[tuple[str, float, int]]:
     """``(name, size_bytes, instances)`` from fastest to main memory (infinite)."""
     levels = [(c.level, float(c.size_bytes), int(c.instances)) for c in profile.caches]
     levels.append(("RAM", math.inf, 1))
@@ -283,14 +286,14 @@ class CachePredictor:
         return workload_of(gm, mode=self.mode, passes=self.passes, epochs=self.epochs,
                            train_batches=self.train_batches, test_batches=self.test_batches)
 
-    def total_j(self, w: Workload, profile: Any) -> float:
+    def total_j(self, w: Workload, profile: HardwareProfile) -> float:
         """Eq. 7/8 run energy of a workload, in J."""
         check_fitted(self, "constants_")
         levels = levels_of(profile)
         k = self._k(levels)
         return float(sum(q * k[n] for n, q in design(w, levels).items()))
 
-    def predict(self, gm: torch.fx.GraphModule, profile: Any) -> EnergyEstimate:
+    def predict(self, gm: torch.fx.GraphModule, profile: HardwareProfile) -> EnergyEstimate:
         check_fitted(self, "constants_")
         if profile is None:
             raise UserInputError("the cache predictor needs a hardware profile (its cache levels)")

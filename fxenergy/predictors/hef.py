@@ -9,7 +9,7 @@ elasticity for, or a set without energy coefficients, is costed with the profile
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 import torch
 
@@ -18,6 +18,9 @@ from fxenergy.predictors.base import EnergyEstimate, register_predictor
 from fxenergy.predictors.hef_law import HEFParameters
 from fxenergy.predictors.power import PowerModel, node_energies
 from fxenergy.records import COST, DURATION, TRACE
+
+if TYPE_CHECKING:
+    from fxenergy.hardware.schema import HardwareProfile
 
 __all__ = ["HEFPredictor"]
 
@@ -29,7 +32,7 @@ class HEFPredictor:
     def __init__(self, params: HEFParameters):
         self.params = params
 
-    def predict(self, gm: torch.fx.GraphModule, profile: Any) -> EnergyEstimate:
+    def predict(self, gm: torch.fx.GraphModule, profile: HardwareProfile) -> EnergyEstimate:
         power = PowerModel(profile)
         coeffs = self.params.energy
         elasticity = dict(coeffs.elasticity_j_per_s) if coeffs else {}

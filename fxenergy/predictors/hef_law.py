@@ -36,7 +36,7 @@ import numpy as np
 
 from fxenergy._files import check_document, read_json
 from fxenergy.errors import UserInputError
-from fxenergy.passes.families import BASES, FAMILIES, Family, family_of, work_for
+from fxenergy.passes.families import BASES, FAMILIES, Family, work_for
 
 __all__ = [
     "SCHEMA",
@@ -44,7 +44,6 @@ __all__ = [
     "BASES",
     "Family",
     "FAMILIES",
-    "family_of",
     "work_for",
     "PowerLaw",
     "fit_power_law",

@@ -29,12 +29,15 @@ import os
 from collections.abc import Mapping
 from importlib import metadata
 from pathlib import Path
-from typing import Any, ClassVar, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, runtime_checkable
 
 import torch
 
 from fxenergy.errors import UserInputError
 from fxenergy.predictors.base import PREDICTORS, EnergyEstimate
+
+if TYPE_CHECKING:
+    from fxenergy.hardware.schema import HardwareProfile
 
 __all__ = [
     "SCHEMA",
@@ -67,7 +70,7 @@ class FittablePredictor(Protocol):
 
     def fit(self, dataset: Any) -> FittablePredictor: ...
 
-    def predict(self, gm: torch.fx.GraphModule, profile: Any) -> EnergyEstimate: ...
+    def predict(self, gm: torch.fx.GraphModule, profile: HardwareProfile) -> EnergyEstimate: ...
 
     def to_json(self) -> dict[str, Any]: ...
 
@@ -134,7 +137,7 @@ def load_artifact(backend: str, name_or_path: str | os.PathLike[str]) -> dict[st
     return data
 
 
-def fittable_backends() -> dict[str, type]:
+def fittable_backends() -> dict[str, Any]:
     """Registered backends that follow :class:`FittablePredictor` (have fit/to_json/from_json)."""
     load_entry_point_predictors()
     return {name: cls for name, cls in PREDICTORS.items()

@@ -40,15 +40,19 @@ import math
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 import torch
 
 from fxenergy.errors import UserInputError
+from fxenergy.passes.ops import layer_type_of
 from fxenergy.predictors.base import EnergyEstimate, register_predictor
 from fxenergy.predictors.interface import check_artifact, check_fitted, make_artifact
 from fxenergy.records import COST, TRACE, OpCall, get_record
+
+if TYPE_CHECKING:
+    from fxenergy.hardware.schema import HardwareProfile
 
 __all__ = ["OutOfDomainError", "DOMAIN_FEATURES", "DOMAIN_SLACK", "LayerwisePredictor", "LayerRegressor", "CANDIDATES", "layer_of_node", "seed000_macs", "FEATURES"]
 
@@ -79,7 +83,6 @@ FEATURES: dict[str, tuple[str, ...]] = {
 GROUPED_CONV = ("batch_size", "image_size", "kernel_size", "in_channels", "out_channels", "stride", "padding",
                 "groups", "macs")
 
-from fxenergy.passes.ops import LAYER_TYPES as _ATEN_TYPE  # noqa: E402 - the op registry
 
 
 def _pair(v: Any, default: int) -> tuple[int, int]:
@@ -120,7 +123,7 @@ def seed000_macs(layer_type: str, f: Mapping[str, float]) -> float:
 
 def _main_call(trace: Any) -> tuple[str, OpCall] | None:
     for call in trace.calls:
-        t = _ATEN_TYPE.get(call.name)
+        t = layer_type_of(call.name)  # the op registry
         if t is not None:
             return t, call
     return None
@@ -140,8 +143,8 @@ def layer_of_node(node: torch.fx.Node) -> tuple[str, dict[str, float]] | None:
         return None
     layer, call = found  # the main ATen call decides the layer type, not the module class
     a = call.args
-    f: dict[str, float] = {}
-    x = a[0] if layer != "Linear" else None
+    f: dict[str, Any] = {}
+    x: Any = a[0] if layer != "Linear" else None
     if layer == "Conv2d":
         x, w, bias = a[0], a[1], a[2] if len(a) > 2 else None
         stride, pad = _pair(a[3] if len(a) > 3 else 1, 1), _pair(a[4] if len(a) > 4 else 0, 0)
@@ -411,7 +414,7 @@ class LayerwisePredictor:
         f.setdefault("macs", seed000_macs(layer, f))
         return float(reg.predict(np.array([[float(f[n]) for n in reg.features]]))[0])
 
-    def predict(self, gm: torch.fx.GraphModule, profile: Any = None) -> EnergyEstimate:
+    def predict(self, gm: torch.fx.GraphModule, profile: HardwareProfile | None = None) -> EnergyEstimate:
         check_fitted(self, "regressors_")
         if self.target != "energy_j":
             raise UserInputError(f"this layerwise parameter set was fitted on {self.target} (time-only measurements), "
@@ -493,7 +496,7 @@ class LayerwisePredictor:
                    target=p.get("target", "energy_j"))
         self.regressors_ = {k: LayerRegressor.from_dict(v) for k, v in p["regressors"].items()}
         self.cv_one_minus_r2_ = p.get("cv_one_minus_r2", {})
-        self.domain_ = p.get("domain") or None
+        self.domain_ = p.get("domain") or None  # type: ignore[assignment]  # None: an artifact without a domain
         return self
 
     @classmethod

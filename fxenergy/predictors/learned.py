@@ -8,7 +8,7 @@ from another model is refused rather than mixed.
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
 
@@ -16,6 +16,9 @@ from fxenergy.errors import UserInputError
 from fxenergy.predictors.base import EnergyEstimate, register_predictor
 from fxenergy.predictors.interface import check_fitted
 from fxenergy.records import COST, DURATION, TRACE, get_record
+
+if TYPE_CHECKING:
+    from fxenergy.hardware.schema import HardwareProfile
 
 __all__ = ["LearnedGPUPredictor"]
 
@@ -36,7 +39,7 @@ class LearnedGPUPredictor:
         self.conv_tf32 = conv_tf32
         self.power_limit_w = power_limit_w
 
-    def model(self, profile: Any):  # noqa: ANN201 - LearnedGPUModel
+    def model(self, profile: HardwareProfile):  # noqa: ANN201 - LearnedGPUModel
         from fxenergy.perf.model import LearnedGPUModel
 
         cached = getattr(self, "_model", None)
@@ -46,7 +49,7 @@ class LearnedGPUPredictor:
             self._model = cached
         return cached
 
-    def predict(self, gm: torch.fx.GraphModule, profile: Any) -> EnergyEstimate:
+    def predict(self, gm: torch.fx.GraphModule, profile: HardwareProfile) -> EnergyEstimate:
         check_fitted(self, "params_")
         model = self.model(profile)
         energies = {}

@@ -21,7 +21,7 @@ kernel-class curves (``perf``), the power figures (``power``: ``idle_w``, ``core
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
 
@@ -29,6 +29,9 @@ from fxenergy.errors import UserInputError
 from fxenergy.predictors.base import EnergyEstimate, register_predictor
 from fxenergy.predictors.interface import check_artifact, make_artifact, params_dir
 from fxenergy.records import COST, DURATION, TRACE, get_record
+
+if TYPE_CHECKING:
+    from fxenergy.hardware.schema import HardwareProfile
 
 __all__ = ["PhysicalPredictor"]
 
@@ -53,7 +56,7 @@ class PhysicalPredictor:
 
     # -- construction ------------------------------------------------------------------------------
     @classmethod
-    def for_profile(cls, profile: Any, params: Any = None, *, threads: int | None = None,
+    def for_profile(cls, profile: HardwareProfile, params: Any = None, *, threads: int | None = None,
                     calibration: str | None = None) -> PhysicalPredictor:
         """The backend for ``profile``: ``params`` (a name, file or artifact dict), else the
         calibration file's curves, else the shipped ``physical-<profile>`` set, else the spec sheet."""
@@ -92,25 +95,25 @@ class PhysicalPredictor:
                    hardware=profile.name)
 
     # -- models ------------------------------------------------------------------------------------
-    def duration_model(self, profile: Any) -> Any:
+    def duration_model(self, profile: HardwareProfile) -> Any:
         from fxenergy.perf.cpu import CpuDurationModel
 
         return CpuDurationModel(profile, self.threads, self.perf)
 
-    def power_model(self, profile: Any) -> Any:
+    def power_model(self, profile: HardwareProfile) -> Any:
         from fxenergy.perf.cpu import CpuPowerModel
 
         p = self.power
         return CpuPowerModel(profile, self.threads or profile.compute_units, idle_w=p.get("idle_w"),
                              core_w=p.get("core_w"), busy_share=p.get("busy_share", 0.75), source=p.get("source"))
 
-    def duration_pass(self, profile: Any) -> Any:
+    def duration_pass(self, profile: HardwareProfile) -> Any:
         """The duration pass this backend's energies assume (CPU model at this thread count)."""
         from fxenergy.passes.durations import DurationPass
 
         return DurationPass(profile, "cpu", cpu_model=self.duration_model(profile))
 
-    def predict(self, gm: torch.fx.GraphModule, profile: Any) -> EnergyEstimate:
+    def predict(self, gm: torch.fx.GraphModule, profile: HardwareProfile) -> EnergyEstimate:
         dm, pm = self.duration_model(profile), self.power_model(profile)
         energies = {}
         for node in gm.graph.nodes:
@@ -124,7 +127,7 @@ class PhysicalPredictor:
         notes = (*dm.notes(), *pm.notes(), *self.extra_notes)
         return EnergyEstimate(energies, 0.0, "physical", self.parameter_set or "spec sheet", notes)
 
-    def bounds(self, profile: Any) -> tuple[float, float]:
+    def bounds(self, profile: HardwareProfile) -> tuple[float, float]:
         """``(idle W, power limit W)`` the estimates of this backend must respect."""
         pm = self.power_model(profile)
         return pm.idle_w, pm.limit_w

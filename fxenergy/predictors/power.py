@@ -8,7 +8,7 @@ profile has none, 25% of TDP is assumed, and the estimate's notes say so.
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 import torch
 
@@ -16,6 +16,9 @@ from fxenergy.errors import UserInputError
 from fxenergy.passes.durations import node_dtype
 from fxenergy.predictors.base import EnergyEstimate, register_predictor
 from fxenergy.records import COST, DURATION, TRACE, NodeCost, get_record
+
+if TYPE_CHECKING:
+    from fxenergy.hardware.schema import HardwareProfile
 
 __all__ = ["PowerModel", "RooflinePowerPredictor", "IDLE_FRACTION_ASSUMED"]
 
@@ -25,7 +28,7 @@ IDLE_FRACTION_ASSUMED = 0.25
 class PowerModel:
     """Node power from utilisation, for one hardware profile."""
 
-    def __init__(self, profile: Any):
+    def __init__(self, profile: HardwareProfile):
         self.profile = profile
         if profile.tdp_w is None:
             raise UserInputError(
@@ -34,7 +37,7 @@ class PowerModel:
             )
         self.tdp_w = float(profile.tdp_w)
         self.idle_assumed = profile.idle_w is None
-        self.idle_w = self.tdp_w * IDLE_FRACTION_ASSUMED if self.idle_assumed else float(profile.idle_w)
+        self.idle_w = self.tdp_w * IDLE_FRACTION_ASSUMED if profile.idle_w is None else float(profile.idle_w)
 
     def bound_time_s(self, cost: NodeCost, dtype: torch.dtype) -> float:
         p = self.profile
@@ -71,7 +74,7 @@ class RooflinePowerPredictor:
 
     requires: ClassVar[tuple[str, ...]] = (TRACE, COST, DURATION)
 
-    def predict(self, gm: torch.fx.GraphModule, profile: Any) -> EnergyEstimate:
+    def predict(self, gm: torch.fx.GraphModule, profile: HardwareProfile) -> EnergyEstimate:
         power = PowerModel(profile)
         energies = node_energies(gm, lambda n, tr, c, d: power.energy_j(c, node_dtype(tr), d.duration_s))
         return EnergyEstimate(energies, 0.0, "roofline", f"{profile.name} profile (idle..TDP power)", power.notes())

@@ -13,13 +13,12 @@ PUE reported by the Uptime Institute Global Data Center Survey 2023; pass 1.0 fo
 from __future__ import annotations
 
 import difflib
-import json
 import math
 from dataclasses import dataclass
 from functools import cache
-from importlib import resources
 from typing import Any
 
+from fxenergy._files import read_package_json
 from fxenergy.errors import UserInputError
 
 __all__ = ["DEFAULT_PUE", "PUE_SOURCE", "CarbonIntensity", "carbon_intensity", "list_regions", "grams_co2e"]
@@ -45,8 +44,7 @@ class CarbonIntensity:
 
 @cache
 def _table() -> dict[str, Any]:
-    text = (resources.files("fxenergy.training") / "data" / "carbon-intensity.json").read_text(encoding="utf-8")
-    return json.loads(text)
+    return read_package_json("fxenergy.training", "data", "carbon-intensity.json")
 
 
 def list_regions() -> list[str]:

@@ -108,6 +108,8 @@ def run(args: argparse.Namespace, check_output_path: Any = None) -> int:
         example = _slice_batch(built.args, _batch_of(built.args), args.batch_size)
 
     profile, _ = _resolve_hardware(args.hardware)
+    if profile is None:
+        raise UserInputError("a training estimate needs a hardware profile (see `fxenergy hardware list`)")
     overheads, note = default_overheads(profile)
     overheads = replace_overheads(overheads, k_p_j=args.pass_overhead_j, k_e_j=args.run_overhead_j,
                                   epoch_overhead_s=args.epoch_overhead_s,

@@ -25,16 +25,15 @@ outside the fitted range.
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache
-from importlib import resources
 from typing import Any
 
 import numpy as np
 
+from fxenergy._files import read_package_json
 from fxenergy.errors import UserInputError
 
 __all__ = ["FEATURES", "CUDA_CORES_FALLBACK", "OfflineEstimator", "gpu_features", "load_offline",
@@ -153,8 +152,7 @@ def load_offline(kind: str) -> OfflineEstimator:
     """The shipped estimator: ``kind`` is ``"power"`` or ``"epoch"``."""
     if kind not in ("power", "epoch"):
         raise UserInputError(f"offline estimator kind must be 'power' or 'epoch', got {kind!r}")
-    text = (resources.files("fxenergy.training") / "params" / f"offline-delrey-{kind}.json").read_text(encoding="utf-8")
-    return OfflineEstimator.from_json(json.loads(text))
+    return OfflineEstimator.from_json(read_package_json("fxenergy.training", "params", f"offline-delrey-{kind}.json"))
 
 
 def offline_training_energy(

@@ -196,7 +196,7 @@ def _matrix_profile_index(x: np.ndarray, m: int) -> np.ndarray:
     return d.argmin(1)
 
 
-def fluss_regime(x: Sequence[float], m: int, *, use_stumpy: bool | None = None) -> int:
+def fluss_regime(values: Sequence[float] | np.ndarray, m: int, *, use_stumpy: bool | None = None) -> int:
     """FLUSS (Gharghabi et al. 2017): index where the one regime change of ``x`` starts.
 
     The arc curve counts nearest-neighbour arcs crossing each point; divided by the arc curve of a
@@ -205,7 +205,7 @@ def fluss_regime(x: Sequence[float], m: int, *, use_stumpy: bool | None = None) 
     than 500 points, where it pays) the matrix profile and FLUSS come from the ``stumpy`` library;
     the short per-epoch series use this NumPy form (stumpy's JIT compile costs minutes on 2 cores).
     """
-    x = np.asarray(x, dtype=float)
+    x = np.asarray(values, dtype=float)
     if use_stumpy is None:
         use_stumpy = len(x) > 500 and _has_stumpy()
     if use_stumpy:
@@ -222,8 +222,8 @@ def fluss_regime(x: Sequence[float], m: int, *, use_stumpy: bool | None = None) 
         mark[lo] += 1
         mark[hi] -= 1
     arcs = np.cumsum(mark)[:n]
-    i = np.arange(n)
-    iac = 2.0 * i * (n - i) / n
+    pos = np.arange(n)
+    iac = 2.0 * pos * (n - pos) / n
     cac = np.ones(n)
     ok = iac > 0
     cac[ok] = np.minimum(arcs[ok] / iac[ok], 1.0)
@@ -251,7 +251,7 @@ def project(records: Sequence[EpochRecord], planned_epochs: int, *, window: int 
     notes: list[str] = []
     if stable_from is None:
         has_energy = all(r.energy_j is not None for r in records)
-        series = [r.power_w if has_energy else r.duration_s for r in records]
+        series = [r.power_w if has_energy and r.power_w is not None else r.duration_s for r in records]
         stable_from, detector = stabilising_epoch(series, method=method)
         if stable_from is None:
             return None
@@ -271,9 +271,9 @@ def project(records: Sequence[EpochRecord], planned_epochs: int, *, window: int 
     if any(r.energy_j is None for r in records):
         return Projection(n, planned_epochs, stable_from, window, detector, duration, None, None, None,
                           energy_source, tuple(notes + ["no energy: time only"]))
-    e_w = [r.energy_j for r in win]
+    e_w = [r.energy_j for r in win if r.energy_j is not None]  # none is None (checked above)
     p_w = sum(e_w) / sum(r.duration_s for r in win)
-    e_u = sum(r.energy_j for r in before)
+    e_u = sum(r.energy_j for r in before if r.energy_j is not None)
     eq1 = p_w * duration
     eq2 = sum(e_w) * s / len(win) + e_u
     band = (min(e_w) * s + e_u, max(e_w) * s + e_u)
@@ -389,7 +389,7 @@ class TrainingTracker:
     def measured_energy_j(self) -> float | None:
         if not self.records or any(r.energy_j is None for r in self.records):
             return None
-        return float(sum(r.energy_j for r in self.records))
+        return float(sum(r.energy_j for r in self.records if r.energy_j is not None))
 
 
 def lightning_callback(tracker: TrainingTracker) -> Any:

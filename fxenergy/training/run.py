@@ -30,12 +30,15 @@ import json
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
 from fxenergy.errors import UserInputError
-from fxenergy.training.carbon import DEFAULT_PUE, PUE_SOURCE, CarbonIntensity, carbon_intensity, check_pue
+from fxenergy.training.carbon import DEFAULT_PUE, CarbonIntensity, carbon_intensity, check_pue
+
+if TYPE_CHECKING:
+    from fxenergy.hardware.schema import HardwareProfile
 
 __all__ = ["Overheads", "PhaseCost", "LayerCost", "TrainingEstimate", "estimate_training", "steps_per_epoch",
            "J_PER_KWH", "DEFAULT_H2D_BYTES_PER_S"]
@@ -214,6 +217,12 @@ def _batch_of(example: Any) -> int:
     return int(tensors[0].shape[0])
 
 
+def _shapes_key(tree: Any) -> tuple[Any, ...]:
+    """Shapes, dtypes and devices of the tensors in ``tree``, in order: what a capture depends on."""
+    leaves = torch.utils._pytree.tree_leaves(tree)
+    return tuple((tuple(t.shape), t.dtype, t.device.type) if isinstance(t, torch.Tensor) else repr(t) for t in leaves)
+
+
 def _slice_batch(example: Any, batch: int, n: int) -> Any:
     """The example inputs at batch size ``n``: every tensor whose first dim is ``batch`` is resized to ``n``."""
 
@@ -241,7 +250,7 @@ def _input_bytes(example: Any, kwargs: Mapping[str, Any] | None) -> int:
     return sum(t.numel() * t.element_size() for t in items if isinstance(t, torch.Tensor))
 
 
-def default_overheads(profile: Any) -> tuple[Overheads, str]:
+def default_overheads(profile: HardwareProfile) -> tuple[Overheads, str | None]:
     """k_p, k_e from the cache backend's constants fitted on whole training runs of this device, if shipped."""
     from fxenergy.predictors.interface import load_artifact
 
@@ -262,12 +271,12 @@ def default_overheads(profile: Any) -> tuple[Overheads, str]:
                      source=f"predictors/params/cache-{profile.name}.json (fitted on {dataset})"), None
 
 
-def _idle_w(profile: Any) -> tuple[float, str | None]:
+def _idle_w(profile: HardwareProfile) -> tuple[float, str | None]:
     from fxenergy.predictors.power import IDLE_FRACTION_ASSUMED
 
-    if getattr(profile, "idle_w", None) is not None:
+    if profile.idle_w is not None:
         return float(profile.idle_w), None
-    if getattr(profile, "tdp_w", None) is None:
+    if profile.tdp_w is None:
         raise UserInputError(f"hardware profile {profile.name!r} has neither idle power nor TDP; overheads need one")
     w = float(profile.tdp_w) * IDLE_FRACTION_ASSUMED
     return w, f"{profile.name}: idle power for overheads taken as {IDLE_FRACTION_ASSUMED:.0%} of TDP ({w:.0f} W)"
@@ -293,6 +302,7 @@ def estimate_training(
     carbon_intensity_g_per_kwh: float | None = None,
     pue: float = DEFAULT_PUE,
     name: str | None = None,
+    analyses: dict[Any, Any] | None = None,
 ) -> TrainingEstimate:
     """Energy, time and carbon of a whole training run, before it runs.
 
@@ -302,8 +312,15 @@ def estimate_training(
     for what is counted. ``overheads`` defaults to :func:`default_overheads` for the hardware.
     Carbon uses ``region`` (ISO code, country or ``provider:region``; default world mean) or
     ``carbon_intensity_g_per_kwh``, times ``pue`` (default 1.58, Uptime Institute 2023 average).
+
+    ``analyses``: a dict to share between calls on the same model and example batch (say, one per
+    hardware or region): each step's hardware-free analysis is captured once, kept there, and
+    predicted on every device (analyse once, predict many). Keyed by the model object, the step's
+    mode, optimizer and input shapes, so a call on another model or batch captures its own.
     """
-    from fxenergy.api import annotate
+    from fxenergy.analysis import analyse, predict
+    from fxenergy.api import with_gpu_options
+    from fxenergy.resolve import resolve
     from fxenergy.resolve import resolve_hardware as _resolve_hardware
 
     epochs = _positive_int("epochs", epochs)
@@ -336,7 +353,7 @@ def estimate_training(
         raise UserInputError(f"power limit {power_limit_w:g} W is below the device's idle power ({idle_w:.0f} W)")
 
     hw = profile if not isinstance(hardware, str) or not hardware.endswith(".json") else hardware
-    opts = dict(hardware=hw, predictor=predictor, params=params, name=name)
+    setup = with_gpu_options(resolve(hw, predictor, params))  # as fxenergy.annotate does, once for every step
     n_train, last_train = steps_per_epoch(train_samples, batch, drop_last=drop_last)
     n_val, last_val = steps_per_epoch(val_samples, val_batch, drop_last=False) if val_samples else (0, val_batch)
     if val_samples and val_batch > val_samples:
@@ -345,7 +362,13 @@ def estimate_training(
     def step(n: int, mode: str) -> Any:
         x = _slice_batch(example_batch, batch, n)
         kw = _slice_kwargs(example_kwargs, batch, n)
-        return annotate(model, x, example_kwargs=kw, mode=mode, optimizer=optimizer, **opts)
+        key = (id(model), mode, optimizer, name, _shapes_key(x), _shapes_key(kw))
+        a = analyses.get(key) if analyses is not None else None
+        if a is None:
+            a = analyse(model, x, example_kwargs=kw, mode=mode, optimizer=optimizer, name=name)
+            if analyses is not None:
+                analyses[key] = a
+        return a.result(predict(a, setup) if setup.backend is not None else None)
 
     # (result, how many such steps per epoch, phase prefix)
     runs: list[tuple[Any, int, str]] = []
@@ -438,6 +461,7 @@ def estimate_training(
                if p.phase in extra or p.phase.startswith("per-run")]
     layers.sort(key=lambda r: -r.energy_j)
 
+    val_step: Any = val_full or val_partial  # the evaluation step's result (None without evaluation)
     est = TrainingEstimate(
         model=name or train_full.info.get("model", type(model).__name__),
         hardware=profile.name, predictor=train_full.info.get("predictor", "?"),
@@ -447,10 +471,8 @@ def estimate_training(
         last_train_batch=last_train, last_val_batch=last_val if n_val else 0,
         train_step_energy_j=train_full.totals.energy_j * escale[id(train_full)], train_step_duration_s=train_full.totals.duration_s
         * stretch[id(train_full)],
-        val_step_energy_j=(val_full or val_partial).totals.energy_j * escale[id(val_full or val_partial)]
-        if n_val else 0.0,
-        val_step_duration_s=((val_full or val_partial).totals.duration_s * stretch[id(val_full or val_partial)])
-        if n_val else 0.0,
+        val_step_energy_j=val_step.totals.energy_j * escale[id(val_step)] if n_val else 0.0,
+        val_step_duration_s=val_step.totals.duration_s * stretch[id(val_step)] if n_val else 0.0,
         phases=phases, layers=layers, overheads=overheads, intensity=intensity, pue=pue,
         power_limit_w=power_limit_w, notes=notes,
     )
