@@ -6,26 +6,35 @@ or arithmetic is spent), and the inputs are replaced likewise.
 
 The fallback ladder, tried in order until one works:
 
-1. ``torch.fx.symbolic_trace`` (fast path; plain modules such as every torchvision classifier);
-2. ``torch.export.export(strict=False)`` (transformers models and anything data-structure heavy).
+1. ``torch.fx.symbolic_trace`` (fast path; plain modules such as every torchvision classifier;
+   skipped under ``auto`` for transformers models, whose forward it cannot trace);
+2. ``record``: one eager run of the model on fake tensors (what ``torch.export`` traces with), during
+   which every top-level torch call becomes one graph node, wired to its inputs by tensor identity,
+   and every ATen call it dispatches is recorded straight into that node's trace (no second run);
+   see :class:`_Recording`. It fails where the forward needs data (``.item()`` of a tensor);
+3. ``torch.export.export(strict=False)`` (anything the eager run cannot do without data).
 
 When none works, :class:`~fxenergy.errors.CaptureError` lists what was tried and why each failed.
 
-After tracing, the graph runs once on meta tensors under a dispatch mode that records, for every
+After ``symbolic_trace`` or ``export``, the graph runs once on meta tensors under a dispatch mode that records, for every
 node, the ATen operator calls it dispatched (with shapes and dtypes), its output shapes, the module
 path it belongs to and its phase. That :class:`~fxenergy.records.NodeTrace` is what all analysis
 passes read. In ``mode="training"`` the forward graph is first turned into one joint graph of
 forward + backward (``torch.autograd.grad`` traced by ``make_fx``) + an optimizer update, written as
-the ATen ops the real optimizer performs, so backward costs come from real op formulas.
+the ATen ops the real optimizer performs, so backward costs come from real op formulas. ``record``
+records the same three phases in its one run (forward, ``torch.autograd.grad``, optimizer update).
 """
 
 from __future__ import annotations
 
 import contextlib
 import copy
+import functools
 import io
 import itertools
 import logging
+import operator
+import re
 import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -37,6 +46,7 @@ import torch.fx._pytree as fx_pytree
 from torch.fx import traceback as fx_traceback
 from torch.fx.experimental.proxy_tensor import make_fx
 from torch.nn.utils.stateless import _reparametrize_module
+from torch.overrides import TorchFunctionMode
 from torch.utils import _pytree as pytree
 from torch.utils._python_dispatch import TorchDispatchMode
 
@@ -111,21 +121,31 @@ def capture(
     params = dict(meta_model.named_parameters())
     buffers = dict(meta_model.named_buffers())
 
-    ladder: list[tuple[str, Callable[[], tuple[torch.fx.GraphModule, list[Any]]]]] = []
-    if method in ("auto", "symbolic_trace") and not (method == "auto" and _is_transformers(meta_model)):
-        ladder.append(("symbolic_trace", lambda: _symbolic_trace(meta_model, margs, mkwargs)))
-    if method in ("auto", "export"):
-        ladder.append(("export", lambda: _export(meta_model, margs, mkwargs)))
-
-    attempts: list[str] = []
-    for name, trace in ladder:
-        try:
+    def traced(trace: Callable[[], tuple[torch.fx.GraphModule, list[Any]]]) -> Callable[[], Any]:
+        def run() -> tuple[torch.fx.GraphModule, tuple[TensorSpec, ...]]:
             with _quiet_torch():
                 gm, flat_inputs = trace()
             persistent = [*gm.parameters(), *gm.buffers()]
             if mode == "training":
                 gm, flat_inputs, persistent = _joint_graph(gm, flat_inputs, optimizer)
-            outputs = _propagate(gm, flat_inputs, persistent)
+            return gm, _propagate(gm, flat_inputs, persistent)
+        return run
+
+    ladder: list[tuple[str, Callable[[], tuple[torch.fx.GraphModule, tuple[TensorSpec, ...]]]]] = []
+    if method in ("auto", "symbolic_trace") and not (method == "auto" and _is_transformers(meta_model)):
+        ladder.append(("symbolic_trace", traced(lambda: _symbolic_trace(meta_model, margs, mkwargs))))
+    if method in ("auto", "record"):
+        def record() -> tuple[torch.fx.GraphModule, tuple[TensorSpec, ...]]:
+            with _quiet_torch():
+                return _record(meta_model, margs, mkwargs, mode, optimizer)
+        ladder.append(("record", record))
+    if method in ("auto", "export"):
+        ladder.append(("export", traced(lambda: _export(meta_model, margs, mkwargs))))
+
+    attempts: list[str] = []
+    for name, run in ladder:
+        try:
+            gm, outputs = run()
         except Exception as e:  # noqa: BLE001 - every failure is reported below
             attempts.append(f"{name}: {_one_line(e)}")
             continue
@@ -232,6 +252,275 @@ def _export(model: torch.nn.Module, args: tuple, kwargs: dict) -> tuple[torch.fx
     ep = torch.export.export(model, args, kwargs=kwargs, strict=False)
     gm = ep.module()
     return gm, list(fx_pytree.tree_flatten_spec((args, kwargs), gm._in_spec))
+
+
+# --------------------------------------------------------------------------------------------------
+# record: one eager run on meta tensors, the graph built from what ran
+
+
+class _Recording(TorchDispatchMode):
+    """Builds a ``torch.fx.Graph`` from one eager run on meta tensors.
+
+    Two modes cooperate. The :class:`_FunctionLevel` torch-function mode sees every top-level
+    ``torch`` call the model makes (``F.linear``, ``x.view``, ``torch.matmul``…) and turns it into one
+    ``call_function`` node, whose arguments are wired to the nodes that produced its tensor inputs (by
+    tensor identity). This dispatch mode records, into the node being built, every ATen call that
+    function dispatched (the same :class:`~fxenergy.records.OpCall`\\ s the export path records by
+    running its graph again). ATen calls made outside any torch function (the autograd engine's
+    backward) become one node each. Global module forward hooks give each node its module path and
+    type; in training, autograd-node pre-hooks give each backward call the module of the forward
+    call that created the node it differentiates.
+    """
+
+    def __init__(self, model: torch.nn.Module, persistent: dict[str, torch.Tensor]):
+        super().__init__()
+        self.graph = torch.fx.Graph()
+        self.attrs: dict[str, torch.Tensor] = {}
+        self.producer: dict[int, torch.fx.Node] = {}
+        self._keep: list[Any] = []
+        self.persistent: set[int] = set()
+        self.calls: list[OpCall] | None = None  # the ATen calls of the torch function running now
+        self.phase = "forward"
+        self.module_names = {id(m): name for name, m in model.named_modules()}
+        self.stack: list[tuple[str, str]] = []
+        self.fixed: tuple[str, str] | None = None  # module of every node while set (loss, optimizer)
+        self.backward_module: tuple[str, str] = ("", "")
+        self._seen_grad_fns: set[int] = set()
+        for name, t in persistent.items():  # every parameter and buffer, read or not (as export has)
+            self._attr(name, t)
+
+    # ---------------------------------------------------------------- graph inputs
+    def _attr(self, name: str, t: torch.Tensor, kind: str = PARAMETER) -> torch.fx.Node:
+        self.attrs[name] = t
+        node = self.graph.get_attr(name)
+        path = name.rpartition(".")[0] if kind == PARAMETER else ""
+        put_record(node, TRACE, NodeTrace(path, kind, "input", (), (TensorSpec.of(t),)))
+        self._own(t, node)
+        if kind == PARAMETER:
+            self.persistent.add(id(t))
+        return node
+
+    def placeholder(self, name: str, t: torch.Tensor, kind: str = INPUT) -> None:
+        node = self.graph.placeholder(_identifier(name))
+        put_record(node, TRACE, NodeTrace("", kind, "input", (), (TensorSpec.of(t),)))
+        self._own(t, node)
+        if kind == PARAMETER:
+            self.persistent.add(id(t))
+
+    def _own(self, t: torch.Tensor, node: torch.fx.Node) -> None:
+        self._keep.append(t)  # keep every tensor alive so that ids stay unique
+        self.producer[id(t)] = node
+
+    def _node_of(self, t: torch.Tensor) -> torch.fx.Node:
+        node = self.producer.get(id(t))
+        if node is None:  # a tensor the run did not make: a constant held outside parameters/buffers
+            node = self._attr(f"_constant{len(self.attrs)}", t, INPUT)
+        return node
+
+    # ---------------------------------------------------------------- modules
+    def module(self) -> tuple[str, str]:
+        if self.fixed is not None:
+            return self.fixed
+        if self.phase == "backward":
+            return self.backward_module
+        return self.stack[-1] if self.stack else ("", "")
+
+    def pre_hook(self, m: torch.nn.Module, *_: Any) -> None:
+        path = self.module_names.get(id(m))
+        if path is None:  # a module made during forward: it lives in its caller
+            path = self.stack[-1][0] if self.stack else ""
+        self.stack.append((path, type(m).__name__))
+
+    def post_hook(self, m: torch.nn.Module, *_: Any) -> None:
+        if self.stack:
+            self.stack.pop()
+
+    # ---------------------------------------------------------------- nodes
+    def add_node(self, target: Any, args: Any, kwargs: Any, out: Any, calls: Sequence[OpCall]) -> None:
+        new = [t for t in pytree.tree_leaves(out) if isinstance(t, torch.Tensor)]
+        if not calls and not new:
+            return
+        if not calls and all(self.producer.get(id(t)) is not None for t in new):
+            return  # returned tensors it was given (e.g. ``detach`` of nothing new, ``contiguous``)
+        fn_args, fn_kwargs = pytree.tree_map(self._arg, (tuple(args), dict(kwargs or {})))
+        node = self.graph.call_function(_target(target), fn_args, fn_kwargs)
+        path, mtype = self.module()
+        outputs = tuple(TensorSpec.of(t) for t in new)
+        put_record(node, TRACE, NodeTrace(path, mtype, self.phase, tuple(calls), outputs))
+        if isinstance(out, (tuple, list)) and len(new) > 1:  # one getitem node per tensor, as export has
+            for i, item in enumerate(out):
+                if isinstance(item, torch.Tensor):
+                    g = self.graph.call_function(operator.getitem, (node, i))
+                    put_record(g, TRACE, NodeTrace(path, mtype, self.phase, (), (TensorSpec.of(item),)))
+                    self._own(item, g)
+            for t in new:
+                if id(t) not in self.producer or self.producer[id(t)] is node:
+                    self._own(t, node)
+        else:
+            for t in new:
+                self._own(t, node)
+        if self.phase == "forward" and self.record_grad_fns:
+            self._label_grad_fns(new, (path, mtype))
+
+    record_grad_fns = False
+
+    def _arg(self, a: Any) -> Any:
+        if isinstance(a, torch.Tensor):
+            return self._node_of(a)
+        if a is None or isinstance(a, (bool, int, float, str, torch.dtype, torch.device, torch.memory_format,
+                                       torch.layout)):
+            return a
+        if isinstance(a, slice):
+            return slice(*(x if x is None or isinstance(x, int) else str(x) for x in (a.start, a.stop, a.step)))
+        if a is Ellipsis:
+            return a
+        return f"<{type(a).__name__}>"
+
+    def _label_grad_fns(self, outs: list[torch.Tensor], module: tuple[str, str]) -> None:
+        """Tag the autograd nodes this call created with its module (read back during backward)."""
+        todo = [t.grad_fn for t in outs if t.grad_fn is not None]
+        while todo:
+            fn = todo.pop()
+            if fn is None or id(fn) in self._seen_grad_fns:
+                continue
+            self._seen_grad_fns.add(id(fn))
+            self._keep.append(fn)
+            fn.register_prehook(functools.partial(self._enter_backward, module))
+            fn.register_hook(functools.partial(self._enter_backward, ("", "")))  # the engine's own sums: root
+            todo.extend(f for f, _ in fn.next_functions if f is not None)
+
+    def _enter_backward(self, module: tuple[str, str], *_: Any) -> None:
+        self.backward_module = module
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # noqa: ANN001
+        kwargs = kwargs or {}
+        out = func(*args, **kwargs)
+        if func.namespace == "prim":  # fake tensors' metadata queries (``prim.device``), no computation
+            return out
+        pidx = tuple(i for i, a in enumerate(args) if isinstance(a, torch.Tensor) and id(a) in self.persistent)
+        if pidx and func.is_view and isinstance(out, torch.Tensor):
+            self._keep.append(out)  # a view of a weight (e.g. its transpose) is still the weight
+            self.persistent.add(id(out))
+        spec = pytree.tree_map_only(torch.Tensor, TensorSpec.of, (args, kwargs, out))
+        call = OpCall(func, spec[0], spec[1], spec[2], pidx)
+        if self.calls is not None:
+            self.calls.append(call)
+        else:  # no torch function around it (the autograd engine): a node of its own
+            self.add_node(func, args, kwargs, out, (call,))
+        return out
+
+
+class _FunctionLevel(TorchFunctionMode):
+    """One graph node per top-level torch function call (see :class:`_Recording`)."""
+
+    def __init__(self, rec: _Recording):
+        super().__init__()
+        self.rec = rec
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):  # noqa: ANN001
+        kwargs = kwargs or {}
+        rec = self.rec
+        if rec.calls is not None or func is torch.autograd.grad:  # inside a recorded function, or backward
+            return func(*args, **kwargs)  # (backward: one node per ATen call the engine dispatches)
+        calls: list[OpCall] = []
+        rec.calls = calls
+        try:
+            out = func(*args, **kwargs)
+        finally:
+            rec.calls = None
+        if calls or (isinstance(out, torch.Tensor) or (isinstance(out, (tuple, list)) and any(isinstance(o, torch.Tensor) for o in out))):
+            rec.add_node(func, args, kwargs, out, calls)
+        return out
+
+
+def _record(model: torch.nn.Module, args: tuple, kwargs: dict, mode: str,
+            optimizer: str) -> tuple[torch.fx.GraphModule, tuple[TensorSpec, ...]]:
+    """Run ``model`` once eagerly on meta tensors and build its graph from the recording."""
+    from torch._subclasses.fake_tensor import FakeTensorMode
+
+    # Fake tensors (what torch.export traces with) rather than bare meta ones: libraries test for
+    # them (transformers' ``is_tracing``) to take their data-independent path instead of ``.item()``.
+    fake = FakeTensorMode(allow_non_fake_inputs=True)
+    # from_tensor already gives a fake Parameter (requires_grad kept); wrapping it again cost ~0.7 ms each
+    named: dict[str, torch.Tensor] = {
+        k: fake.from_tensor(t) for k, t in itertools.chain(model.named_parameters(), model.named_buffers())}
+    args, kwargs = pytree.tree_map_only(torch.Tensor, fake.from_tensor, (args, kwargs))
+    rec = _Recording(model, named)
+    leaves, _ = pytree.tree_flatten((args, kwargs))
+    paths = [pytree.keystr(k) for k, _ in pytree.tree_flatten_with_path((args, kwargs))[0]]
+    for path, t in zip(paths, leaves):
+        if isinstance(t, torch.Tensor) and id(t) not in rec.producer:
+            rec.placeholder(path, t)
+    state: dict[str, list[torch.Tensor]] = {}
+    training = mode == "training"
+    if training:
+        rec.record_grad_fns = True
+        n_state = {"adamw": 2, "sgd": 1}[optimizer]
+        for k, p in named.items():
+            if isinstance(p, torch.nn.Parameter) and p.requires_grad:
+                state[k] = [torch.empty_like(p) for _ in range(n_state)]
+                for i, s in enumerate(state[k]):
+                    rec.placeholder(f"state_{k}_{i}", s, PARAMETER)
+    pre = torch.nn.modules.module.register_module_forward_pre_hook(rec.pre_hook)
+    post = torch.nn.modules.module.register_module_forward_hook(rec.post_hook)
+    try:
+        with torch.set_grad_enabled(training), _reparametrize_module(model, named, tie_weights=True), fake, rec, _FunctionLevel(rec):
+            out = model(*args, **kwargs)
+            result = out
+            if training:
+                rec.fixed = ("(loss)", "")
+                leaves_out = [o for o in pytree.tree_leaves(out) if isinstance(o, torch.Tensor) and o.is_floating_point()
+                              and o.requires_grad]
+                if not leaves_out:
+                    raise TypeError("training mode needs a floating-point output to differentiate")
+                loss = leaves_out[0].sum()
+                for o in leaves_out[1:]:
+                    loss = loss + o.sum()
+                result = loss
+                rec.fixed = None
+                rec.phase = "backward"
+                trainable = [k for k in state]
+                grads = torch.autograd.grad(loss, [named[k] for k in trainable], allow_unused=True)
+                rec.phase = "optimizer"
+                with torch.no_grad():
+                    for k, g in zip(trainable, grads):
+                        if g is None:
+                            continue
+                        rec.fixed = (k.rpartition(".")[0], optimizer)
+                        _OPTIMIZER_STEPS[optimizer](named[k], g, *state[k])
+                rec.fixed = None
+    finally:
+        pre.remove()
+        post.remove()
+    out_leaves = [t for t in pytree.tree_leaves(result) if isinstance(t, torch.Tensor)]
+    rec.graph.output(tuple(rec._node_of(t) for t in out_leaves))
+    gm = torch.fx.GraphModule(rec.attrs, rec.graph, class_name=type(model).__name__)
+    return gm, tuple(TensorSpec.of(t) for t in pytree.tree_leaves(out) if isinstance(t, torch.Tensor))
+
+
+def _identifier(name: str) -> str:
+    s = re.sub(r"\W+", "_", name).strip("_")
+    return s if s and not s[0].isdigit() else f"input_{s}"
+
+
+_TARGETS: dict[Any, Callable[..., Any]] = {}
+
+
+def _target(func: Any) -> Callable[..., Any]:
+    """A named stand-in for ``func`` as node target: the recorded graph is a record, not a program."""
+    if isinstance(func, torch._ops.OpOverload):
+        return func
+    stub = _TARGETS.get(func)
+    if stub is None:
+        name = _identifier(getattr(func, "__name__", None) or type(func).__name__).strip("_") or "op"
+
+        def stub(*args: Any, **kwargs: Any) -> Any:
+            raise RuntimeError("a graph captured by `record` is a record of one run and cannot be called")
+
+        stub.__name__ = stub.__qualname__ = name
+        stub.__module__ = "fxenergy.capture.recorded"
+        _TARGETS[func] = stub
+    return stub
 
 
 # --------------------------------------------------------------------------------------------------

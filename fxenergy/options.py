@@ -11,7 +11,7 @@ __all__ = ["MODES", "OPTIMIZERS", "METHODS", "GROUP_BY", "FORMATS", "CONVENTIONS
 
 MODES = ("inference", "training")
 OPTIMIZERS = ("adamw", "sgd")
-METHODS = ("auto", "symbolic_trace", "export")
+METHODS = ("auto", "symbolic_trace", "record", "export")
 GROUP_BY = ("layer", "module", "op", "phase", "node")
 FORMATS = ("table", "json", "csv", "markdown", "html")
 CONVENTIONS = ("default", "seed000")

@@ -51,17 +51,18 @@ def test_tied_weights_counted_once(gpt2_small):
     assert cap.param_count == sum(p.numel() for p in gpt2_small.parameters())  # lm_head tied to wte
 
 
-def test_ladder_falls_back_to_export_and_says_why():
+def test_ladder_falls_back_to_record_and_says_why():
     cap = capture(ShapeBranch(), torch.randn(2, 8))
-    assert cap.method == "export"
+    assert cap.method == "record"
     assert len(cap.attempts) == 1 and cap.attempts[0].startswith("symbolic_trace:")
+    assert capture(ShapeBranch(), torch.randn(2, 8), method="export").method == "export"
 
 
 def test_untraceable_model_lists_every_attempt():
     with pytest.raises(fxenergy.CaptureError) as e:
         capture(DataBranch(), torch.randn(2, 8))
     msg = str(e.value)
-    assert "symbolic_trace:" in msg and "export:" in msg
+    assert "symbolic_trace:" in msg and "record:" in msg and "export:" in msg
     assert "\n" not in msg
 
 
@@ -88,9 +89,10 @@ def test_module_paths_kept_fast_path():
     assert {"layer1", "layer2", "layer3", "layer4"} <= blocks
 
 
-def test_module_paths_kept_export(gpt2_small):
-    r = fxenergy.annotate(gpt2_small, (), example_kwargs={"input_ids": meta(1, 32, dtype=torch.long)})
-    assert r.info["capture_method"] == "export"
+@pytest.mark.parametrize("method", ["auto", "export"])
+def test_module_paths_kept_transformers(gpt2_small, method):
+    r = fxenergy.annotate(gpt2_small, (), example_kwargs={"input_ids": meta(1, 32, dtype=torch.long)}, method=method)
+    assert r.info["capture_method"] == {"auto": "record", "export": "export"}[method]
     layers = {row.module_path for row in r.rows if row.macs}
     assert "transformer.h.0.attn.c_attn" in layers and "lm_head" in layers
     blocks = [g.key for g in r.group("module", depth=3) if g.totals.macs]
