@@ -7,7 +7,9 @@ or arithmetic is spent), and the inputs are replaced likewise.
 The fallback ladder, tried in order until one works:
 
 1. ``torch.fx.symbolic_trace`` (fast path; plain modules such as every torchvision classifier;
-   skipped under ``auto`` for transformers models, whose forward it cannot trace);
+   skipped under ``auto`` for transformers models, whose forward it cannot trace; in
+   ``mode="training"`` it comes after ``record``, which records backward in the same run where
+   symbolic_trace needs a make_fx joint graph, many times slower);
 2. ``record``: one eager run of the model on fake tensors (what ``torch.export`` traces with), during
    which every top-level torch call becomes one graph node, wired to its inputs by tensor identity,
    and every ATen call it dispatches is recorded straight into that node's trace (no second run);
@@ -138,7 +140,9 @@ def capture(
         def record() -> tuple[torch.fx.GraphModule, tuple[TensorSpec, ...]]:
             with _quiet_torch():
                 return _record(meta_model, margs, mkwargs, mode, optimizer)
-        ladder.append(("record", record))
+        # training: record first, as it records backward in its one run, where the joint graph
+        # (make_fx of autograd.grad) costs 25-50 s per torchvision classifier on 2 cores
+        ladder.insert(0 if mode == "training" else len(ladder), ("record", record))
     if method in ("auto", "export"):
         ladder.append(("export", traced(lambda: _export(meta_model, margs, mkwargs))))
 
