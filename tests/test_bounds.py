@@ -7,11 +7,14 @@ workers share the sweep evenly.
 
 The property: a backend either refuses with a clear error (layer-wise outside its data) or returns an
 estimate that holds every bound of :mod:`fxenergy.predictors.bounds`; ``physical``, ``roofline`` and
-``hef`` must never break one. Training graphs cost 25-50 s each to capture on this 2-core machine, so
-training runs on two small classifiers (marked slow) rather than all 80.
+``hef`` must never break one. Training graphs are captured by ``record`` (what ``auto`` uses in training: one
+eager run on fake tensors, 2-4x faster than the make_fx joint graph) and checked the same way, on every
+5th classifier in CI and on all 80 with ``FXENERGY_FULL_BOUNDS=1`` (see :data:`TRAINING`).
 """
 
 from __future__ import annotations
+
+import os
 
 import pytest
 import torch
@@ -30,6 +33,18 @@ SETTINGS = (("xeon-gold-5120", ("physical", "roofline", "layerwise"), 2),
             ("xeon-gold-6154", ("physical", "cache"), None),
             ("a30", ("hef", "roofline", "layerwise"), None))
 MUST_HOLD = {"physical", "roofline", "hef"}
+FULL = os.environ.get("FXENERGY_FULL_BOUNDS", "")
+# training: one batch size per classifier, 1 and 64 alternating down the list. A training capture costs
+# 3-24 s here (record), ~540 CPU-seconds for all 80, so CI runs every 5th classifier (16, ~60 s on 2
+# workers); FXENERGY_FULL_BOUNDS=1 runs all 80 (the run recorded in docs/validation.md), =2 all 80 at both
+TRAINING = [(n, (1, 64)[i % 2]) for i, n in enumerate(NAMES)]
+if FULL == "2":
+    TRAINING = [(n, b) for n in NAMES for b in (1, 64)]
+elif FULL != "1":
+    TRAINING = [(n, (1, 64)[(i // 5) % 2]) for i, n in enumerate(NAMES) if i % 5 == 0]
+# found by this sweep (issue 12, open): hef on the A30 prices these training steps below the roofline bound
+BROKEN = {("efficientnet_b4", 64): "a30/hef 0.149 s < roofline 0.151 s",
+          ("efficientnet_b6", 64): "a30/hef 0.257 s < roofline 0.299 s"}
 
 
 def _graph(name: str, batch: int, mode: str):  # noqa: ANN202 - an Analysis: captured once per case
@@ -61,11 +76,19 @@ def test_inference_bounds_hold_at_batch_64(name):
     assert check_every_backend(_graph(name, 64, "inference")) == []
 
 
+def test_training_cases_cover_both_batches():
+    assert len(NAMES) >= 80 and {b for _, b in TRAINING} == {1, 64}
+    assert len(TRAINING) >= 16 and (FULL not in ("1", "2") or {n for n, _ in TRAINING} == set(NAMES))
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("batch", [1, 64])
-@pytest.mark.parametrize("name", ["squeezenet1_1", "mobilenet_v3_small"])
+@pytest.mark.parametrize(("name", "batch"), [
+    pytest.param(n, b, marks=pytest.mark.xfail(reason=BROKEN[n, b], strict=True)) if (n, b) in BROKEN else (n, b)
+    for n, b in TRAINING])
 def test_training_bounds_hold(name, batch):
-    assert check_every_backend(_graph(name, batch, "training")) == []
+    analysis = _graph(name, batch, "training")
+    assert analysis.info["capture_method"] == "record"  # what auto picks in training (the fast path)
+    assert check_every_backend(analysis) == []
 
 
 def test_check_totals_names_each_bound():
