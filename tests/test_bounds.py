@@ -42,9 +42,6 @@ if FULL == "2":
     TRAINING = [(n, b) for n in NAMES for b in (1, 64)]
 elif FULL != "1":
     TRAINING = [(n, (1, 64)[(i // 5) % 2]) for i, n in enumerate(NAMES) if i % 5 == 0]
-# found by this sweep (issue 12, open): hef on the A30 prices these training steps below the roofline bound
-BROKEN = {("efficientnet_b4", 64): "a30/hef 0.149 s < roofline 0.151 s",
-          ("efficientnet_b6", 64): "a30/hef 0.257 s < roofline 0.299 s"}
 
 
 def _graph(name: str, batch: int, mode: str):  # noqa: ANN202 - an Analysis: captured once per case
@@ -82,9 +79,7 @@ def test_training_cases_cover_both_batches():
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(("name", "batch"), [
-    pytest.param(n, b, marks=pytest.mark.xfail(reason=BROKEN[n, b], strict=True)) if (n, b) in BROKEN else (n, b)
-    for n, b in TRAINING])
+@pytest.mark.parametrize(("name", "batch"), TRAINING)
 def test_training_bounds_hold(name, batch):
     analysis = _graph(name, batch, "training")
     assert analysis.info["capture_method"] == "record"  # what auto picks in training (the fast path)

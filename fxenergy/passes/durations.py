@@ -46,7 +46,7 @@ if TYPE_CHECKING:  # the pass only calls .families and .duration_s of a paramete
     from fxenergy.perf.model import LearnedGPUModel
     from fxenergy.predictors.hef_law import HEFParameters
 
-__all__ = ["DurationPass", "DURATION_MODELS", "roofline_duration_s", "node_dtype"]
+__all__ = ["DurationPass", "DURATION_MODELS", "roofline_duration_s", "node_dtype", "LowerBound"]
 
 DURATION_MODELS = ("roofline", "hef", "learned", "cpu")
 
@@ -78,6 +78,29 @@ def roofline_duration_s(cost: NodeCost, launches: int, peaks: _Peaks) -> float:
     return max(compute, memory) + launches * peaks.launch_s
 
 
+class LowerBound:
+    """The physical lower bound of a node's duration on ``profile``: its FLOPs at the device's highest
+    peak (fp16 on a GPU, when higher), plus nothing for bytes while its working set fits in the largest
+    cache (a cache may serve it), else its bytes at DRAM bandwidth. No run can beat it; the bounds
+    check (:mod:`fxenergy.predictors.bounds`) sums it, and fitted laws are never priced below it.
+    """
+
+    def __init__(self, profile: HardwareProfile):
+        peak = profile.peak_flops_for(torch.float32)
+        if profile.is_gpu:
+            peak = max(peak, profile.peak_flops_for(torch.float16))
+        self.peak_flops = peak
+        self.largest_cache_bytes = max((c.total_bytes for c in profile.caches), default=0)
+        self.bandwidth = profile.memory_bandwidth_bytes_per_s
+
+    def __call__(self, cost: NodeCost) -> float:
+        t = (cost.flops + cost.elementwise_flops) / self.peak_flops
+        ws = cost.bytes_read + cost.bytes_written
+        if ws > self.largest_cache_bytes:
+            t = max(t, ws / self.bandwidth)
+        return t
+
+
 class DurationPass:
     """Adds a :class:`~fxenergy.records.NodeDuration` to every node that does work. Requires: trace, cost."""
 
@@ -103,6 +126,7 @@ class DurationPass:
         self.params: Any = params  # HEFParameters (model 'hef') or LearnedGPUModel (model 'learned')
         self.cpu_model = cpu_model
         self._peaks: dict[torch.dtype, _Peaks] = {}
+        self._bound = LowerBound(profile)
 
     def __call__(self, gm: torch.fx.GraphModule) -> torch.fx.GraphModule:
         if self.model == "learned":  # whole-graph: the learned model predicts all kernels in one batch
@@ -133,6 +157,7 @@ class DurationPass:
                                 bytes_moved=cost.bytes_read + cost.bytes_written)
                 if work > 0:
                     t = float(self.params.duration_s(family, work)) + max(launches - 1, 0) * peaks.launch_s
-                    return NodeDuration(t, "hef", family)
+                    # a power law extrapolated past its data may promise more than the device can do
+                    return NodeDuration(max(t, self._bound(cost)), "hef", family)
             return NodeDuration(roofline_duration_s(cost, launches, peaks), "roofline-fallback", family)
         return NodeDuration(roofline_duration_s(cost, launches, peaks), "roofline", family)

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from fxenergy.errors import UserInputError
+from fxenergy.passes.durations import LowerBound
 from fxenergy.records import COST, DURATION, get_record
 
 if TYPE_CHECKING:
@@ -60,19 +61,12 @@ def check_totals(*, energy_j: float, duration_s: float, bound_s: float, idle_w: 
 
 def roofline_bound_s(gm: torch.fx.GraphModule, profile: HardwareProfile) -> float:
     """Sum over nodes with a duration of the lower bound described in the module docstring."""
-    peak = profile.peak_flops_for(torch.float16 if profile.is_gpu else torch.float32)
-    peak = max(peak, profile.peak_flops_for(torch.float32))
-    largest = max((c.total_bytes for c in profile.caches), default=0)
+    bound = LowerBound(profile)
     total = 0.0
     for node in gm.graph.nodes:
         if get_record(node, DURATION) is None:
             continue
-        c = get_record(node, COST)
-        ws = c.bytes_read + c.bytes_written
-        t = (c.flops + c.elementwise_flops) / peak
-        if ws > largest:
-            t = max(t, ws / profile.memory_bandwidth_bytes_per_s)
-        total += t
+        total += bound(get_record(node, COST))
     return total
 
 
