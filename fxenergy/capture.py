@@ -396,6 +396,17 @@ class _Recording(TorchDispatchMode):
     def _enter_backward(self, module: tuple[str, str], *_: Any) -> None:
         self.backward_module = module
 
+    def fixed_module(self, module_type: str) -> Callable[[str], contextlib.AbstractContextManager[None]]:
+        """``scope(name)`` for :func:`_optimizer_update`: ops inside it belong to parameter ``name``'s module."""
+        @contextlib.contextmanager
+        def scope(name: str) -> Iterator[None]:
+            self.fixed = (name.rpartition(".")[0], module_type)
+            try:
+                yield
+            finally:
+                self.fixed = None
+        return scope
+
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # noqa: ANN001
         kwargs = kwargs or {}
         out = func(*args, **kwargs)
@@ -459,10 +470,9 @@ def _record(model: torch.nn.Module, args: tuple, kwargs: dict, mode: str,
     training = mode == "training"
     if training:
         rec.record_grad_fns = True
-        n_state = {"adamw": 2, "sgd": 1}[optimizer]
         for k, p in named.items():
             if isinstance(p, torch.nn.Parameter) and p.requires_grad:
-                state[k] = [torch.empty_like(p) for _ in range(n_state)]
+                state[k] = _optimizer_state(p, optimizer)
                 for i, s in enumerate(state[k]):
                     rec.placeholder(f"state_{k}_{i}", s, PARAMETER)
     pre = torch.nn.modules.module.register_module_forward_pre_hook(rec.pre_hook)
@@ -473,26 +483,15 @@ def _record(model: torch.nn.Module, args: tuple, kwargs: dict, mode: str,
             result = out
             if training:
                 rec.fixed = ("(loss)", "")
-                leaves_out = [o for o in pytree.tree_leaves(out) if isinstance(o, torch.Tensor) and o.is_floating_point()
-                              and o.requires_grad]
-                if not leaves_out:
-                    raise TypeError("training mode needs a floating-point output to differentiate")
-                loss = leaves_out[0].sum()
-                for o in leaves_out[1:]:
-                    loss = loss + o.sum()
+                loss = _summed_loss([o for o in pytree.tree_leaves(out)
+                                     if isinstance(o, torch.Tensor) and o.is_floating_point() and o.requires_grad])
                 result = loss
                 rec.fixed = None
                 rec.phase = "backward"
-                trainable = [k for k in state]
+                trainable = list(state)
                 grads = torch.autograd.grad(loss, [named[k] for k in trainable], allow_unused=True)
                 rec.phase = "optimizer"
-                with torch.no_grad():
-                    for k, g in zip(trainable, grads):
-                        if g is None:
-                            continue
-                        rec.fixed = (k.rpartition(".")[0], optimizer)
-                        _OPTIMIZER_STEPS[optimizer](named[k], g, *state[k])
-                rec.fixed = None
+                _optimizer_update(optimizer, named, dict(zip(trainable, grads)), state, rec.fixed_module(optimizer))
     finally:
         pre.remove()
         post.remove()
@@ -542,28 +541,19 @@ def _joint_graph(
     params = dict(gm.named_parameters())
     buffers = dict(gm.named_buffers())
     trainable = [k for k, p in params.items() if p.requires_grad]
-    n_state = {"adamw": 2, "sgd": 1}[optimizer]
-    state = {k: [torch.empty_like(params[k]) for _ in range(n_state)] for k in trainable}
+    state = {k: _optimizer_state(params[k], optimizer) for k in trainable}
 
     def step(params: dict, buffers: dict, state: dict, inputs: list) -> Any:
         with _reparametrize_module(gm, {**params, **buffers}):
             out = torch.fx.Interpreter(gm).run(*inputs)
         with fx_traceback.annotate({_PHASE: "forward", _MODULE: "(loss)"}):
-            leaves = [o for o in pytree.tree_leaves(out) if isinstance(o, torch.Tensor) and o.is_floating_point()]
-            if not leaves:
-                raise TypeError("training mode needs a floating-point output to differentiate")
-            loss = leaves[0].sum()
-            for o in leaves[1:]:
-                loss = loss + o.sum()
+            loss = _summed_loss([o for o in pytree.tree_leaves(out) if isinstance(o, torch.Tensor) and o.is_floating_point()])
         _hook_backward_seq_nr(loss)
         with fx_traceback.annotate({_PHASE: "backward"}):
             grads = torch.autograd.grad(loss, [params[k] for k in trainable], allow_unused=True)
-        with torch.no_grad():
-            for k, g in zip(trainable, grads):
-                if g is None:
-                    continue
-                with fx_traceback.annotate({_PHASE: "optimizer", _MODULE: k.rpartition(".")[0], _TYPE: optimizer}):
-                    _OPTIMIZER_STEPS[optimizer](params[k], g, *state[k])
+        _optimizer_update(optimizer, params, dict(zip(trainable, grads)), state,
+                          lambda k: fx_traceback.annotate({_PHASE: "optimizer", _MODULE: k.rpartition(".")[0],
+                                                           _TYPE: optimizer}))
         return loss
 
     with fx_traceback.preserve_node_meta():
@@ -590,6 +580,35 @@ def _sgd_step(p: torch.Tensor, g: torch.Tensor, momentum_buffer: torch.Tensor) -
 
 
 _OPTIMIZER_STEPS: dict[str, Callable[..., None]] = {"adamw": _adamw_step, "sgd": _sgd_step}
+_STATE_TENSORS = {"adamw": 2, "sgd": 1}  # per parameter: exp_avg + exp_avg_sq; momentum_buffer
+
+
+def _optimizer_state(p: torch.Tensor, optimizer: str) -> list[torch.Tensor]:
+    """The optimizer's state tensors for parameter ``p`` (shapes only; what the update reads and writes)."""
+    return [torch.empty_like(p) for _ in range(_STATE_TENSORS[optimizer])]
+
+
+def _summed_loss(outputs: Sequence[torch.Tensor]) -> torch.Tensor:
+    """The training loss both captures differentiate: the sum of every floating-point output."""
+    if not outputs:
+        raise TypeError("training mode needs a floating-point output to differentiate")
+    loss = outputs[0].sum()
+    for o in outputs[1:]:
+        loss = loss + o.sum()
+    return loss
+
+
+def _optimizer_update(optimizer: str, params: Mapping[str, torch.Tensor], grads: Mapping[str, torch.Tensor | None],
+                      state: Mapping[str, list[torch.Tensor]],
+                      scope: Callable[[str], contextlib.AbstractContextManager[Any]]) -> None:
+    """One optimizer step over every parameter that got a gradient, each inside ``scope(name)`` (which
+    labels its ops with the parameter's module)."""
+    with torch.no_grad():
+        for k, g in grads.items():
+            if g is None:
+                continue
+            with scope(k):
+                _OPTIMIZER_STEPS[optimizer](params[k], g, *state[k])
 
 
 def _hook_backward_seq_nr(loss: torch.Tensor) -> None:
