@@ -344,7 +344,9 @@ class CpuDurationModel:
             return t + dispatch, f"cpu-fitted/{level}", cls
         ws = cost.bytes_read + cost.bytes_written
         floor = ws / self.spec.level_of(ws)[1]
-        fault = fresh_output_bytes(trace) * self.params.fault_s_per_byte  # first touch of fresh mmapped outputs
+        fault = 0.0
+        if self.params.fault_s_per_byte:  # first touch of fresh mmapped outputs (0 in older calibrations)
+            fault = fresh_output_bytes(trace) * self.params.fault_s_per_byte
         law = self.params.laws.get(cls) or self.params.laws.get(_family_fallback(cls))
         if law is None:
             return spec_t + dispatch + fault, f"cpu-spec-fallback/{level}", cls
