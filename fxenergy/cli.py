@@ -219,6 +219,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
         seq_len=args.seq_len or 128,
         image_size=args.image_size,
         dtype=getattr(torch, args.dtype),
+        lean_imports=True,  # this process only reports: transformers skips scipy/torchvision it would not use
     )
     _warn_inapplicable(args, built)
     options = dict(example_kwargs=built.kwargs, mode=args.mode, optimizer=args.optimizer,

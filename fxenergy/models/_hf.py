@@ -2,22 +2,71 @@
 
 from __future__ import annotations
 
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import torch
 from torch import nn
 
 from ..errors import UserInputError
 from .catalog import CONFIG_DIR, bundled
 
-__all__ = ["CONFIG_DIR", "bundled", "build"]
+__all__ = ["CONFIG_DIR", "bundled", "build", "without_unused_extras", "UNUSED_EXTRAS"]
+
+# Packages transformers imports eagerly when installed, which no bundled model's forward uses: scipy
+# (``scipy.optimize.linear_sum_assignment`` for DETR-style matching losses, pulled in by
+# ``modeling_utils`` -> ``loss_utils``) and torchvision (image processors, via ``image_transforms``).
+# Together about 0.6 s of a cold ``fxenergy report gpt2`` (``python -X importtime``).
+UNUSED_EXTRAS = ("scipy", "torchvision")
 
 
-def build(name: str, *, seq_len: int, image_size: int | None, dtype: torch.dtype) -> tuple[nn.Module, int | None]:
+@contextmanager
+def without_unused_extras() -> Iterator[tuple[str, ...]]:
+    """While the body runs, transformers sees :data:`UNUSED_EXTRAS` as not installed (yields the ones hidden).
+
+    For the CLI's one-shot ``report`` process only: a package already imported is left alone; the
+    others get ``sys.modules[name] = None`` (Python's documented way to make an import fail, so
+    ``importlib.util.find_spec``, which transformers' availability checks use, answers None), and
+    transformers' cached availability checks are cleared on entry and on exit. Afterwards the
+    packages import normally again, but transformers modules first imported inside the body keep
+    the optional parts they skipped (e.g. DETR's Hungarian matcher): that is why ``build_model``
+    does this only when asked (``lean_imports=True``) and the Python API never does.
+    ``tests/test_models.py`` checks, in a fresh process, that every bundled transformers model
+    builds and analyses to the same totals with and without it.
+    """
+    try:
+        from transformers.utils import import_utils
+    except Exception:  # noqa: BLE001 - no transformers, or a layout this does not know: hide nothing
+        yield ()
+        return
+    hidden = tuple(n for n in UNUSED_EXTRAS if n not in sys.modules)
+    caches = [f for f in vars(import_utils).values() if callable(getattr(f, "cache_clear", None))]
+    for name in hidden:
+        sys.modules[name] = None  # type: ignore[assignment]
+    for f in caches:
+        f.cache_clear()
+    try:
+        yield hidden
+    finally:
+        for name in hidden:
+            if name in sys.modules and sys.modules[name] is None:
+                del sys.modules[name]
+        for f in caches:
+            f.cache_clear()
+
+
+def build(name: str, *, seq_len: int, image_size: int | None, dtype: torch.dtype,
+          lean_imports: bool = False) -> tuple[nn.Module, int | None]:
     """Build bundled model ``name`` on meta with SDPA attention and no KV cache.
 
     Returns the model (eval mode, parameters in ``dtype``) and, for vision models, the input size in
     pixels. Raises UserInputError when ``seq_len`` exceeds the model's position limit or ``image_size``
-    does not fit the patch size.
+    does not fit the patch size. ``lean_imports``: build inside :func:`without_unused_extras`.
     """
+    if lean_imports:
+        with without_unused_extras():
+            return build(name, seq_len=seq_len, image_size=image_size, dtype=dtype)
     import transformers
 
     fields = dict(bundled()[name])

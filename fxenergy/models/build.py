@@ -70,6 +70,7 @@ def build_model(
     seq_len: int = 128,
     image_size: int | None = None,
     dtype: torch.dtype = torch.float32,
+    lean_imports: bool = False,
 ) -> BuiltModel:
     """Build model ``name`` in eval mode with example inputs.
 
@@ -79,6 +80,9 @@ def build_model(
     seq2seq); vision models get one (batch_size, 3, H, W) image, H = W = ``image_size`` pixels or the
     model's default. ``dtype`` is the floating dtype of parameters, buffers and image inputs.
     Raises UserInputError for unknown names, bad files/factories and out-of-range sizes.
+    ``lean_imports=True`` (the CLI's one-shot ``report``; never a user's own process) builds a bundled
+    transformers model while transformers sees scipy and torchvision as absent, which it would
+    otherwise import without using them (:func:`fxenergy.models._hf.without_unused_extras`).
     """
     _check_positive(batch_size=batch_size, seq_len=seq_len, image_size=image_size)
     if dtype not in _DTYPES:
@@ -101,7 +105,8 @@ def build_model(
     else:
         from . import _hf  # imported only for transformers models
 
-        model, size = _hf.build(info.name, seq_len=seq_len, image_size=image_size, dtype=dtype)
+        model, size = _hf.build(info.name, seq_len=seq_len, image_size=image_size, dtype=dtype,
+                                lean_imports=lean_imports)
     if info.task == "image-classification":
         assert size is not None  # a vision model always has its input size
         return BuiltModel(info.name, model, (_image(batch_size, size, dtype),), {}, info)
