@@ -1,0 +1,45 @@
+"""Cold ``fxenergy report MODEL`` of two checkouts, interleaved: wall and child CPU seconds (medians).
+
+    uv run python benchmarks/cold_ab.py /work/main/.venv/bin/python .venv/bin/python --model gpt2 --runs 4
+
+Each run is a fresh ``PYTHON -m fxenergy report MODEL --format json -o FILE``; the two interpreters
+alternate so that both see the same load. Child CPU (user+sys, from getrusage) scatters less than
+wall time on a shared machine. Wall-clock and CPU only (no energy is measured).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import statistics
+import subprocess
+import tempfile
+import time
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("python_a")
+    ap.add_argument("python_b")
+    ap.add_argument("--model", default="gpt2")
+    ap.add_argument("--runs", type=int, default=4)
+    a = ap.parse_args()
+    runs: dict[str, list[tuple[float, float]]] = {a.python_a: [], a.python_b: []}
+    print(f"load average at start: {os.getloadavg()[0]:.2f}")
+    with tempfile.TemporaryDirectory() as d:
+        for _ in range(a.runs):
+            for py in runs:
+                r0, t = resource.getrusage(resource.RUSAGE_CHILDREN), time.perf_counter()
+                subprocess.run([py, "-m", "fxenergy", "report", a.model, "--format", "json", "-o",
+                                os.path.join(d, "r.json")], check=True, capture_output=True)
+                wall, r1 = time.perf_counter() - t, resource.getrusage(resource.RUSAGE_CHILDREN)
+                runs[py].append((wall, r1.ru_utime - r0.ru_utime + r1.ru_stime - r0.ru_stime))
+    print(f"load average at end: {os.getloadavg()[0]:.2f}")
+    for py, v in runs.items():
+        print(f"{py}: wall median {statistics.median(w for w, _ in v):.2f} s, child CPU median "
+              f"{statistics.median(c for _, c in v):.2f} s (walls {', '.join(f'{w:.2f}' for w, _ in v)})")
+
+
+if __name__ == "__main__":
+    main()
