@@ -171,6 +171,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    # argv None: this process is the command (console script, python -m fxenergy) and ends with it,
+    # so `report` may build with lean imports; main([...]) called from Python code never does.
+    args.one_shot = argv is None
     try:
         return _COMMANDS[args.command](args)
     except FxEnergyError as e:
@@ -219,7 +222,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
         seq_len=args.seq_len or 128,
         image_size=args.image_size,
         dtype=getattr(torch, args.dtype),
-        lean_imports=True,  # this process only reports: transformers skips scipy/torchvision it would not use
+        lean_imports=args.one_shot,  # a one-shot process: transformers skips scipy/torchvision it would not use
     )
     _warn_inapplicable(args, built)
     options = dict(example_kwargs=built.kwargs, mode=args.mode, optimizer=args.optimizer,

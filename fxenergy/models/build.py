@@ -80,7 +80,7 @@ def build_model(
     seq2seq); vision models get one (batch_size, 3, H, W) image, H = W = ``image_size`` pixels or the
     model's default. ``dtype`` is the floating dtype of parameters, buffers and image inputs.
     Raises UserInputError for unknown names, bad files/factories and out-of-range sizes.
-    ``lean_imports=True`` (the CLI's one-shot ``report``; never a user's own process) builds a bundled
+    ``lean_imports=True`` (the CLI's ``report`` when its process is the command; never from Python code) builds a bundled
     transformers model while transformers sees scipy and torchvision as absent, which it would
     otherwise import without using them (:func:`fxenergy.models._hf.without_unused_extras`).
     """
