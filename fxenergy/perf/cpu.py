@@ -78,10 +78,15 @@ STEM_MAX_IN_CHANNELS = 4
 ViT's patchify) is its own class: with a reduction of only ``Cin x k x k`` per output it runs at a
 fraction of the efficiency of the network's later dense convolutions (11-130 GFLOP/s against
 70-160 on this project's 2-core VM), and one curve for both fits neither."""
-_CLASS_FALLBACK = {"conv_stem": "conv_dense"}
+ACTIVATION_OPS = frozenset({"gelu", "silu", "sigmoid", "tanh", "hardswish", "hardsigmoid", "mish", "elu", "selu",
+                            "softplus", "exp", "erf", "log", "pow", "sqrt", "rsqrt"})
+"""Element-wise ops that evaluate a function per element (exp, tanh, erf, polynomial): on a CPU they run
+3-10x slower per byte than add / mul / relu, so they are their own class, ``activation`` (in-place
+variants such as ``silu_`` included)."""
+_CLASS_FALLBACK = {"conv_stem": "conv_dense", "activation": "elementwise"}
 """The class whose curve (or scale) stands in where a parameter set has none for a class (older files)."""
 KERNEL_CLASSES = ("matmul", "bmm", *CONV_CLASSES, "normalization", "softmax", "reduction", "pooling",
-                  "embedding", "elementwise")
+                  "embedding", "elementwise", "activation")
 """Kernel classes: the op families of :mod:`fxenergy.passes.families`, with convolutions split by kind."""
 _COMPUTE = {"matmul", "bmm", *CONV_CLASSES}
 
@@ -172,6 +177,8 @@ def kernel_class(trace: NodeTrace, cost: NodeCost) -> str:
     fam = family_of(cost.op)
     if fam in ("attention_score", "attention_output"):
         return "bmm"
+    if fam == "elementwise" and cost.op.rstrip("_") in ACTIVATION_OPS:
+        return "activation"
     if fam != "convolution":
         return fam
     for call in trace.calls:
@@ -249,7 +256,9 @@ class CpuPerfParams:
     batch-1 linears over 1 MiB); ``weight_law`` the same as a power law over weight bytes (relative
     to ``peak_bytes_per_s``), used where present: a compute-class node never runs faster than its
     weights stream (a FLOP-based curve cannot tell a GEMV from a GEMM of the same FLOPs).
-    0 / None = not measured (older files).
+    ``packing_s_per_byte`` is what a batched linear layer (more than one row: a GEMM) pays per
+    weight byte on top of its FLOP curve (the BLAS repacks the weights on every call), fitted jointly
+    with the matmul curve. 0 / None = not measured (older files).
     """
 
     laws: Mapping[str, PowerLaw]
@@ -263,6 +272,7 @@ class CpuPerfParams:
     dram_bytes_per_s: float = 0.0
     weight_bytes_per_s: float = 0.0
     weight_law: PowerLaw | None = None
+    packing_s_per_byte: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
         out = {"laws": {k: v.to_dict() for k, v in sorted(self.laws.items())}, "peak_flops": self.peak_flops,
@@ -270,7 +280,7 @@ class CpuPerfParams:
                "scales": dict(sorted(self.scales.items())), "fitted_on": dict(self.fitted_on)}
         if self.fault_s_per_byte:
             out["fault_s_per_byte"] = self.fault_s_per_byte
-        for key in ("dram_bytes_per_s", "weight_bytes_per_s"):
+        for key in ("dram_bytes_per_s", "weight_bytes_per_s", "packing_s_per_byte"):
             if getattr(self, key):
                 out[key] = getattr(self, key)
         if self.weight_law is not None:
@@ -286,7 +296,9 @@ class CpuPerfParams:
                 raise UserInputError("scales must be finite and positive")
             fault = float(d.get("fault_s_per_byte", 0.0))
             dram, weight = float(d.get("dram_bytes_per_s", 0.0)), float(d.get("weight_bytes_per_s", 0.0))
-            for key, v in (("fault_s_per_byte", fault), ("dram_bytes_per_s", dram), ("weight_bytes_per_s", weight)):
+            packing = float(d.get("packing_s_per_byte", 0.0))
+            for key, v in (("fault_s_per_byte", fault), ("dram_bytes_per_s", dram), ("weight_bytes_per_s", weight),
+                           ("packing_s_per_byte", packing)):
                 if not (math.isfinite(v) and v >= 0):
                     raise UserInputError(f"{key} must be finite and non-negative")
             bad = sorted((set(laws) | set(scales)) - set(KERNEL_CLASSES) - set(FAMILIES))
@@ -294,7 +306,7 @@ class CpuPerfParams:
                 raise UserInputError(f"unknown kernel classes {', '.join(bad)}")
             return cls(laws, float(d["peak_flops"]), float(d["peak_bytes_per_s"]), int(d["threads"]),
                        float(d["dispatch_s"]), dict(d.get("fitted_on", {})), scales, fault, dram, weight,
-                       PowerLaw(**d["weight_law"]) if d.get("weight_law") else None)
+                       PowerLaw(**d["weight_law"]) if d.get("weight_law") else None, packing)
         except (KeyError, TypeError, ValueError) as e:
             raise UserInputError(f"{origin}: CPU perf parameters: {e}") from None
 
@@ -399,6 +411,11 @@ class CpuDurationModel:
             return spec_t + dispatch + fault, f"cpu-spec/{level}", cls
         peak = self.params.peak_flops if basis == "flops" else self.params.peak_bytes_per_s
         t = float(law.duration_s(work, peak))
+        if cls == "matmul" and self.params.packing_s_per_byte and cost.param_bytes_read:
+            # rows = FLOPs / (2 x weights): a GEMM (rows > 1) repacks its weights, a GEMV streams them (floor)
+            rows = cost.flops / (2 * cost.param_bytes_read / 4)
+            if rows >= 1.5:
+                t += cost.param_bytes_read * self.params.packing_s_per_byte
         if self.threads != self.params.threads:
             assert self._spec_at_cal is not None  # set whenever params are
             at_cal, _ = self._spec_time(self._spec_at_cal, cls, cost)
@@ -417,7 +434,7 @@ class CpuDurationModel:
 
 
 def _family_fallback(cls: str) -> str:
-    return "convolution" if cls in CONV_CLASSES else cls
+    return "convolution" if cls in CONV_CLASSES else _CLASS_FALLBACK.get(cls, cls)
 
 
 def _with_dispatch(spec: CpuSpec, dispatch_s: float) -> CpuSpec:
