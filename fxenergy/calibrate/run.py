@@ -120,7 +120,7 @@ def run_calibration(
         profile = detect_local("gpu" if dev.type == "cuda" else "cpu")
     benches = list(benches) if benches is not None else benchmarks(dev.type, quick=quick)
     target_s, repeats, window_s, wait_s = (0.004, 5, 0.5, 30.0) if quick else (0.015, 9, 2.0, 120.0)
-    timer = _Timer(dev, target_s=target_s, repeats=repeats, fastest=dev.type == "cpu")  # as measure() does on CPUs
+    timer = _Timer(dev, target_s=target_s, repeats=repeats)
     now = _dt.datetime.now(_dt.timezone.utc)
     today = now.date().isoformat()
     wall0 = time.perf_counter()
@@ -165,8 +165,7 @@ def run_calibration(
         families=laws, energy=energy,
         fitted_on={
             "device": str(dev), "dtype": "float32", "threads": torch.get_num_threads(), "quick": quick,
-            "torch": torch.__version__, "measurements": len(ms),
-            "statistic": "fastest repeat" if dev.type == "cpu" else "median repeat", "fit": "fit_power_law(method='log', loss='soft_l1')",
+            "torch": torch.__version__, "measurements": len(ms), "fit": "fit_power_law(method='log', loss='soft_l1')",
             "in_sample": stats, "peaks": peaks, "launch_s": launch_s,
             "stream": {"bytes": stream_bytes, "bytes_per_s": stream_bps}, "cold_inputs_bytes": 2 * _llc_bytes(profile),
             "wall_s": round(time.perf_counter() - wall0, 1), "energy_source": source,

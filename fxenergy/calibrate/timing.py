@@ -24,10 +24,7 @@ Progress = Callable[[str, int, int], None]
 
 @dataclass(frozen=True, slots=True)
 class Measurement:
-    """One timed microbenchmark: its work as fxenergy counts it and its duration per call (s).
-
-    ``median_s`` is the median of the repeats' per-call means, or on CPUs (since the calibration
-    runs on shared machines) the fastest repeat's: the calibration file's ``fitted_on.statistic`` says which.
+    """One timed microbenchmark: its work as fxenergy counts it and its median duration (s).
 
     ``bytes`` is bytes read + written; ``flops`` contraction FLOPs (2 x MACs); ``calls`` calls were
     timed back to back in each of ``repeats`` repeats; ``spread`` is slowest / fastest repeat - 1;
@@ -87,14 +84,11 @@ def _work_of(bench: Bench) -> tuple[int, int, int]:
 
 
 class _Timer:
-    """Median (or, with ``fastest``, minimum) over ``repeats`` of the seconds per call of ``calls`` calls
-    back to back, after a warm-up. Other processes only ever add time to a repeat, so the fastest
-    repeat is the one they disturbed least (on a quiet machine it is within a few % of the median)."""
+    """Median seconds per call: warm-up, then ``repeats`` x (``calls`` calls back to back)."""
 
     def __init__(self, device: torch.device, *, target_s: float, repeats: int, warmup: int = 2, retries: int = 3,
-                 wait_budget_s: float = 0.0, fastest: bool = False):
+                 wait_budget_s: float = 0.0):
         self.device, self.target_s, self.repeats, self.warmup, self.retries = device, target_s, repeats, warmup, retries
-        self.fastest = fastest
         self.wait_budget_s = wait_budget_s  # seconds this timer may spend in all waiting for other load to pass
         self.cuda = device.type == "cuda"
 
@@ -132,8 +126,7 @@ class _Timer:
                 self.wait_budget_s -= wait_for_quiet(min(5.0, self.wait_budget_s))
             with CpuWatch() as watch:
                 samples = [self._run(call, n) for _ in range(self.repeats)]
-            med = min(samples) if self.fastest else statistics.median(samples)
-            spread = max(samples) / min(samples) - 1
+            med, spread = statistics.median(samples), max(samples) / min(samples) - 1
             if best is None or med < best[0]:
                 best = (med, n, spread)
             if spread <= 0.3 and (watch.share or 0.0) <= 0.1:
@@ -194,20 +187,18 @@ def _own_cpu_s() -> float:
 
 def measure(
     benches: Sequence[Bench], device: str = "cpu", *, target_s: float = 0.01, repeats: int = 7,
-    wait_budget_s: float = 0.0, cold_bytes: int = 0, progress: Progress | None = None, fastest: bool | None = None,
+    wait_budget_s: float = 0.0, cold_bytes: int = 0, progress: Progress | None = None,
 ) -> list[Measurement]:
     """Time every benchmark on ``device`` and count its work with fxenergy's cost pass.
 
     Each repeat runs enough back-to-back calls to last about ``target_s`` seconds; the median over
-    ``repeats`` of the per-call mean is kept (on CPU, or with ``fastest``, the fastest repeat: the
-    machine may be shared, and other processes only add time). Uses PyTorch's default thread count. With ``cold_bytes``
+    ``repeats`` of the per-call mean is kept. Uses PyTorch's default thread count. With ``cold_bytes``
     (e.g. twice the last-level cache), consecutive calls cycle through up to 64 copies of the inputs
     spanning that many bytes, so that each call reads its inputs (activations, weights) from memory
     rather than from a cache a previous call warmed, as the layers of a model do.
     """
     dev = _device(device)
-    fastest = dev.type == "cpu" if fastest is None else fastest
-    timer = _Timer(dev, target_s=target_s, repeats=repeats, wait_budget_s=wait_budget_s, fastest=fastest)
+    timer = _Timer(dev, target_s=target_s, repeats=repeats, wait_budget_s=wait_budget_s)
     gen = torch.Generator().manual_seed(0)
     out = []
     works = [_work_of(b) for b in benches]  # outside inference mode, which changes what capture sees
