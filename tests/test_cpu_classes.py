@@ -45,7 +45,7 @@ def test_conv_classes_split_stems_from_dense() -> None:
 
 class _Acts(torch.nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.nn.functional.silu(x) + torch.relu(x) * torch.sigmoid(x)
+        return torch.nn.functional.silu(x) + torch.relu(x) * torch.sigmoid(x) - torch.tanh(x)
 
 
 def test_activation_functions_are_their_own_class() -> None:
@@ -57,6 +57,7 @@ def test_activation_functions_are_their_own_class() -> None:
             classes[cost.op] = kernel_class(trace, cost)
     assert classes["silu"] == classes["sigmoid"] == "activation"
     assert classes["relu"] == classes["add"] == classes["mul"] == "elementwise"
+    assert classes["tanh"] == "tanh"
     gelu = Measurement("elementwise", "gelu", ((1024,),), {}, 0, 1024, 8192, 1e-5, 5, 10)
     add = dataclasses.replace(gelu, op="add")
     assert measurement_class(gelu) == "activation" and measurement_class(add) == "elementwise"

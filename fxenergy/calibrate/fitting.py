@@ -86,6 +86,8 @@ def measurement_class(m: Measurement) -> str:
         return conv_class(m.shape[1], int(m.params.get("groups", 1)))
     if m.family == "elementwise" and m.op in ACTIVATION_OPS:
         return "activation"
+    if m.family == "elementwise" and m.op == "tanh":
+        return "tanh"
     if m.family in ("attention_score", "attention_output"):
         return "bmm"
     return m.family

@@ -78,15 +78,15 @@ STEM_MAX_IN_CHANNELS = 4
 ViT's patchify) is its own class: with a reduction of only ``Cin x k x k`` per output it runs at a
 fraction of the efficiency of the network's later dense convolutions (11-130 GFLOP/s against
 70-160 on this project's 2-core VM), and one curve for both fits neither."""
-ACTIVATION_OPS = frozenset({"gelu", "silu", "sigmoid", "tanh", "hardswish", "hardsigmoid", "mish", "elu", "selu",
-                            "softplus", "exp", "erf", "log", "pow", "sqrt", "rsqrt"})
-"""Element-wise ops that evaluate a function per element (exp, tanh, erf, polynomial): on a CPU they run
-3-10x slower per byte than add / mul / relu, so they are their own class, ``activation`` (in-place
-variants such as ``silu_`` included)."""
-_CLASS_FALLBACK = {"conv_stem": "conv_dense", "activation": "elementwise"}
+ACTIVATION_OPS = frozenset({"gelu", "silu", "sigmoid", "mish", "elu", "selu", "softplus", "exp", "erf", "log"})
+"""Element-wise ops that evaluate an exponential-like function per element: on this project's VM they
+stream 14-17 GB/s where add / mul / relu / hardswish (a clamp and a multiply) stream 33-55 (quick
+calibration, 4M elements), so they are their own class, ``activation`` (in-place variants such as
+``silu_`` included). ``tanh`` is slower still (4-5 GB/s) and has a class of its own, ``tanh``."""
+_CLASS_FALLBACK = {"conv_stem": "conv_dense", "activation": "elementwise", "tanh": "activation"}
 """The class whose curve (or scale) stands in where a parameter set has none for a class (older files)."""
 KERNEL_CLASSES = ("matmul", "bmm", *CONV_CLASSES, "normalization", "softmax", "reduction", "pooling",
-                  "embedding", "elementwise", "activation")
+                  "embedding", "elementwise", "activation", "tanh")
 """Kernel classes: the op families of :mod:`fxenergy.passes.families`, with convolutions split by kind."""
 _COMPUTE = {"matmul", "bmm", *CONV_CLASSES}
 
@@ -179,6 +179,8 @@ def kernel_class(trace: NodeTrace, cost: NodeCost) -> str:
         return "bmm"
     if fam == "elementwise" and cost.op.rstrip("_") in ACTIVATION_OPS:
         return "activation"
+    if fam == "elementwise" and cost.op.rstrip("_") == "tanh":
+        return "tanh"
     if fam != "convolution":
         return fam
     for call in trace.calls:
@@ -387,7 +389,7 @@ class CpuDurationModel:
         dispatch = max(launches, 1) * self.spec.dispatch_s
         if self.params is None or self._spec_at_cal is None:
             return spec_t + dispatch, f"cpu-spec/{level}", cls
-        scale = self.params.scales.get(cls) or self.params.scales.get(_CLASS_FALLBACK.get(cls, cls))
+        scale = next((self.params.scales[c] for c in _chain(cls) if c in self.params.scales), None)
         if scale is not None:
             assert self._spec_at_cal is not None  # set whenever params are
             at_cal, _ = self._spec_time(self._spec_at_cal, cls, cost)  # the scale was fitted at the data's threads
@@ -400,8 +402,7 @@ class CpuDurationModel:
         fault = 0.0
         if self.params.fault_s_per_byte:  # first touch of fresh mmapped outputs (0 in older calibrations)
             fault = fresh_output_bytes(trace) * self.params.fault_s_per_byte
-        law = (self.params.laws.get(cls) or self.params.laws.get(_CLASS_FALLBACK.get(cls, cls))
-               or self.params.laws.get(_family_fallback(cls)))
+        law = next((self.params.laws[c] for c in (*_chain(cls), _family_fallback(cls)) if c in self.params.laws), None)
         if law is None:
             return spec_t + dispatch + fault, f"cpu-spec-fallback/{level}", cls
         basis = _basis(cls) if cls in self.params.laws else FAMILIES[_family_fallback(cls)].basis
@@ -433,8 +434,20 @@ class CpuDurationModel:
         return param_bytes / self._weight_bps if self._weight_bps > 0 else 0.0
 
 
+def _chain(cls: str) -> tuple[str, ...]:
+    """``cls`` and the classes standing in for it, nearest first (tanh, activation, elementwise)."""
+    out = [cls]
+    while out[-1] in _CLASS_FALLBACK:
+        out.append(_CLASS_FALLBACK[out[-1]])
+    return tuple(out)
+
+
 def _family_fallback(cls: str) -> str:
-    return "convolution" if cls in CONV_CLASSES else _CLASS_FALLBACK.get(cls, cls)
+    if cls in CONV_CLASSES:
+        return "convolution"
+    while cls not in FAMILIES and cls in _CLASS_FALLBACK:
+        cls = _CLASS_FALLBACK[cls]
+    return cls
 
 
 def _with_dispatch(spec: CpuSpec, dispatch_s: float) -> CpuSpec:
