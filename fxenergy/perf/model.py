@@ -33,7 +33,7 @@ from fxenergy.errors import UserInputError
 from fxenergy.passes.costs import get_convention, lookup, op_arith, op_bytes
 from fxenergy.perf.device import DeviceSpec, check_math_options, device_spec
 from fxenergy.perf.features import features
-from fxenergy.perf.kernels import Kernel, kernels_of_call
+from fxenergy.perf.kernels import Kernel, is_sdpa_target, kernels_of_call, sdpa_kernels_of_calls
 from fxenergy.perf.trees import Forest
 from fxenergy.records import COST, DURATION, TRACE, NodeDuration, get_record, node_dtype, put_record
 
@@ -118,6 +118,14 @@ def load_perf_params(name_or_path: str = DEFAULT_PARAMS) -> PerfParams:
         raise UserInputError(f"learned parameter file {name_or_path!r} is malformed ({type(e).__name__}: {e})") from None
 
 
+def _fast_fp32_bounds(kernels: list[Kernel], dev: DeviceSpec, bound: np.ndarray) -> np.ndarray:
+    """Roofline bounds of fp32 kernels that run as 3xTF32 on tensor cores (never above the fp32 bound)."""
+    peak = max(dev.peak_flops["tf32"] / 3.0, dev.peak_flops["fp32"])
+    out = np.array([max(k.flops / peak + k.ew_flops / dev.peak_flops["fp32"], k.bytes / dev.bandwidth_bytes_per_s)
+                    for k in kernels])
+    return np.minimum(out, bound)
+
+
 class LearnedGPUModel:
     """Durations and power of a graph's nodes on one GPU profile, under PyTorch's math modes."""
 
@@ -146,6 +154,10 @@ class LearnedGPUModel:
             if f in ("gemm", "conv"):
                 tc = X[:, forest.features.index("tensor_cores")] > 0
                 slow = np.where(tc, slow * self.params.tensor_core_factor, slow)
+            fast = np.array([k.fast_fp32 for k in ks])
+            if fast.any() and self.device.has_tf32():
+                # 3xTF32: the same slowdown over a roofline whose matrix ceiling is tf32_peak / 3
+                bound = np.where(fast, _fast_fp32_bounds(ks, self.device, bound), bound)
             bf = self.params.backward_factor.get(f, 1.0)
             back = np.array([k.backward for k in ks])
             slow = np.where(back, slow * bf, slow)
@@ -168,7 +180,18 @@ class LearnedGPUModel:
             if cost.free:
                 continue
             calls = []
-            for call in trace.calls:
+            todo = trace.calls
+            fused = None
+            if node.op == "call_function" and is_sdpa_target(node.target):
+                fused = sdpa_kernels_of_calls(trace.calls, sm80_or_newer=self.device.has_tf32())
+                if fused is not None:  # one fused kernel (+ a mask conversion) instead of the math decomposition
+                    todo = [trace.calls[i] for i in fused[2]]
+                    calls.append(len(call_of))
+                    call_of.append(len(nodes))
+                    for k in fused[1]:
+                        kernels.append(k)
+                        kcall.append(calls[-1])
+            for call in todo:
                 if lookup(call.op) == (True, None):
                     continue  # a free view
                 arith = op_arith(call, _DEFAULT_CONV)
@@ -179,19 +202,23 @@ class LearnedGPUModel:
                 for k in ks:
                     kernels.append(k)
                     kcall.append(calls[-1])
-            nodes.append((node, cost, trace))
+            nodes.append((node, cost, trace, fused is not None))
         t_call = np.zeros(len(call_of))
+        b_node = np.zeros(len(nodes))
         if kernels:
-            t_k, _ = self.kernel_durations_s(kernels)
+            t_k, b_k = self.kernel_durations_s(kernels)
             np.add.at(t_call, np.asarray(kcall), t_k)
+            np.add.at(b_node, np.asarray(call_of)[np.asarray(kcall)], b_k)
         t_call = np.maximum(t_call, self.params.dispatch_floor_s)
         t_node = np.zeros(len(nodes))
         if len(call_of):
             np.add.at(t_node, np.asarray(call_of), t_call)
         from fxenergy.perf.kernels import family_of_op
 
-        for i, (node, cost, trace) in enumerate(nodes):
-            bound = self.node_bound_s(cost, trace)
+        for i, (node, cost, trace, is_fused) in enumerate(nodes):
+            # a fused attention node's own cost figures are its math decomposition's (S x S scores in DRAM),
+            # which the fused kernel never moves: its bound is the sum of its kernels' bounds
+            bound = float(b_node[i]) if is_fused else self.node_bound_s(cost, trace)
             self._bounds[node.name] = bound
             t = max(float(t_node[i]), bound, self.params.dispatch_floor_s)
             put_record(node, DURATION, NodeDuration(t, "learned", family_of_op(cost.op)))
