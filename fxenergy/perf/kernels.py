@@ -21,7 +21,7 @@ from torch.utils import _pytree as pytree
 
 from fxenergy.records import OpCall, TensorSpec
 
-__all__ = ["FAMILIES", "Kernel", "kernels_of_call", "sdpa_backend", "sdpa_kernels_of_calls", "is_sdpa_target", "gemm_kernel", "conv_kernel", "memory_kernel", "family_of_op"]
+__all__ = ["FAMILIES", "Kernel", "kernels_of_call", "sdpa_backend", "sdpa_kernels_of_calls", "is_sdpa_target", "foreach_launches", "optimizer_period", "gemm_kernel", "conv_kernel", "memory_kernel", "family_of_op"]
 
 FAMILIES = ("gemm", "conv", "elementwise", "reduction", "gather", "copy")
 
@@ -308,6 +308,44 @@ def sdpa_kernels_of_calls(calls: list[OpCall] | tuple[OpCall, ...], *,
 def _call_base(call: OpCall) -> str:
     name = call.name if hasattr(call, "name") else str(call.op)
     return name.removeprefix("aten.").split(".", 1)[0]
+
+
+# multi_tensor_apply (ATen/native/cuda/MultiTensorApply.cuh): one launch takes at most this many tensors per
+# list depth (1..5 lists), at most 320 blocks, each block one 65536-element chunk of one tensor
+FOREACH_MAX_TENSORS = (110, 64, 48, 36, 30)
+FOREACH_MAX_BLOCKS = 320
+FOREACH_CHUNK = 65536
+
+
+def foreach_launches(numels: list[int], depth: int) -> int:
+    """Kernel launches of one ``torch._foreach_*`` op over tensors of ``numels`` elements with ``depth``
+    tensor lists (in-place scalar op: 1; in-place binary: 2; ``addcmul_``: 3). A launch is issued when
+    its tensor slots or its block slots are full; the count follows those two limits."""
+    depth = min(max(depth, 1), len(FOREACH_MAX_TENSORS))
+    max_t = FOREACH_MAX_TENSORS[depth - 1]
+    launches, tensors, blocks = 0, 0, 0
+    for n in numels:
+        chunks = max(math.ceil(n / FOREACH_CHUNK), 1)
+        tensors += 1
+        while chunks:
+            take = min(chunks, FOREACH_MAX_BLOCKS - blocks)
+            blocks += take
+            chunks -= take
+            if blocks == FOREACH_MAX_BLOCKS or (tensors == max_t and not chunks):
+                launches += 1
+                blocks = 0
+                tensors = 0 if not chunks else 1
+    return launches + (1 if blocks else 0)
+
+
+def optimizer_period(names: list[str]) -> int | None:
+    """The length of the per-parameter op sequence of a single-tensor optimizer step (``mul_, add_, add_``
+    for momentum SGD), or ``None`` when the sequence does not repeat once per parameter."""
+    n = len(names)
+    for p in range(1, n // 2 + 1):
+        if n % p == 0 and all(names[i] == names[i % p] for i in range(n)):
+            return p
+    return None
 
 
 def _conv_kernels(op: str, args: tuple, out: object, dtype: torch.dtype, flops: float, nbytes: float) -> list[Kernel]:

@@ -28,14 +28,23 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
+from torch.utils import _pytree as pytree
 
 from fxenergy.errors import UserInputError
 from fxenergy.passes.costs import get_convention, lookup, op_arith, op_bytes
 from fxenergy.perf.device import DeviceSpec, check_math_options, device_spec
 from fxenergy.perf.features import features
-from fxenergy.perf.kernels import Kernel, is_sdpa_target, kernels_of_call, sdpa_kernels_of_calls
+from fxenergy.perf.kernels import (
+    Kernel,
+    foreach_launches,
+    is_sdpa_target,
+    kernels_of_call,
+    memory_kernel,
+    optimizer_period,
+    sdpa_kernels_of_calls,
+)
 from fxenergy.perf.trees import Forest
-from fxenergy.records import COST, DURATION, TRACE, NodeDuration, get_record, node_dtype, put_record
+from fxenergy.records import COST, DURATION, TRACE, NodeDuration, TensorSpec, get_record, node_dtype, put_record
 
 if TYPE_CHECKING:
     from fxenergy.hardware.schema import HardwareProfile
@@ -213,6 +222,7 @@ class LearnedGPUModel:
         t_node = np.zeros(len(nodes))
         if len(call_of):
             np.add.at(t_node, np.asarray(call_of), t_call)
+        foreach = self._foreach_optimizer(nodes, t_node)
         from fxenergy.perf.kernels import family_of_op
 
         for i, (node, cost, trace, is_fused) in enumerate(nodes):
@@ -220,8 +230,46 @@ class LearnedGPUModel:
             # which the fused kernel never moves: its bound is the sum of its kernels' bounds
             bound = float(b_node[i]) if is_fused else self.node_bound_s(cost, trace)
             self._bounds[node.name] = bound
-            t = max(float(t_node[i]), bound, self.params.dispatch_floor_s)
+            t = max(float(t_node[i]), bound, 0.0 if i in foreach else self.params.dispatch_floor_s)
             put_record(node, DURATION, NodeDuration(t, "learned", family_of_op(cost.op)))
+
+    def _foreach_optimizer(self, nodes: list[Any], t_node: np.ndarray) -> set[int]:
+        """Re-price the optimizer step as PyTorch runs it on CUDA by default (``foreach=True``): the capture
+        records the single-tensor update (one call per parameter and statement), CUDA runs one
+        ``torch._foreach_*`` op per statement over all parameters, in a few multi_tensor_apply launches
+        (:func:`fxenergy.perf.kernels.foreach_launches`). Each launch is one elementwise kernel over its
+        share of the bytes, at least the dispatch floor; the statement's time is split over its nodes
+        by bytes (so the step's total is the launches' total). Returns the indices of re-priced nodes.
+        Left per-call when the update is not one op per node repeating once per parameter."""
+        idx = [i for i, (_n, cost, trace, _f) in enumerate(nodes) if trace.phase == "optimizer" and not cost.free]
+        calls = [nodes[i][2].calls for i in idx]
+        if len(idx) < 2 or any(len(c) != 1 for c in calls):
+            return set()
+        names = [str(c[0].op) for c in calls]
+        period = optimizer_period(names)
+        if period is None or len(idx) // period < 2:
+            return set()
+        for j in range(period):
+            members = idx[j::period]
+            call0 = nodes[members[0]][2].calls[0]
+            specs = [t for t in pytree.tree_leaves(call0.args) if isinstance(t, TensorSpec)]
+            depth = max(len(specs), 1)
+            numels, nbytes = [], []
+            for i in members:
+                c = nodes[i][2].calls[0]
+                numels.append(max((t.numel for t in pytree.tree_leaves(c.args) if isinstance(t, TensorSpec)), default=1))
+                r, w, _ = op_bytes(c)
+                nbytes.append(r + w)
+            launches = foreach_launches(numels, depth)
+            total = float(sum(nbytes))
+            rows = sum(numels)
+            per = [memory_kernel("elementwise", max(rows // launches, 1), 1, torch.float32, total / launches,
+                                 float(rows) / launches)] * launches
+            t_k, _ = self.kernel_durations_s(per)
+            t_stmt = float(np.maximum(t_k, self.params.dispatch_floor_s).sum())
+            for i, b in zip(members, nbytes):
+                t_node[i] = t_stmt * (b / total if total > 0 else 1.0 / len(members))
+        return set(idx)
 
     def node_bound_s(self, cost: Any, trace: Any) -> float:
         """The node's roofline bound under the math modes (no launch term)."""
