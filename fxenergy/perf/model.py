@@ -21,6 +21,7 @@ benchmarks/gpu_models.py). Node energy = P · t. All coefficients come from one 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -139,8 +140,14 @@ class LearnedGPUModel:
     """Durations and power of a graph's nodes on one GPU profile, under PyTorch's math modes."""
 
     def __init__(self, profile: HardwareProfile, params: PerfParams | str | None = None, *, matmul_precision: str | None = None,
-                 conv_tf32: bool | None = None, power_limit_w: float | None = None):
+                 conv_tf32: bool | None = None, power_limit_w: float | None = None,
+                 correction: Mapping[str, Any] | None = None):
         self.params = params if isinstance(params, PerfParams) else load_perf_params(params or DEFAULT_PARAMS)
+        # a calibration's per-family corrections (fxenergy.calibrate.gpu): log-scale on kernel durations,
+        # offset on the board-power fraction; empty = the shipped model as fitted
+        corr = correction or {}
+        self.duration_log_scale = {str(k): float(v) for k, v in corr.get("duration_log_scale", {}).items()}
+        self.power_offset = {str(k): float(v) for k, v in corr.get("power_offset", {}).items()}
         self.matmul_precision, self.conv_tf32 = check_math_options(matmul_precision, conv_tf32)
         self.profile = profile
         self.device: DeviceSpec = device_spec(profile, power_limit_w)
@@ -170,7 +177,8 @@ class LearnedGPUModel:
             bf = self.params.backward_factor.get(f, 1.0)
             back = np.array([k.backward for k in ks])
             slow = np.where(back, slow * bf, slow)
-            t[idx] = bound * np.maximum(slow, 1.0)
+            scale = math.exp(self.duration_log_scale.get(f, 0.0))  # a calibration on this GPU, if any
+            t[idx] = bound * np.maximum(slow * scale, 1.0)
             tb[idx] = bound
         return t, tb
 
@@ -281,10 +289,15 @@ class LearnedGPUModel:
         return max(compute, (cost.bytes_read + cost.bytes_written) / dev.bandwidth_bytes_per_s)
 
     # -- power -------------------------------------------------------------------------------------------
-    def power_w(self, family: str, utilisation: float, tensor_cores: bool = False, phase: str = "forward") -> float:
-        a, b = power_coefficients_for(self.params.power, self.profile.name, self.params.alias.get(family, family),
+    def power_line(self, family: str, tensor_cores: bool = False) -> tuple[float, float]:
+        """``(a, b)`` of the family's board-power fraction line on this device (before any calibration)."""
+        return power_coefficients_for(self.params.power, self.profile.name, self.params.alias.get(family, family),
                                       tensor_cores)
+
+    def power_w(self, family: str, utilisation: float, tensor_cores: bool = False, phase: str = "forward") -> float:
+        a, b = self.power_line(family, tensor_cores)
         uplift = self.params.training_power.get(phase, 0.0)  # backward / optimizer kernels of a training step
+        uplift += self.power_offset.get(self.params.alias.get(family, family), 0.0)  # calibrated on this GPU
         frac = min(1.0, max(0.0, a + b * min(max(utilisation, 0.0), 1.0) + uplift))
         dev = self.device
         return dev.idle_w + (dev.power_limit_w - dev.idle_w) * frac
@@ -318,6 +331,11 @@ class LearnedGPUModel:
                                if self.profile.name in self.params.power.get("devices", {}) else
                                "pooled per-family model fitted on the A30 and RTX 2080 Ti (not validated on this GPU)"),
         ]
+        if self.duration_log_scale or self.power_offset:
+            out.append("calibrated on this GPU (fxenergy calibrate --device cuda): duration x "
+                       + ", ".join(f"{k} {math.exp(v):.2f}" for k, v in sorted(self.duration_log_scale.items()))
+                       + ("; power fraction " + ", ".join(f"{k} {v:+.2f}" for k, v in sorted(self.power_offset.items()))
+                          if self.power_offset else ""))
         if dev.idle_assumed:
             out.append(f"{self.profile.name}: idle power not in the profile; 25% of TDP ({dev.idle_w:.0f} W) assumed")
         return tuple(out)
