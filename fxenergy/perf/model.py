@@ -261,7 +261,7 @@ class LearnedGPUModel:
             members = idx[j::period]
             call0 = nodes[members[0]][2].calls[0]
             specs = [t for t in pytree.tree_leaves(call0.args) if isinstance(t, TensorSpec)]
-            depth = max(len(specs), 1)
+            depth = max(sum(1 for t in specs if t.shape == specs[0].shape), 1) if specs else 1  # tensor lists
             numels, nbytes = [], []
             for i in members:
                 c = nodes[i][2].calls[0]
