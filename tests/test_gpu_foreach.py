@@ -51,3 +51,19 @@ def test_optimizer_step_priced_as_foreach(monkeypatch):
     assert t_fe < t_per / 10  # 3 statements x 2 launches (80 tensors > 64 per depth-2 launch) + 1
     assert t_fe >= 3 * floor  # at least one launch per statement
     assert all(fe.duration_s[n] > 0 for n in opt)
+
+
+def test_training_batch_norm_is_two_passes():
+    from fxenergy.perf.kernels import kernels_of_call
+    from fxenergy.records import OpCall, TensorSpec
+
+    x = TensorSpec((32, 64, 56, 56), torch.float32)
+    c = TensorSpec((64,), torch.float32)
+    fwd = OpCall(torch.ops.aten.native_batch_norm.default, (x, c, c, c, c, True, 0.1, 1e-5), {}, (x, c, c))
+    ks = kernels_of_call(fwd, 0.0, 0.0, 2 * x.nbytes)
+    assert [k.family for k in ks] == ["reduction", "elementwise"] and sum(k.bytes for k in ks) == 3 * x.nbytes
+    bwd = OpCall(torch.ops.aten.native_batch_norm_backward.default, (x, x, c, c, c, c, c, True, 1e-5, [True] * 3), {},
+                 (x, c, c))
+    assert sum(k.bytes for k in kernels_of_call(bwd, 0.0, 0.0, 3 * x.nbytes)) == 5 * x.nbytes
+    ev = OpCall(torch.ops.aten.native_batch_norm.default, (x, c, c, c, c, False, 0.1, 1e-5), {}, (x, c, c))
+    assert len(kernels_of_call(ev, 0.0, 0.0, 2 * x.nbytes)) == 1  # eval: one element-wise pass

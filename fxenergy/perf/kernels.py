@@ -144,6 +144,10 @@ def kernels_of_call(call: OpCall, flops: float, ew_flops: float, nbytes: float) 
                 return [_with(kern, flops=flops or kern.flops, ew_flops=ew_flops, nbytes=nbytes)]
         elif fam == "conv":
             return _conv_kernels(op, args, call.out, dtype, flops, nbytes)
+        elif op in _BN_TRAIN_ARG:
+            bn = _batch_norm_training_kernels(op, args, dtype)
+            if bn is not None:
+                return bn
     except (IndexError, TypeError, AttributeError, ValueError, ZeroDivisionError):
         pass  # an unusual signature: costed as a memory kernel below, from its cost figures
     if fam in ("gemm", "conv"):
@@ -203,6 +207,36 @@ def _attention_kernels(args: tuple, dtype: torch.dtype, nbytes: float) -> list[K
     soft = memory_kernel("reduction", lead * lq, lk, dtype, 2.0 * es * lead * lq * lk, 5.0 * lead * lq * lk)
     out = gemm_kernel(lead, lq, dv, lk, dtype)
     return [score, soft, out]
+
+
+# batch norm ops and the position of their ``training`` flag
+_BN_TRAIN_ARG = {"native_batch_norm": 5, "_native_batch_norm_legit": 5, "_native_batch_norm_legit_functional": 5,
+                 "cudnn_batch_norm": 5, "native_batch_norm_backward": 7, "cudnn_batch_norm_backward": None}
+
+
+def _batch_norm_training_kernels(op: str, args: tuple, dtype: torch.dtype) -> list[Kernel] | None:
+    """Batch norm in training mode on CUDA (cuDNN spatial mode or ATen's native kernels) is two passes
+    over the activations, not one: forward = a per-channel statistics reduction (reads x) and the
+    normalisation (reads x, writes y); backward = a per-channel reduction of dy and dy·x̂ (reads dy, x)
+    and the element-wise dx (reads dy, x, writes dx). Five activation-sized transfers in backward and
+    three in forward, where the single-kernel view counted three and two. ``None`` in eval mode
+    (one element-wise pass) or for an unusual signature."""
+    pos = _BN_TRAIN_ARG.get(op)
+    if pos is not None and not (len(args) > pos and args[pos] is True):
+        return None
+    x = args[1] if "backward" in op else args[0]
+    if not isinstance(x, TensorSpec) or len(x.shape) < 2:
+        return None
+    es = _elem_size(dtype)
+    n = x.numel
+    c = int(x.shape[1])
+    per_c = max(n // max(c, 1), 1)
+    back = "backward" in op
+    reads_red = 2 if back else 1
+    red = memory_kernel("reduction", c, per_c, dtype, es * n * reads_red, 2.0 * n * reads_red, backward=back)
+    elem = memory_kernel("elementwise", max(n // per_c, 1), per_c, dtype, es * n * 3 if back else es * n * 2,
+                         (4.0 if back else 2.0) * n, backward=back)
+    return [red, elem]
 
 
 SDPA_BACKENDS = ("flash", "efficient", "math")
