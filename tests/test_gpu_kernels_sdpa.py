@@ -55,3 +55,17 @@ def test_sdpa_node_priced_as_one_fused_kernel(device, monkeypatch):
     assert fused < math_path
     peak = prof.peak_flops["tf32"] / 3 if "tf32" in prof.peak_flops else prof.peak_flops["fp32"]
     assert fused >= 2.0 * b * h * s * s * 2 * d / max(peak, prof.peak_flops["fp32"])  # never below its own bound
+
+
+def test_math_pricing_can_be_chosen():
+    from fxenergy.analysis import analyse
+    from fxenergy.passes.durations import DurationPass  # noqa: F401 - the pass the model feeds
+    from fxenergy.perf.model import LearnedGPUModel
+
+    q = torch.empty(1, 8, 512, 64, device="meta")
+    mask = torch.empty(1, 1, 512, 512, dtype=torch.bool, device="meta")
+    a = analyse(_Attn(), (q, q, q, mask))
+    prof = load_profile("a100-80gb-pcie")
+    with pytest.raises(Exception, match="sdpa pricing"):
+        LearnedGPUModel(prof, sdpa="flash")
+    assert LearnedGPUModel(prof, sdpa="math").sdpa == "math" and a is not None

@@ -53,6 +53,10 @@ if TYPE_CHECKING:
 __all__ = ["clear_predictions", "PerfParams", "load_perf_params", "LearnedGPUModel", "DEFAULT_PARAMS", "MEMORY_FAMILIES"]
 
 DEFAULT_PARAMS = "learned-gpu"
+# how a scaled_dot_product_attention node is priced: "auto" = the CUDA kernel PyTorch's SDPA dispatch picks
+# (flash / memory-efficient fused kernel, else math); "math" = always its math decomposition (what a model
+# built with attn_implementation="eager" runs). See kernels.sdpa_backend.
+SDPA_PRICING = "auto"
 MEMORY_FAMILIES = ("elementwise", "reduction", "gather", "copy")
 _DEFAULT_CONV = get_convention("default")
 
@@ -141,10 +145,13 @@ class LearnedGPUModel:
 
     def __init__(self, profile: HardwareProfile, params: PerfParams | str | None = None, *, matmul_precision: str | None = None,
                  conv_tf32: bool | None = None, power_limit_w: float | None = None,
-                 correction: Mapping[str, Any] | None = None):
+                 correction: Mapping[str, Any] | None = None, sdpa: str | None = None):
         self.params = params if isinstance(params, PerfParams) else load_perf_params(params or DEFAULT_PARAMS)
         # a calibration's per-family corrections (fxenergy.calibrate.gpu): log-scale on kernel durations,
         # offset on the board-power fraction; empty = the shipped model as fitted
+        self.sdpa = sdpa or SDPA_PRICING
+        if self.sdpa not in ("auto", "math"):
+            raise UserInputError(f"sdpa pricing must be 'auto' or 'math', got {self.sdpa!r}")
         corr = correction or {}
         self.duration_log_scale = {str(k): float(v) for k, v in corr.get("duration_log_scale", {}).items()}
         self.power_offset = {str(k): float(v) for k, v in corr.get("power_offset", {}).items()}
@@ -199,7 +206,7 @@ class LearnedGPUModel:
             calls = []
             todo = trace.calls
             fused = None
-            if node.op == "call_function" and is_sdpa_target(node.target):
+            if self.sdpa == "auto" and node.op == "call_function" and is_sdpa_target(node.target):
                 fused = sdpa_kernels_of_calls(trace.calls, sm80_or_newer=self.device.has_tf32())
                 if fused is not None:  # one fused kernel (+ a mask conversion) instead of the math decomposition
                     todo = [trace.calls[i] for i in fused[2]]
