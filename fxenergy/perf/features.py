@@ -94,3 +94,17 @@ def features(kernels: Sequence[Kernel], dev: DeviceSpec, *, geometry: bool, matm
                              np.log2(np.maximum(flops / np.maximum(elems, 1), 1e-3)), np.log2(cols_),
                              np.log2(rows / dev.sms), bw])
     return X, tb
+
+
+def chip_key(profile: object) -> str | None:
+    """``"<architecture>:<SMs>"``: GPUs sharing it have the same die (e.g. every V100 SKU, every A100)."""
+    arch = getattr(profile, "architecture", None)
+    sms = getattr(profile, "compute_units", None)
+    return f"{arch}:{int(sms)}" if arch and sms else None
+
+
+def correction_log(curve: dict, t_bound_s: np.ndarray) -> np.ndarray:
+    """A per-chip correction of log time, piecewise linear in ``log10 t_bound`` (constant past the ends)."""
+    x = np.asarray(curve["log10_tbound_s"], dtype=float)
+    y = np.asarray(curve["log_factor"], dtype=float)
+    return np.interp(np.log10(np.maximum(t_bound_s, 1e-12)), x, y)

@@ -57,3 +57,92 @@ def fit_forest(X: np.ndarray, y: np.ndarray, seed: int = 0, **hyper):
 
     params = {**HYPER, **hyper}
     return HistGradientBoostingRegressor(loss="absolute_error", random_state=seed, **params).fit(X, y)
+
+
+def fit_tile_mlp(X: np.ndarray, log_t0: np.ndarray, waves: np.ndarray, y_log_s: np.ndarray, *, seed: int = 0,
+                 hidden: int = 32, depth: int = 2, steps: int = 2500, lr: float = 0.01, weight_decay: float = 1e-4,
+                 activation: str = "tanh", device_features: bool = True) -> dict:
+    """Fit the per-tile utilisation MLP of :mod:`fxenergy.perf.tiles` (torch, CPU, full batch, Adam).
+
+    Loss: mean absolute error of log time (the tile-minimum prediction against ``y_log_s``, the
+    measured kernel time's log). Returns the JSON-ready weights.
+    """
+    import torch
+
+    from fxenergy.perf.tiles import TILE_FEATURES
+
+    torch.manual_seed(seed)
+    flat = X.reshape(-1, X.shape[-1])
+    mean, std = flat.mean(axis=0), flat.std(axis=0)
+    std = np.where(std > 1e-9, std, 1.0)
+    xt = torch.tensor((X - mean) / std, dtype=torch.float32)
+    t0 = torch.tensor(log_t0, dtype=torch.float32)
+    wv = torch.tensor(waves, dtype=torch.float32)
+    y = torch.tensor(y_log_s, dtype=torch.float32)
+    act = torch.nn.Tanh if activation == "tanh" else torch.nn.ReLU
+    mods: list = []
+    width = X.shape[-1]
+    for _ in range(depth):
+        mods += [torch.nn.Linear(width, hidden), act()]
+        width = hidden
+    mods.append(torch.nn.Linear(width, 2))
+    net = torch.nn.Sequential(*mods)
+    with torch.no_grad():  # start near u = 0.7, s2 small
+        net[-1].bias.copy_(torch.tensor([1.0, -2.0]))
+    opt = torch.optim.Adam(net.parameters(), lr=lr, weight_decay=weight_decay)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps)
+    for _ in range(steps):
+        h = net(xt)
+        log_u = torch.nn.functional.logsigmoid(h[..., 0]) - torch.log1p(torch.nn.functional.softplus(h[..., 1]) / wv)
+        pred = (t0 - log_u).min(dim=1).values
+        loss = (pred - y).abs().mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        sched.step()
+    layers = [(m.weight.detach().numpy().T.astype(float).round(7).tolist(), m.bias.detach().numpy().astype(float).round(7).tolist())
+              for m in net if isinstance(m, torch.nn.Linear)]
+    return {"kind": "tile_mlp", "features": list(TILE_FEATURES), "mean": mean.tolist(), "std": std.tolist(),
+            "layers": layers, "activation": activation, "device_features": device_features,
+            "train_loss_mean_abs_log": float(loss.detach())}
+
+
+def tile_design(kernels: Sequence[Kernel], devices: Sequence[str], matmul_precision: str = "highest",
+                conv_tf32: bool = False, device_features: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(X, log_t0, waves)`` of :func:`fxenergy.perf.tiles.tile_inputs` over rows of several devices."""
+    from fxenergy.perf.features import _peaks
+    from fxenergy.perf.tiles import TILE_FEATURES, TILES, tile_inputs
+
+    X = np.empty((len(kernels), len(TILES), len(TILE_FEATURES)))
+    t0 = np.empty((len(kernels), len(TILES)))
+    wv = np.empty((len(kernels), len(TILES)))
+    devs = np.asarray(devices)
+    for name in dict.fromkeys(devices):
+        idx = np.flatnonzero(devs == name)
+        dev = device_spec(load_profile(name))
+        ks = [kernels[int(i)] for i in idx]
+        mat, tc = _peaks(ks, dev, matmul_precision, conv_tf32)
+        X[idx], t0[idx], wv[idx] = tile_inputs(ks, dev, mat, tc, device_features=device_features)
+    return X, t0, wv
+
+
+CORRECTION_EDGES = tuple(np.arange(-6.0, -0.99, 0.5))  # log10 of the roofline bound (s): half-decade bins
+CORRECTION_MIN_ROWS = 30
+
+
+def fit_correction(resid_log: np.ndarray, t_bound_s: np.ndarray) -> dict | None:
+    """A per-chip correction curve: median residual ``log(t_measured / t_predicted)`` per half-decade of
+    the roofline bound, at the bin's median ``log10 t_bound`` (bins with fewer than 30 rows are dropped);
+    None when no bin has enough rows."""
+    lb = np.log10(np.maximum(t_bound_s, 1e-12))
+    xs, ys, ns = [], [], []
+    edges = (-np.inf, *CORRECTION_EDGES[1:-1], np.inf)
+    for lo, hi in zip(edges[:-1], edges[1:]):
+        sel = (lb >= lo) & (lb < hi)
+        if sel.sum() >= CORRECTION_MIN_ROWS:
+            xs.append(float(np.median(lb[sel])))
+            ys.append(round(float(np.median(resid_log[sel])), 5))
+            ns.append(int(sel.sum()))
+    if not xs:
+        return None
+    return {"log10_tbound_s": [round(x, 4) for x in xs], "log_factor": ys, "rows": ns}

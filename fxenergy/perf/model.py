@@ -34,7 +34,7 @@ from torch.utils import _pytree as pytree
 from fxenergy.errors import UserInputError
 from fxenergy.passes.costs import get_convention, lookup, op_arith, op_bytes
 from fxenergy.perf.device import DeviceSpec, check_math_options, device_spec
-from fxenergy.perf.features import features
+from fxenergy.perf.features import chip_key, correction_log, features
 from fxenergy.perf.kernels import (
     Kernel,
     foreach_launches,
@@ -99,6 +99,9 @@ class PerfParams:
     # training steps: added to the board-power fraction of backward / optimizer nodes (benchmarks/gpu_models.py
     # --fit-training, leave-one-model-out on the A30 whole-model training rows); empty = no uplift
     training_power: Mapping[str, float] = field(default_factory=dict)
+    # GPUs whose die is in the kernel data: {chip_key: {family: curve}} (features.correction_log), fitted
+    # on that GPU's own fp32 kernel rows; applied to CUDA-core (non tensor-core) kernels only; empty = none
+    chip_correction: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
     def forest(self, family: str) -> Forest:
         return self.forests[self.alias.get(family, family)]
@@ -127,6 +130,7 @@ def load_perf_params(name_or_path: str = DEFAULT_PARAMS) -> PerfParams:
             validated=p.get("validated", {}),
             fitted_on=art["fitted_on"],
             training_power={k: float(v) for k, v in p.get("training_power", {}).get("uplift", {}).items()},
+            chip_correction=dict(p.get("chip_correction", {}).get("chips", {})),
         )
     except (KeyError, TypeError, ValueError) as e:
         raise UserInputError(f"learned parameter file {name_or_path!r} is malformed ({type(e).__name__}: {e})") from None
@@ -167,6 +171,7 @@ class LearnedGPUModel:
         t = np.empty(n)
         tb = np.empty(n)
         fam = np.array([self.params.alias.get(k.family, k.family) for k in kernels])
+        chip = self.params.chip_correction.get(chip_key(self.profile) or "", {})
         for f in set(fam.tolist()):
             idx = np.flatnonzero(fam == f)
             ks = [kernels[i] for i in idx]
@@ -174,8 +179,10 @@ class LearnedGPUModel:
             X, bound = features(ks, self.device, geometry=f in ("gemm", "conv"),
                                 matmul_precision=self.matmul_precision, conv_tf32=self.conv_tf32)
             slow = np.exp(np.maximum(forest.predict(X), 0.0))
+            tc = X[:, forest.features.index("tensor_cores")] > 0 if "tensor_cores" in forest.features else np.zeros(len(ks), bool)
+            if f in chip:  # this GPU's own die was measured: its fitted correction (CUDA-core kernels)
+                slow = np.where(tc, slow, np.maximum(slow, 1.0) * np.exp(correction_log(chip[f], bound)))
             if f in ("gemm", "conv"):
-                tc = X[:, forest.features.index("tensor_cores")] > 0
                 slow = np.where(tc, slow * self.params.tensor_core_factor, slow)
             fast = np.array([k.fast_fp32 for k in ks])
             if fast.any() and self.device.has_tf32():
