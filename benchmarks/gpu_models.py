@@ -140,58 +140,70 @@ def _write_training_rule(uplift: float, all_rows: float, n: int, lomo_errs: list
     print(f"wrote training_power uplift {uplift:.2f} into {path}")
 
 
-def gpt3(layers: int, d: int, heads: int):  # noqa: ANN201
+def _hf(kind: str, attn: str, **cfg):  # noqa: ANN003, ANN201
+    """A transformers model on meta with ``attn`` attention (``eager``: explicit matmul + softmax; ``sdpa``)."""
     import transformers
 
-    cfg = transformers.GPT2Config(n_layer=layers, n_embd=d, n_head=heads, n_positions=2048, use_cache=False)
+    config = getattr(transformers, f"{kind}Config")(**cfg)
+    if hasattr(config, "use_cache"):
+        config.use_cache = False
+    cls = {"Bert": "BertForSequenceClassification", "GPT2": "GPT2LMHeadModel", "OPT": "OPTForCausalLM"}[kind]
     with torch.device("meta"):
-        return transformers.GPT2LMHeadModel._from_config(cfg, attn_implementation="sdpa").eval()
+        return getattr(transformers, cls)._from_config(config, attn_implementation=attn).eval()
 
 
-def opt13b():  # noqa: ANN201
-    import transformers
+# issue 11's transformer configs, built as NeuSight's end-to-end harness builds them (sitar-lab/NeuSight
+# neusight/Tracing/trace.py: AutoModelForSequenceClassification for BERT, *ForCausalLM for GPT/OPT, eager
+# attention, fp32, input_ids only)
+TRANSFORMERS = {
+    "bert-large": ("Bert", dict(hidden_size=1024, num_hidden_layers=24, num_attention_heads=16, intermediate_size=4096,
+                                max_position_embeddings=512)),
+    "gpt2-large": ("GPT2", dict(n_layer=36, n_embd=1280, n_head=20, n_positions=1024)),
+    "gpt3-xl": ("GPT2", dict(n_layer=24, n_embd=2048, n_head=16, n_positions=2048)),
+    "gpt3-2.7b": ("GPT2", dict(n_layer=32, n_embd=2560, n_head=32, n_positions=2048)),
+    "opt-1.3b": ("OPT", dict(hidden_size=2048, num_hidden_layers=24, ffn_dim=8192, num_attention_heads=32,
+                             max_position_embeddings=2048)),
+}
 
-    cfg = transformers.OPTConfig(hidden_size=2048, num_hidden_layers=24, ffn_dim=8192, num_attention_heads=32,
-                                 max_position_embeddings=2048, use_cache=False)
-    with torch.device("meta"):
-        return transformers.OPTForCausalLM._from_config(cfg, attn_implementation="sdpa").eval()
+
+def gpt3(layers: int, d: int, heads: int, attn: str = "sdpa"):  # noqa: ANN201
+    return _hf("GPT2", attn, n_layer=layers, n_embd=d, n_head=heads, n_positions=2048)
 
 
-def transformers_table(quick: bool) -> None:
-    models = {"bert-large": None, "gpt2-large": None, "gpt3-xl": lambda: gpt3(24, 2048, 16),
-              "gpt3-2.7b": lambda: gpt3(32, 2560, 32), "opt-1.3b": opt13b}
+def opt13b(attn: str = "sdpa"):  # noqa: ANN201
+    return _hf("OPT", attn, **TRANSFORMERS["opt-1.3b"][1])
+
+
+def transformers_table(quick: bool, attentions: tuple[str, ...] = ("eager",)) -> None:
+    from fxenergy.analysis import analyse
+
     cases = [(1, 512), (8, 512)] if quick else [(1, 512), (4, 1024), (16, 512), (2, 2048)]
-    print("fp32 inference latency (ms), learned vs roofline; 'implied' = measured/roofline from issue 11's averages")
-    print(f"{'model':<12}{'batch':>6}{'seq':>6}" + "".join(f"{d:>26}" for d in IMPLIED))
-    ratios = {d: [] for d in IMPLIED}
-    for mname, make in models.items():
-        if quick and mname in ("gpt3-2.7b", "opt-1.3b"):
-            continue
-        for batch, seq in cases:
-            if (mname == "bert-large" and seq > 512) or (mname == "gpt2-large" and seq > 1024):
-                continue  # beyond the config's position table
-            if make is None:
-                b = build_model("bert-large-uncased" if mname == "bert-large" else "gpt2-large", batch_size=batch,
-                                seq_len=seq)
-                model, args, kwargs = b.model, b.args, b.kwargs
-            else:
-                model, args, kwargs = make(), (), {"input_ids": torch.empty(batch, seq, dtype=torch.long, device="meta")}
-            if mname == "bert-large" and seq > 512:
+    for attn in attentions:
+        print(f"fp32 inference latency (ms), {attn} attention, learned vs roofline; 'implied' = measured/roofline "
+              "from issue 11's averages")
+        print(f"{'model':<12}{'batch':>6}{'seq':>6}" + "".join(f"{d:>26}" for d in IMPLIED))
+        ratios = {d: [] for d in IMPLIED}
+        for mname, (kind, cfg) in TRANSFORMERS.items():
+            if quick and mname in ("gpt3-2.7b", "opt-1.3b"):
                 continue
-            from fxenergy.analysis import analyse
-
-            base = analyse(model, args, example_kwargs=kwargs)
-            cells = []
-            for dev in IMPLIED:
-                learned = _predict(base, dev, "learned")
-                roof = _predict(base, dev, "roofline")
-                ratios[dev].append(learned / roof)
-                cells.append(f"{learned * 1e3:9.1f} /{roof * 1e3:8.1f} x{learned / roof:4.2f}")
-            print(f"{mname:<12}{batch:>6}{seq:>6}" + "".join(f"{c:>26}" for c in cells), flush=True)
-    print("mean learned/roofline ratio vs the issue's implied measured/roofline:")
-    for d, r in ratios.items():
-        print(f"  {d:<16} learned/roofline {np.mean(r):.2f}   implied {IMPLIED[d]:.2f}   "
-              f"=> implied mean error of learned ~{abs(np.mean(r) / IMPLIED[d] - 1) * 100:.0f}%")
+            limit = cfg.get("max_position_embeddings") or cfg.get("n_positions")
+            for batch, seq in cases:
+                if seq > limit:
+                    continue  # beyond the config's position table
+                model = _hf(kind, attn, **cfg)
+                base = analyse(model, (), example_kwargs={"input_ids": torch.empty(batch, seq, dtype=torch.long,
+                                                                                  device="meta")})
+                cells = []
+                for dev in IMPLIED:
+                    learned = _predict(base, dev, "learned")
+                    roof = _predict(base, dev, "roofline")
+                    ratios[dev].append(learned / roof)
+                    cells.append(f"{learned * 1e3:9.1f} /{roof * 1e3:8.1f} x{learned / roof:4.2f}")
+                print(f"{mname:<12}{batch:>6}{seq:>6}" + "".join(f"{c:>26}" for c in cells), flush=True)
+        print(f"mean learned/roofline ratio ({attn} attention) vs the issue's implied measured/roofline:")
+        for d, r in ratios.items():
+            print(f"  {d:<16} learned/roofline {np.mean(r):.2f}   implied {IMPLIED[d]:.2f}   "
+                  f"=> implied mean error of learned ~{abs(np.mean(r) / IMPLIED[d] - 1) * 100:.0f}%")
 
 
 def _predict(analysis, device: str, predictor: str) -> float:  # noqa: ANN001
@@ -207,6 +219,8 @@ def main() -> int:
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--skip-a30", action="store_true")
     ap.add_argument("--skip-transformers", action="store_true")
+    ap.add_argument("--attention", choices=("eager", "sdpa", "both"), default="eager",
+                    help="attention implementation of the transformer table (eager: what NeuSight's rows measured)")
     ap.add_argument("--fit-training", action="store_true",
                     help="write the training-step power uplift (fitted on all A30 rows) into learned-gpu.json")
     args = ap.parse_args()
@@ -216,7 +230,7 @@ def main() -> int:
     if args.skip_transformers:
         print(f"({time.time() - t0:.0f} s)")
         return 0
-    transformers_table(args.quick)
+    transformers_table(args.quick, ("eager", "sdpa") if args.attention == "both" else (args.attention,))
     print(f"({time.time() - t0:.0f} s)")
     return 0
 

@@ -103,7 +103,8 @@ def with_gpu_options(setup: Setup, *, matmul_precision: str | None = None, conv_
     from fxenergy.predictors.learned import LearnedGPUPredictor
 
     backend = LearnedGPUPredictor(setup.backend.params_, matmul_precision=matmul_precision,  # type: ignore[union-attr]
-                                  conv_tf32=conv_tf32, power_limit_w=power_limit_w)
+                                  conv_tf32=conv_tf32, power_limit_w=power_limit_w,
+                                  correction=getattr(setup.backend, "correction", None))  # a GPU calibration's
     assert setup.profile is not None  # a learned setup always has its GPU profile
     backend.model(setup.profile)  # bad options fail here, before the trace
     return dataclasses.replace(setup, backend=backend)

@@ -9,6 +9,7 @@ traceback unless ``--debug``).
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -347,7 +348,16 @@ def _cmd_calibrate(args: argparse.Namespace) -> int:
         def progress(label: str, done: int, total: int) -> None:
             bar.update(task, description=label, completed=done, total=total)
 
+        if args.device.startswith("cuda"):  # GPUs: also refine the learned model (fxenergy.calibrate.gpu)
+            import dataclasses
+
+            from fxenergy.calibrate.gpu import check_cuda, run_learned_calibration
+
+            check_cuda(args.device)  # one-line error where CUDA is absent, before any timing
         cal = run_calibration(args.device, quick=args.quick, progress=progress)
+        if args.device.startswith("cuda"):
+            cal = dataclasses.replace(cal, learned=run_learned_calibration(cal.profile, device=args.device,
+                                                                           progress=progress))
     path = save_calibration(cal, args.output)
     fams = ", ".join(sorted(cal.params.families))
     print(f"wrote {path}: {cal.profile.display_name}; {len(cal.measurements)} measurements; curves for {fams}")
@@ -357,6 +367,9 @@ def _cmd_calibrate(args: argparse.Namespace) -> int:
         print(f"note: {note}")
     if cal.threads:
         print(f"threads: {cal.threads}")
+    if cal.learned:
+        print("learned GPU model corrections (duration x): " + ", ".join(
+            f"{k} {math.exp(v):.2f}" for k, v in sorted(cal.learned["duration_log_scale"].items())))
     print(f"use it with: fxenergy report MODEL --hardware {path}")
     return 0
 

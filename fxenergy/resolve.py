@@ -194,6 +194,13 @@ def resolve(hardware: Any = None, predictor: str | None = None, params: Any = No
     if isinstance(predictor, str) and predictor.endswith(".json"):  # a fitted artifact names its own backend
         predictor, params = _artifact_backend(predictor, params)
     cpu = profile is not None and not profile.is_gpu
+    learned_corr = None  # a GPU calibration's correction of the learned model (fxenergy calibrate --device cuda)
+    if cal_path is not None and not cpu:
+        from fxenergy.calibrate.gpu import load_learned_correction
+
+        learned_corr = load_learned_correction(cal_path)
+    if learned_corr is not None and params is None and predictor in (None, "auto", "learned"):
+        predictor = "learned"  # the calibrated learned model is the default on that GPU
     if calibrated is not None and params is None and (predictor == "hef" or (predictor is None and not cpu)):
         params = calibrated  # a calibration file brings its own fitted curves (on CPUs: physical reads them)
     name = predictor or ("none" if profile is None else "auto")
@@ -238,7 +245,7 @@ def resolve(hardware: Any = None, predictor: str | None = None, params: Any = No
         if not _learned_applies(profile):
             raise UserInputError(f"the learned backend models GPUs with a power limit; {profile.name!r} is not one "
                                  "(use --predictor roofline)")
-        backend: Any = make_predictor(name, params=params)
+        backend: Any = make_predictor(name, params=params, correction=learned_corr)
         return Setup(profile, name, backend, "learned", None, backend.params_.name, (), calibrated)
     if _uses_hef_parameters(cls):
         chosen = (params if params is not None

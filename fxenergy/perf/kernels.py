@@ -21,7 +21,7 @@ from torch.utils import _pytree as pytree
 
 from fxenergy.records import OpCall, TensorSpec
 
-__all__ = ["FAMILIES", "Kernel", "kernels_of_call", "gemm_kernel", "conv_kernel", "memory_kernel", "family_of_op"]
+__all__ = ["FAMILIES", "Kernel", "kernels_of_call", "sdpa_backend", "sdpa_kernels_of_calls", "is_sdpa_target", "foreach_launches", "optimizer_period", "gemm_kernel", "conv_kernel", "memory_kernel", "family_of_op"]
 
 FAMILIES = ("gemm", "conv", "elementwise", "reduction", "gather", "copy")
 
@@ -80,6 +80,9 @@ class Kernel:
     rows: int = 1  # memory kernels: outer rows
     cols: int = 1  # memory kernels: innermost or reduced length
     backward: bool = False  # a gradient kernel (dgrad/wgrad, *_backward)
+    # a fused attention tile kernel whose fp32 products run as 3xTF32 on tensor cores where the GPU has TF32
+    # (CUTLASS "FastF32"); the model prices it against tf32_peak / 3 instead of the fp32 peak
+    fast_fp32: bool = False
 
 
 def gemm_kernel(batch: int, m: int, n: int, k: int, dtype: torch.dtype, *, bias: bool = False,
@@ -141,6 +144,10 @@ def kernels_of_call(call: OpCall, flops: float, ew_flops: float, nbytes: float) 
                 return [_with(kern, flops=flops or kern.flops, ew_flops=ew_flops, nbytes=nbytes)]
         elif fam == "conv":
             return _conv_kernels(op, args, call.out, dtype, flops, nbytes)
+        elif op in _BN_TRAIN_ARG:
+            bn = _batch_norm_training_kernels(op, args, dtype)
+            if bn is not None:
+                return bn
     except (IndexError, TypeError, AttributeError, ValueError, ZeroDivisionError):
         pass  # an unusual signature: costed as a memory kernel below, from its cost figures
     if fam in ("gemm", "conv"):
@@ -200,6 +207,179 @@ def _attention_kernels(args: tuple, dtype: torch.dtype, nbytes: float) -> list[K
     soft = memory_kernel("reduction", lead * lq, lk, dtype, 2.0 * es * lead * lq * lk, 5.0 * lead * lq * lk)
     out = gemm_kernel(lead, lq, dv, lk, dtype)
     return [score, soft, out]
+
+
+# batch norm ops and the position of their ``training`` flag
+_BN_TRAIN_ARG = {"native_batch_norm": 5, "_native_batch_norm_legit": 5, "_native_batch_norm_legit_functional": 5,
+                 "cudnn_batch_norm": 5, "native_batch_norm_backward": 7, "cudnn_batch_norm_backward": None}
+
+
+def _batch_norm_training_kernels(op: str, args: tuple, dtype: torch.dtype) -> list[Kernel] | None:
+    """Batch norm in training mode on CUDA (cuDNN spatial mode or ATen's native kernels) is two passes
+    over the activations, not one: forward = a per-channel statistics reduction (reads x) and the
+    normalisation (reads x, writes y); backward = a per-channel reduction of dy and dy·x̂ (reads dy, x)
+    and the element-wise dx (reads dy, x, writes dx). Five activation-sized transfers in backward and
+    three in forward, where the single-kernel view counted three and two. ``None`` in eval mode
+    (one element-wise pass) or for an unusual signature."""
+    pos = _BN_TRAIN_ARG.get(op)
+    if pos is not None and not (len(args) > pos and args[pos] is True):
+        return None
+    x = args[1] if "backward" in op else args[0]
+    if not isinstance(x, TensorSpec) or len(x.shape) < 2:
+        return None
+    es = _elem_size(dtype)
+    n = x.numel
+    c = int(x.shape[1])
+    per_c = max(n // max(c, 1), 1)
+    back = "backward" in op
+    reads_red = 2 if back else 1
+    red = memory_kernel("reduction", c, per_c, dtype, es * n * reads_red, 2.0 * n * reads_red, backward=back)
+    elem = memory_kernel("elementwise", max(n // per_c, 1), per_c, dtype, es * n * 3 if back else es * n * 2,
+                         (4.0 if back else 2.0) * n, backward=back)
+    return [red, elem]
+
+
+SDPA_BACKENDS = ("flash", "efficient", "math")
+
+
+def is_sdpa_target(target: object) -> bool:
+    """Whether an FX node target is ``F.scaled_dot_product_attention`` (or one of its ATen ops)."""
+    name = getattr(target, "__name__", None) or str(target)
+    base = name.removeprefix("aten.").split(".", 1)[0]
+    return base == "scaled_dot_product_attention" or base in _ATTENTION_OPS
+
+
+def sdpa_backend(dtype: torch.dtype, head_dim_qk: int, head_dim_v: int, *, has_mask: bool, sm80_or_newer: bool) -> str:
+    """The CUDA kernel PyTorch's SDPA dispatch picks (``flash``, ``efficient`` or ``math``).
+
+    Read off ``aten/src/ATen/native/transformers/cuda/sdp_utils.cpp`` (PyTorch 2.x; rules restated, not
+    copied): priority flash > memory-efficient > math (cuDNN attention, first on sm90+ in recent releases,
+    is fp16/bf16-only like flash and is priced as flash). Flash needs fp16/bf16, sm80+, equal head dims
+    <= 256 and no arbitrary ``attn_mask`` (``is_causal`` only). The memory-efficient kernel takes fp32,
+    fp16 and bf16 on sm50+, an additive mask, and head dims divisible by the GEMM alignment (4 elements for
+    fp32 on sm80+, where it runs on tensor cores; 8 for fp16/bf16; 1 for fp32 before sm80). Anything else
+    (fp64, odd head dims) falls back to the math decomposition Q·Kᵀ, softmax, A·V.
+    """
+    half = dtype in (torch.float16, torch.bfloat16)
+    if half and sm80_or_newer and not has_mask and head_dim_qk == head_dim_v and head_dim_qk <= 256:
+        return "flash"
+    if dtype == torch.bfloat16 and not sm80_or_newer:
+        return "math"
+    if dtype in (torch.float32, torch.float16, torch.bfloat16):
+        align = 8 if half else (4 if sm80_or_newer else 1)
+        if head_dim_qk % align == 0 and head_dim_v % align == 0 and head_dim_qk > 0 and head_dim_v > 0:
+            return "efficient"
+    return "math"
+
+
+def fused_attention_kernel(lead: int, lq: int, lk: int, d: int, dv: int, dtype: torch.dtype, *, backend: str,
+                           causal: bool = False, mask_bytes: float = 0.0, sm80_or_newer: bool = False) -> Kernel:
+    """One fused attention kernel (flash or memory-efficient): Q·Kᵀ, online softmax and A·V per query tile.
+
+    The scores never reach DRAM: traffic is Q, K, V, O and the mask (``O(S·d)``, not ``O(S²)``). Matrix
+    FLOPs are both products (``2·lead·lq·lk·(d + dv)``, halved under ``is_causal``: masked tiles are
+    skipped), plus ~5 vector FLOPs per score (scale, max, exp, sum, rescale). For the wave features it is
+    described as a GEMM of output ``lq x dv`` per (batch·head) with depth ``lk·(d + dv) / dv``: one thread
+    block per query tile and head, as the kernels launch. fp32 on sm80+ runs 3xTF32 (``fast_fp32``).
+    """
+    es = _elem_size(dtype)
+    frac = 0.5 if causal and lq == lk else 1.0
+    flops = 2.0 * lead * lq * lk * (d + dv) * frac
+    nbytes = es * lead * (lq * d + lk * d + lk * dv + lq * dv) + mask_bytes
+    depth = max(int(round(lk * (d + dv) * frac / max(dv, 1))), 1)
+    return Kernel("gemm", dtype, flops, 5.0 * lead * lq * lk * frac, float(nbytes), batch=lead, m=lq, n=dv, k=depth,
+                  fast_fp32=(dtype == torch.float32 and sm80_or_newer and backend == "efficient"))
+
+
+def sdpa_kernels_of_calls(calls: list[OpCall] | tuple[OpCall, ...], *,
+                          sm80_or_newer: bool) -> tuple[str, list[Kernel], tuple[int, ...]] | None:
+    """``(backend, kernels, kept)`` for one SDPA node from the calls its meta capture dispatched, or
+    ``None`` where PyTorch would run the math decomposition on CUDA (the calls are then priced one by one).
+
+    On meta/CPU tensors SDPA dispatches its math decomposition (two bmm, an additive mask, a softmax), or
+    one fused ATen op when captured from a CUDA-like backend; the shapes are read from either. ``kept``
+    are the indices of calls that still run as kernels of their own before the fused one: a boolean
+    mask is turned into an additive float mask by one ``where`` before any backend is chosen.
+    """
+    fused = [c for c in calls if c.op is not None and _call_base(c) in _ATTENTION_OPS]
+    mask_bytes, has_mask, causal = 0.0, False, False
+    if fused:
+        c = fused[0]
+        q, k, v = c.args[0], c.args[1], c.args[2]
+        lead, lq, d = math.prod(q.shape[:-2]), q.shape[-2], q.shape[-1]
+        lk, dv = k.shape[-2], v.shape[-1]
+        dtype = q.dtype
+        extra = [a for a in list(c.args[3:]) + list(c.kwargs.values()) if isinstance(a, TensorSpec)]
+        if extra:
+            has_mask, mask_bytes = True, float(sum(t.nbytes for t in extra))
+        causal = bool(c.kwargs.get("is_causal", False)) or any(a is True for a in c.args[3:6])
+    else:
+        bmms = [c for c in calls if _call_base(c) in ("bmm", "baddbmm", "matmul")]
+        if len(bmms) != 2:
+            return None
+        s_a, s_b = _tensors(bmms[0].args)[-2:], _tensors(bmms[1].args)[-2:]
+        lead, lq, d = math.prod(s_a[0].shape[:-2]), s_a[0].shape[-2], s_a[0].shape[-1]
+        lk, dv = s_a[1].shape[-1], s_b[1].shape[-1]
+        dtype = s_a[0].dtype
+        for c in calls:  # an additive / boolean mask over the scores (the math path's add or masked_fill)
+            if _call_base(c) in ("add", "masked_fill", "where", "add_") and c is not bmms[0]:
+                ts = _tensors(c.args)
+                big = [t for t in ts if len(t.shape) >= 2 and tuple(t.shape[-2:]) == (lq, lk)]
+                if len(big) >= 2 or (_call_base(c) != "add" and big):
+                    has_mask = True
+                    mask_bytes = max(mask_bytes, float(min(t.nbytes for t in big)))
+    backend = sdpa_backend(dtype, d, dv, has_mask=has_mask, sm80_or_newer=sm80_or_newer)
+    if backend == "math":
+        return None
+    first = next((i for i, c in enumerate(calls) if c in fused or _call_base(c) in ("bmm", "baddbmm", "matmul")), 0)
+    kept = tuple(i for i, c in enumerate(calls[:first])
+                 if _call_base(c) in ("where", "masked_fill", "logical_not", "_to_copy")
+                 and any(t.dtype == torch.bool for t in _tensors(c.args)))
+    return backend, [fused_attention_kernel(lead, lq, lk, d, dv, dtype, backend=backend, causal=causal,
+                                            mask_bytes=mask_bytes, sm80_or_newer=sm80_or_newer)], kept
+
+
+def _call_base(call: OpCall) -> str:
+    name = call.name if hasattr(call, "name") else str(call.op)
+    return name.removeprefix("aten.").split(".", 1)[0]
+
+
+# multi_tensor_apply (ATen/native/cuda/MultiTensorApply.cuh): one launch takes at most this many tensors per
+# list depth (1..5 lists), at most 320 blocks, each block one 65536-element chunk of one tensor
+FOREACH_MAX_TENSORS = (110, 64, 48, 36, 30)
+FOREACH_MAX_BLOCKS = 320
+FOREACH_CHUNK = 65536
+
+
+def foreach_launches(numels: list[int], depth: int) -> int:
+    """Kernel launches of one ``torch._foreach_*`` op over tensors of ``numels`` elements with ``depth``
+    tensor lists (in-place scalar op: 1; in-place binary: 2; ``addcmul_``: 3). A launch is issued when
+    its tensor slots or its block slots are full; the count follows those two limits."""
+    depth = min(max(depth, 1), len(FOREACH_MAX_TENSORS))
+    max_t = FOREACH_MAX_TENSORS[depth - 1]
+    launches, tensors, blocks = 0, 0, 0
+    for n in numels:
+        chunks = max(math.ceil(n / FOREACH_CHUNK), 1)
+        tensors += 1
+        while chunks:
+            take = min(chunks, FOREACH_MAX_BLOCKS - blocks)
+            blocks += take
+            chunks -= take
+            if blocks == FOREACH_MAX_BLOCKS or (tensors == max_t and not chunks):
+                launches += 1
+                blocks = 0
+                tensors = 0 if not chunks else 1
+    return launches + (1 if blocks else 0)
+
+
+def optimizer_period(names: list[str]) -> int | None:
+    """The length of the per-parameter op sequence of a single-tensor optimizer step (``mul_, add_, add_``
+    for momentum SGD), or ``None`` when the sequence does not repeat once per parameter."""
+    n = len(names)
+    for p in range(1, n // 2 + 1):
+        if n % p == 0 and all(names[i] == names[i % p] for i in range(n)):
+            return p
+    return None
 
 
 def _conv_kernels(op: str, args: tuple, out: object, dtype: torch.dtype, flops: float, nbytes: float) -> list[Kernel]:

@@ -21,6 +21,7 @@ benchmarks/gpu_models.py). Node energy = P · t. All coefficients come from one 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -28,14 +29,23 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
+from torch.utils import _pytree as pytree
 
 from fxenergy.errors import UserInputError
 from fxenergy.passes.costs import get_convention, lookup, op_arith, op_bytes
 from fxenergy.perf.device import DeviceSpec, check_math_options, device_spec
 from fxenergy.perf.features import chip_key, correction_log, features
-from fxenergy.perf.kernels import Kernel, kernels_of_call
+from fxenergy.perf.kernels import (
+    Kernel,
+    foreach_launches,
+    is_sdpa_target,
+    kernels_of_call,
+    memory_kernel,
+    optimizer_period,
+    sdpa_kernels_of_calls,
+)
 from fxenergy.perf.trees import Forest
-from fxenergy.records import COST, DURATION, TRACE, NodeDuration, get_record, node_dtype, put_record
+from fxenergy.records import COST, DURATION, TRACE, NodeDuration, TensorSpec, get_record, node_dtype, put_record
 
 if TYPE_CHECKING:
     from fxenergy.hardware.schema import HardwareProfile
@@ -43,6 +53,10 @@ if TYPE_CHECKING:
 __all__ = ["clear_predictions", "PerfParams", "load_perf_params", "LearnedGPUModel", "DEFAULT_PARAMS", "MEMORY_FAMILIES"]
 
 DEFAULT_PARAMS = "learned-gpu"
+# how a scaled_dot_product_attention node is priced: "auto" = the CUDA kernel PyTorch's SDPA dispatch picks
+# (flash / memory-efficient fused kernel, else math); "math" = always its math decomposition (what a model
+# built with attn_implementation="eager" runs). See kernels.sdpa_backend.
+SDPA_PRICING = "auto"
 MEMORY_FAMILIES = ("elementwise", "reduction", "gather", "copy")
 _DEFAULT_CONV = get_convention("default")
 
@@ -122,12 +136,29 @@ def load_perf_params(name_or_path: str = DEFAULT_PARAMS) -> PerfParams:
         raise UserInputError(f"learned parameter file {name_or_path!r} is malformed ({type(e).__name__}: {e})") from None
 
 
+def _fast_fp32_bounds(kernels: list[Kernel], dev: DeviceSpec, bound: np.ndarray) -> np.ndarray:
+    """Roofline bounds of fp32 kernels that run as 3xTF32 on tensor cores (never above the fp32 bound)."""
+    peak = max(dev.peak_flops["tf32"] / 3.0, dev.peak_flops["fp32"])
+    out = np.array([max(k.flops / peak + k.ew_flops / dev.peak_flops["fp32"], k.bytes / dev.bandwidth_bytes_per_s)
+                    for k in kernels])
+    return np.minimum(out, bound)
+
+
 class LearnedGPUModel:
     """Durations and power of a graph's nodes on one GPU profile, under PyTorch's math modes."""
 
     def __init__(self, profile: HardwareProfile, params: PerfParams | str | None = None, *, matmul_precision: str | None = None,
-                 conv_tf32: bool | None = None, power_limit_w: float | None = None):
+                 conv_tf32: bool | None = None, power_limit_w: float | None = None,
+                 correction: Mapping[str, Any] | None = None, sdpa: str | None = None):
         self.params = params if isinstance(params, PerfParams) else load_perf_params(params or DEFAULT_PARAMS)
+        # a calibration's per-family corrections (fxenergy.calibrate.gpu): log-scale on kernel durations,
+        # offset on the board-power fraction; empty = the shipped model as fitted
+        self.sdpa = sdpa or SDPA_PRICING
+        if self.sdpa not in ("auto", "math"):
+            raise UserInputError(f"sdpa pricing must be 'auto' or 'math', got {self.sdpa!r}")
+        corr = correction or {}
+        self.duration_log_scale = {str(k): float(v) for k, v in corr.get("duration_log_scale", {}).items()}
+        self.power_offset = {str(k): float(v) for k, v in corr.get("power_offset", {}).items()}
         self.matmul_precision, self.conv_tf32 = check_math_options(matmul_precision, conv_tf32)
         self.profile = profile
         self.device: DeviceSpec = device_spec(profile, power_limit_w)
@@ -153,10 +184,15 @@ class LearnedGPUModel:
                 slow = np.where(tc, slow, np.maximum(slow, 1.0) * np.exp(correction_log(chip[f], bound)))
             if f in ("gemm", "conv"):
                 slow = np.where(tc, slow * self.params.tensor_core_factor, slow)
+            fast = np.array([k.fast_fp32 for k in ks])
+            if fast.any() and self.device.has_tf32():
+                # 3xTF32: the same slowdown over a roofline whose matrix ceiling is tf32_peak / 3
+                bound = np.where(fast, _fast_fp32_bounds(ks, self.device, bound), bound)
             bf = self.params.backward_factor.get(f, 1.0)
             back = np.array([k.backward for k in ks])
             slow = np.where(back, slow * bf, slow)
-            t[idx] = bound * np.maximum(slow, 1.0)
+            scale = math.exp(self.duration_log_scale.get(f, 0.0))  # a calibration on this GPU, if any
+            t[idx] = bound * np.maximum(slow * scale, 1.0)
             tb[idx] = bound
         return t, tb
 
@@ -175,7 +211,18 @@ class LearnedGPUModel:
             if cost.free:
                 continue
             calls = []
-            for call in trace.calls:
+            todo = trace.calls
+            fused = None
+            if self.sdpa == "auto" and node.op == "call_function" and is_sdpa_target(node.target):
+                fused = sdpa_kernels_of_calls(trace.calls, sm80_or_newer=self.device.has_tf32())
+                if fused is not None:  # one fused kernel (+ a mask conversion) instead of the math decomposition
+                    todo = [trace.calls[i] for i in fused[2]]
+                    calls.append(len(call_of))
+                    call_of.append(len(nodes))
+                    for k in fused[1]:
+                        kernels.append(k)
+                        kcall.append(calls[-1])
+            for call in todo:
                 if lookup(call.op) == (True, None):
                     continue  # a free view
                 arith = op_arith(call, _DEFAULT_CONV)
@@ -186,22 +233,65 @@ class LearnedGPUModel:
                 for k in ks:
                     kernels.append(k)
                     kcall.append(calls[-1])
-            nodes.append((node, cost, trace))
+            nodes.append((node, cost, trace, fused is not None))
         t_call = np.zeros(len(call_of))
+        b_node = np.zeros(len(nodes))
         if kernels:
-            t_k, _ = self.kernel_durations_s(kernels)
+            t_k, b_k = self.kernel_durations_s(kernels)
             np.add.at(t_call, np.asarray(kcall), t_k)
+            np.add.at(b_node, np.asarray(call_of)[np.asarray(kcall)], b_k)
         t_call = np.maximum(t_call, self.params.dispatch_floor_s)
         t_node = np.zeros(len(nodes))
         if len(call_of):
             np.add.at(t_node, np.asarray(call_of), t_call)
+        foreach = self._foreach_optimizer(nodes, t_node)
         from fxenergy.perf.kernels import family_of_op
 
-        for i, (node, cost, trace) in enumerate(nodes):
-            bound = self.node_bound_s(cost, trace)
+        for i, (node, cost, trace, is_fused) in enumerate(nodes):
+            # a fused attention node's own cost figures are its math decomposition's (S x S scores in DRAM),
+            # which the fused kernel never moves: its bound is the sum of its kernels' bounds
+            bound = float(b_node[i]) if is_fused else self.node_bound_s(cost, trace)
             self._bounds[node.name] = bound
-            t = max(float(t_node[i]), bound, self.params.dispatch_floor_s)
+            t = max(float(t_node[i]), bound, 0.0 if i in foreach else self.params.dispatch_floor_s)
             put_record(node, DURATION, NodeDuration(t, "learned", family_of_op(cost.op)))
+
+    def _foreach_optimizer(self, nodes: list[Any], t_node: np.ndarray) -> set[int]:
+        """Re-price the optimizer step as PyTorch runs it on CUDA by default (``foreach=True``): the capture
+        records the single-tensor update (one call per parameter and statement), CUDA runs one
+        ``torch._foreach_*`` op per statement over all parameters, in a few multi_tensor_apply launches
+        (:func:`fxenergy.perf.kernels.foreach_launches`). Each launch is one elementwise kernel over its
+        share of the bytes, at least the dispatch floor; the statement's time is split over its nodes
+        by bytes (so the step's total is the launches' total). Returns the indices of re-priced nodes.
+        Left per-call when the update is not one op per node repeating once per parameter."""
+        idx = [i for i, (_n, cost, trace, _f) in enumerate(nodes) if trace.phase == "optimizer" and not cost.free]
+        calls = [nodes[i][2].calls for i in idx]
+        if len(idx) < 2 or any(len(c) != 1 for c in calls):
+            return set()
+        names = [str(c[0].op) for c in calls]
+        period = optimizer_period(names)
+        if period is None or len(idx) // period < 2:
+            return set()
+        for j in range(period):
+            members = idx[j::period]
+            call0 = nodes[members[0]][2].calls[0]
+            specs = [t for t in pytree.tree_leaves(call0.args) if isinstance(t, TensorSpec)]
+            depth = max(sum(1 for t in specs if t.shape == specs[0].shape), 1) if specs else 1  # tensor lists
+            numels, nbytes = [], []
+            for i in members:
+                c = nodes[i][2].calls[0]
+                numels.append(max((t.numel for t in pytree.tree_leaves(c.args) if isinstance(t, TensorSpec)), default=1))
+                r, w, _ = op_bytes(c)
+                nbytes.append(r + w)
+            launches = foreach_launches(numels, depth)
+            total = float(sum(nbytes))
+            rows = sum(numels)
+            per = [memory_kernel("elementwise", max(rows // launches, 1), 1, torch.float32, total / launches,
+                                 float(rows) / launches)] * launches
+            t_k, _ = self.kernel_durations_s(per)
+            t_stmt = float(np.maximum(t_k, self.params.dispatch_floor_s).sum())
+            for i, b in zip(members, nbytes):
+                t_node[i] = t_stmt * (b / total if total > 0 else 1.0 / len(members))
+        return set(idx)
 
     def node_bound_s(self, cost: Any, trace: Any) -> float:
         """The node's roofline bound under the math modes (no launch term)."""
@@ -213,10 +303,15 @@ class LearnedGPUModel:
         return max(compute, (cost.bytes_read + cost.bytes_written) / dev.bandwidth_bytes_per_s)
 
     # -- power -------------------------------------------------------------------------------------------
-    def power_w(self, family: str, utilisation: float, tensor_cores: bool = False, phase: str = "forward") -> float:
-        a, b = power_coefficients_for(self.params.power, self.profile.name, self.params.alias.get(family, family),
+    def power_line(self, family: str, tensor_cores: bool = False) -> tuple[float, float]:
+        """``(a, b)`` of the family's board-power fraction line on this device (before any calibration)."""
+        return power_coefficients_for(self.params.power, self.profile.name, self.params.alias.get(family, family),
                                       tensor_cores)
+
+    def power_w(self, family: str, utilisation: float, tensor_cores: bool = False, phase: str = "forward") -> float:
+        a, b = self.power_line(family, tensor_cores)
         uplift = self.params.training_power.get(phase, 0.0)  # backward / optimizer kernels of a training step
+        uplift += self.power_offset.get(self.params.alias.get(family, family), 0.0)  # calibrated on this GPU
         frac = min(1.0, max(0.0, a + b * min(max(utilisation, 0.0), 1.0) + uplift))
         dev = self.device
         return dev.idle_w + (dev.power_limit_w - dev.idle_w) * frac
@@ -250,6 +345,11 @@ class LearnedGPUModel:
                                if self.profile.name in self.params.power.get("devices", {}) else
                                "pooled per-family model fitted on the A30 and RTX 2080 Ti (not validated on this GPU)"),
         ]
+        if self.duration_log_scale or self.power_offset:
+            out.append("calibrated on this GPU (fxenergy calibrate --device cuda): duration x "
+                       + ", ".join(f"{k} {math.exp(v):.2f}" for k, v in sorted(self.duration_log_scale.items()))
+                       + ("; power fraction " + ", ".join(f"{k} {v:+.2f}" for k, v in sorted(self.power_offset.items()))
+                          if self.power_offset else ""))
         if dev.idle_assumed:
             out.append(f"{self.profile.name}: idle power not in the profile; 25% of TDP ({dev.idle_w:.0f} W) assumed")
         return tuple(out)

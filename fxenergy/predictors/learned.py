@@ -31,9 +31,10 @@ class LearnedGPUPredictor:
     requires: ClassVar[tuple[str, ...]] = (TRACE, COST, DURATION)
 
     def __init__(self, params: Any = None, *, matmul_precision: str | None = None, conv_tf32: bool | None = None,
-                 power_limit_w: float | None = None):
+                 power_limit_w: float | None = None, correction: Any = None):
         from fxenergy.perf.model import DEFAULT_PARAMS, PerfParams, load_perf_params
 
+        self.correction = correction  # a calibration file's "learned" section (fxenergy.calibrate.gpu), or None
         self.params_ = params if isinstance(params, PerfParams) else load_perf_params(params or DEFAULT_PARAMS)
         self.matmul_precision = matmul_precision
         self.conv_tf32 = conv_tf32
@@ -45,7 +46,8 @@ class LearnedGPUPredictor:
         cached = getattr(self, "_model", None)
         if cached is None or cached.profile is not profile:  # one instance per profile: it caches node bounds
             cached = LearnedGPUModel(profile, self.params_, matmul_precision=self.matmul_precision,
-                                     conv_tf32=self.conv_tf32, power_limit_w=self.power_limit_w)
+                                     conv_tf32=self.conv_tf32, power_limit_w=self.power_limit_w,
+                                     correction=self.correction)
             self._model = cached
         return cached
 
