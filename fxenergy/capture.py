@@ -526,10 +526,10 @@ def _record(model: torch.nn.Module, args: tuple, kwargs: dict, mode: str,
         post.remove()
     out_leaves = [t for t in pytree.tree_leaves(result) if isinstance(t, torch.Tensor)]
     rec.graph.output(tuple(rec._node_of(t) for t in out_leaves))
-    from torch.fx._lazy_graph_module import _use_lazy_graph_module
+    from torch.fx._lazy_graph_module import _make_graph_module, _use_lazy_graph_module
 
-    with _use_lazy_graph_module(True):  # no Python code generated for a graph that is never called
-        gm = torch.fx.GraphModule(rec.attrs, rec.graph, class_name=type(model).__name__)
+    with _use_lazy_graph_module(True):  # its Python code is generated on first use (never, for a record)
+        gm = _make_graph_module(rec.attrs, rec.graph, class_name=type(model).__name__)
     gm.meta["fxenergy_replayed_calls"] = replayer.replayed
     gm.meta["fxenergy_replay_refused"] = dict(replayer.refused)
     return gm, tuple(TensorSpec.of(t) for t in pytree.tree_leaves(out) if isinstance(t, torch.Tensor))
@@ -689,8 +689,8 @@ class _Replay:
 
         def sig(v: Any) -> Any:
             if isinstance(v, torch.Tensor):
-                if not all(type(d) is int for d in v.shape):
-                    raise _Unkeyable(v)
+                if id(v) not in rec.producer or not all(type(d) is int for d in v.shape):
+                    raise _Unkeyable(v)  # a tensor the run did not make, or of symbolic size
                 first.setdefault(id(v), len(leaves))
                 leaves.append(v)
                 role = own.get(id(v)) or ("weight" if id(v) in rec.persistent else first[id(v)])
@@ -802,10 +802,7 @@ class _Replay:
     def _replay(self, tpl: _Template, m: torch.nn.Module, leaves: list[torch.Tensor]) -> Any:
         rec = self.rec
         path = rec.module_names[id(m)]
-        weights = self._weights.get(id(m))
-        if weights is None:
-            self._key(m, (), {})  # fills the caches for this module
-            weights = self._weights[id(m)]
+        weights = self._weights[id(m)]  # filled by the key of this call
         env: dict[torch.fx.Node, torch.fx.Node] = {}
         for x, (kind, what) in tpl.sources.items():
             env[x] = (rec._node_of(leaves[what]) if kind == "input" else
