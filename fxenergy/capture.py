@@ -13,7 +13,10 @@ The fallback ladder, tried in order until one works:
 2. ``record``: one eager run of the model on fake tensors (what ``torch.export`` traces with), during
    which every top-level torch call becomes one graph node, wired to its inputs by tensor identity,
    and every ATen call it dispatches is recorded straight into that node's trace (no second run);
-   see :class:`_Recording`. It fails where the forward needs data (``.item()`` of a tensor);
+   see :class:`_Recording`. In inference, a module call identical to an earlier one (the same
+   classes, attributes, weight shapes and input metadata: a model's repeated layers) is replayed:
+   the earlier call's nodes are copied with inputs, weights and module paths remapped instead of
+   running it again (:class:`_Replay`). It fails where the forward needs data (``.item()`` of a tensor);
 3. ``torch.export.export(strict=False)`` (anything the eager run cannot do without data).
 
 When none works, :class:`~fxenergy.errors.CaptureError` lists what was tried and why each failed.
