@@ -76,7 +76,7 @@ def main() -> None:
     total = sum(d.size_diff for d in diff)
     print(f"\nPython allocations alive after one analyse: {total / 1e6:.1f} MB, {total / nodes / 1e3:.1f} kB per node")
     for d in diff[:8]:
-        print(f"  {d.size_diff / 1e6:7.1f} MB  {d.filename.split('site-packages/')[-1].split('/work/')[-1]}")
+        print(f"  {d.size_diff / 1e6:7.1f} MB  {d.traceback[0].filename.split('site-packages/')[-1].split('/work/')[-1]}")
     traces = [n.meta[META_KEY][TRACE] for n in on.graph_module.graph.nodes if META_KEY in n.meta]
     calls = {id(tr.calls) for tr in traces if tr.calls}
     print(f"nodes with ATen calls: {sum(1 for tr in traces if tr.calls):,}; distinct call records: {len(calls):,} "
