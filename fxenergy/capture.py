@@ -731,7 +731,7 @@ class _Replay:
         rec = self.rec
         subtree = self._subtree[id(m)]
         before = _module_state(subtree, frozenset(), self._keep)
-        inputs = {}
+        inputs: dict[torch.fx.Node, int] = {}
         for i, t in enumerate(leaves):
             node = rec.producer.get(id(t))
             if node is not None:
@@ -790,7 +790,8 @@ class _Replay:
                 if v.requires_grad or id(v) in rec.persistent:
                     return tpl.refuse("returned a weight")
                 base = v._base
-                if base is not None and rec.made.get(rec.producer.get(id(base)), tpl.start) < tpl.start:
+                made = rec.producer.get(id(base)) if base is not None else None
+                if made is not None and rec.made[made] < tpl.start:
                     return tpl.refuse("returned a view of a tensor made before it")
                 # a view of a tensor of its own (GPT-2's Conv1D returns ``x.view(...)``) is rebuilt as a
                 # view of a fresh storage of the same size, at the same offset and strides
