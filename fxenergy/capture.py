@@ -503,14 +503,15 @@ def _record(model: torch.nn.Module, args: tuple, kwargs: dict, mode: str,
                 for i, s in enumerate(state[k]):
                     rec.placeholder(f"state_{k}_{i}", s, PARAMETER)
     # transformers' layer_idx only indexes the KV cache, which capture turns off (_no_cache)
-    replayer = _Replay(rec, model, frozenset({"layer_idx"}) if _is_transformers(model) else frozenset())
     others = (torch.nn.modules.module._global_forward_hooks, torch.nn.modules.module._global_forward_pre_hooks)
     replaying = replay and not training and not any(others)  # a hook of the user's may do anything
+    replayer = _Replay(rec, model, frozenset({"layer_idx"}) if _is_transformers(model) else frozenset(),
+                       enabled=replaying)
     pre = torch.nn.modules.module.register_module_forward_pre_hook(rec.pre_hook)
     post = torch.nn.modules.module.register_module_forward_hook(rec.post_hook)
     try:
         with (torch.set_grad_enabled(training), _reparametrize_module(model, named, tie_weights=True),
-              replayer.installed() if replaying else contextlib.nullcontext(), fake, rec, _FunctionLevel(rec)):
+              replayer.installed(), fake, rec, _FunctionLevel(rec)):
             out = model(*args, **kwargs)
             result = out
             if training:
@@ -633,7 +634,7 @@ class _Replay:
     and ``outputs``), and the returned tensors are fresh fake tensors of the recorded metadata.
     """
 
-    def __init__(self, rec: _Recording, model: torch.nn.Module, ignore: frozenset[str]):
+    def __init__(self, rec: _Recording, model: torch.nn.Module, ignore: frozenset[str], enabled: bool = True):
         self.rec, self.ignore = rec, ignore
         self._keep: list[Any] = []
         self.templates: dict[Any, _Template | None] = {}
@@ -641,6 +642,10 @@ class _Replay:
         self.refused: dict[str, str] = {}
         self._subtree: dict[int, list[torch.nn.Module]] = {}
         self._weights: dict[int, dict[str, torch.Tensor]] = {}
+        self.candidates: list[torch.nn.Module] = []
+        self._static_id: dict[int, Any] = {}
+        if not enabled:  # installed() patches nothing
+            return
         # candidates: modules whose static structure (classes, attributes, weight shapes) another module shares
         seen: Counter[Any] = Counter()
         static: dict[int, Any] = {}
