@@ -28,8 +28,10 @@ without one, elasticities come from the profile's idle..TDP power model
 ``"rapl"``, ``"nvml"`` or ``"profile"``.
 
 On CPUs the same measurements also give the kernel-class curves of :mod:`fxenergy.perf.cpu`
-(:func:`fit_cpu_perf`: dense / 1x1 / grouped / depthwise convolutions apart, convolutions over a
-batch sweep 1..64), which the ``physical`` backend reads, with the thread count the run had
+(:func:`fit_cpu_perf`: dense / stem / 1x1 / grouped / depthwise convolutions apart, convolutions
+over a batch sweep 1..64, activation functions and tanh apart from cheap element-wise ops; batch-1
+linears give a weight-streaming curve, batched linears a per-weight-byte packing cost beside their
+FLOP curve, and the DRAM copy the cache floor's DRAM bandwidth), which the ``physical`` backend reads, with the thread count the run had
 (``torch.get_num_threads()``, the cgroup CPU quota, the affinity) and, where RAPL is readable, the
 package's idle and per-core power. ``quick`` leaves out what :func:`skipped_in_quick` lists.
 

@@ -139,7 +139,7 @@ _POOLS = (
 
 
 QUICK_SKIPS = (
-    "elementwise activation variants (tanh, hardtanh, hardswish, silu, sigmoid): gelu and relu stand for them",
+    "hardtanh (a clamp: relu stands for it)",
     "group_norm (batch_norm and layer_norm are measured)",
     "convolutions and attention at batch 2, 8 and 32 (1, 4, 16 and 64 are measured)",
     "every other shape of each family (thinned shape lists)",
@@ -215,7 +215,12 @@ def benchmarks(device: str = "cpu", *, quick: bool = False) -> list[Bench]:
     # convolution: (in ch, out ch, side, kernel, stride, groups), by kind, over the batch sweep
     for b in conv_batches:
         for kind, shapes in _CONVS.items():
-            for cin, cout, side, k, stride, groups in _pick(shapes, quick, 2 if b == 1 else 3):
+            picked = _pick(shapes, quick, 2 if b == 1 else 3)
+            if quick and kind == "dense" and b > 1:
+                # dense convolutions vary most in efficiency with their shape: above batch 1 the shapes batch 1
+                # skipped (3x3 at 56..14 px, DenseNet's 128 -> 32), and one stem
+                picked = [*shapes[1::2], shapes[6]]
+            for cin, cout, side, k, stride, groups in picked:
                 if _conv_flops(b, cin, cout, side, k, stride, groups) > cap:
                     continue
                 out.append(Bench("convolution", f"conv2d {kind} k{k}", F.conv2d,
@@ -228,13 +233,14 @@ def benchmarks(device: str = "cpu", *, quick: bool = False) -> list[Bench]:
         out += [Bench("elementwise", "add", torch.add, ((n,), (n,))),
                 Bench("elementwise", "mul", torch.mul, ((n,), (n,))),
                 Bench("elementwise", "relu", F.relu, ((n,),)),
-                Bench("elementwise", "gelu", F.gelu, ((n,),))]
+                # the activation and tanh classes (fxenergy.perf.cpu.ACTIVATION_OPS): a function per element
+                Bench("elementwise", "gelu", F.gelu, ((n,),)),
+                Bench("elementwise", "tanh", torch.tanh, ((n,),)),
+                Bench("elementwise", "hardswish", F.hardswish, ((n,),)),
+                Bench("elementwise", "silu", F.silu, ((n,),)),
+                Bench("elementwise", "sigmoid", torch.sigmoid, ((n,),))]
         if not quick:
-            out += [Bench("elementwise", "tanh", torch.tanh, ((n,),)),
-                    Bench("elementwise", "hardtanh", F.hardtanh, ((n,),)),
-                    Bench("elementwise", "hardswish", F.hardswish, ((n,),)),
-                    Bench("elementwise", "silu", F.silu, ((n,),)),
-                    Bench("elementwise", "sigmoid", torch.sigmoid, ((n,),))]
+            out += [Bench("elementwise", "hardtanh", F.hardtanh, ((n,),))]
         rows = max(1, n // 768)
         out.append(Bench("normalization", "layer_norm", _layer_norm, ((rows, 768), (768,), (768,))))
         out.append(Bench("softmax", "softmax", torch.softmax, ((max(1, n // 128), 128),), {"dim": -1}))

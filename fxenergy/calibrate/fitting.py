@@ -80,10 +80,14 @@ def _profile_energy(ms: Sequence[Measurement], profile: HardwareProfile) -> HEFE
 
 def measurement_class(m: Measurement) -> str:
     """The kernel class (:data:`fxenergy.perf.cpu.KERNEL_CLASSES`) of a measurement."""
-    from fxenergy.perf.cpu import conv_class
+    from fxenergy.perf.cpu import ACTIVATION_OPS, conv_class
 
     if m.family == "convolution":
         return conv_class(m.shape[1], int(m.params.get("groups", 1)))
+    if m.family == "elementwise" and m.op in ACTIVATION_OPS:
+        return "activation"
+    if m.family == "elementwise" and m.op == "tanh":
+        return "tanh"
     if m.family in ("attention_score", "attention_output"):
         return "bmm"
     return m.family
@@ -96,18 +100,92 @@ def fault_s(m: Measurement, fault_s_per_byte: float) -> float:
     return m.out_bytes * fault_s_per_byte if m.out_bytes > MMAP_THRESHOLD_BYTES else 0.0
 
 
+def param_bytes(m: Measurement) -> int:
+    """Bytes of the weights (and bias) a linear or convolution measurement reads: its 2nd and 3rd inputs
+    (float32); 0 for other ops, whose inputs are all activations."""
+    if m.op != "linear" and m.family != "convolution":
+        return 0
+    return 4 * sum(int(np.prod(s)) for s in m.shape[1:3])
+
+
+GEMV_MIN_WEIGHT_BYTES = 2**20
+"""Batch-1 linears with at least this many weight bytes set the median weight-streaming rate (smaller
+ones are bound by their fixed cost, not by bandwidth)."""
+MEMORY_BOUND_SHARE = 0.7
+"""A compute-class measurement whose weights at the weight-streaming rate take over this share of its
+time is memory-bound: it is left out of its class's FLOP curve (the weight term prices it)."""
+
+
+def _gemv_rows(ms: Sequence[Measurement]) -> list[Measurement]:
+    return [m for m in ms if m.op == "linear" and m.shape[0][0] == 1 and m.median_s > 0]
+
+
+def weight_stream_bytes_per_s(ms: Sequence[Measurement]) -> float:
+    """Rate (bytes/s) at which the calibration's batch-1 linears (GEMV) with at least
+    :data:`GEMV_MIN_WEIGHT_BYTES` of weights streamed them: the median over those rows, 0 if none."""
+    rates = [param_bytes(m) / m.median_s for m in _gemv_rows(ms) if param_bytes(m) >= GEMV_MIN_WEIGHT_BYTES]
+    return float(np.median(rates)) if rates else 0.0
+
+
+def fit_weight_law(ms: Sequence[Measurement], peak_bytes_per_s: float) -> Any:
+    """Power law of the weight-streaming time over weight bytes (relative to ``peak_bytes_per_s``),
+    fitted on the calibration's batch-1 linears (GEMV: one multiply-add per weight, memory-bound):
+    small weights stream slower than large ones (fixed cost, prefetch ramp). None with under 4 rows."""
+    rows = _gemv_rows(ms)
+    if len(rows) < 4:
+        return None
+    work = np.array([param_bytes(m) for m in rows], dtype=float)
+    return fit_power_law(work, np.array([m.median_s for m in rows]), peak_bytes_per_s, unit="MB", method="log")
+
+
+PACKING_GRID_S_PER_MB = tuple(i * 0.01e-3 for i in range(41))
+"""Candidate per-weight-byte costs of a batched linear layer (0 to 0.4 ms per MB, i.e. down to 2.5 GB/s)."""
+
+
+def fit_packing(work: np.ndarray, weights: np.ndarray, t: np.ndarray, peak: float, loss: str) -> tuple[Any, float]:
+    """``(law, s_per_byte)``: a FLOP power law plus a cost per weight byte, ``t = law(F) + W x s``,
+    fitted to linear layers with more than one row (GEMM: the BLAS packs the weight matrix into its
+    blocked layout on every call, a cost that scales with the weights, not the FLOPs). The per-byte
+    cost is chosen on :data:`PACKING_GRID_S_PER_MB` by the lowest sum of squared log errors, the law
+    refitted for each."""
+    best: tuple[float, Any, float] | None = None
+    for s_mb in PACKING_GRID_S_PER_MB:
+        s_b = s_mb / 1e6
+        rest = np.maximum(t - weights * s_b, 0.1 * t)
+        try:
+            law = fit_power_law(work, rest, peak, unit=UNITS["cpu"]["flops"], method="log", loss=loss)
+        except Exception:  # noqa: BLE001 - a candidate the optimiser cannot fit is not a candidate
+            continue
+        err = float(np.sum(np.log((law.duration_s(work, peak) + weights * s_b) / t) ** 2))
+        if best is None or err < best[0]:
+            best = (err, law, s_b)
+    assert best is not None  # s = 0 is fit_power_law on the data itself
+    return best[1], best[2]
+
+
 def fit_cpu_perf(
     ms: Sequence[Measurement], peak_flops: float, peak_bytes_per_s: float, *, threads: int, dispatch_s: float,
     fitted_on: Mapping[str, Any] | None = None, fault_s_per_byte: float = 0.0, loss: str = "soft_l1",
+    dram_bytes_per_s: float = 0.0,
 ) -> Any:
     """Kernel-class curves of :mod:`fxenergy.perf.cpu` (a :class:`~fxenergy.perf.cpu.CpuPerfParams`):
     one power law per class with at least 4 measurements (dense / 1x1 / grouped / depthwise
     convolutions apart), over FLOPs (compute classes) or bytes moved. Page faults of outputs above the mmap
     threshold (``fault_s_per_byte``, measured) are taken off the durations before fitting and added
-    back per node at prediction time. In-sample errors in ``fitted_on["in_sample"]``."""
+    back per node at prediction time. The weight-streaming rate of batch-1 linears
+    (:func:`weight_stream_bytes_per_s`) is fitted first; compute-class rows it explains
+    (:data:`MEMORY_BOUND_SHARE`) are left out of the FLOP curves, since the duration model prices them
+    by their weight bytes. In-sample errors in ``fitted_on["in_sample"]``."""
     from fxenergy.perf.cpu import CpuPerfParams
 
-    laws, stats = {}, {}
+    weight_bps = weight_stream_bytes_per_s(ms)
+    weight_law = fit_weight_law(ms, peak_bytes_per_s)
+    if weight_law is not None:
+        ms = [m for m in ms if not param_bytes(m)
+              or weight_law.duration_s(param_bytes(m), peak_bytes_per_s) < MEMORY_BOUND_SHARE * m.median_s]
+    elif weight_bps > 0:
+        ms = [m for m in ms if param_bytes(m) / weight_bps < MEMORY_BOUND_SHARE * m.median_s]
+    laws, stats, packing = {}, {}, 0.0
     groups = {cls: [m for m in ms if measurement_class(m) == cls] for cls in sorted({measurement_class(m) for m in ms})}
     # all convolutions together: the fallback of a convolution kind with too few measurements of its own
     groups["convolution"] = [m for m in ms if m.family == "convolution"]
@@ -120,11 +198,17 @@ def fit_cpu_perf(
         faults = np.array([fault_s(m, fault_s_per_byte) for m in rows])
         t = np.maximum(t_all - faults, 0.1 * t_all)  # the rest: what the curves describe
         peak = peak_flops if basis == "flops" else peak_bytes_per_s
-        law = fit_power_law(work, t, peak, unit=UNITS["cpu"][basis], method="log", loss=loss)
+        if cls == "matmul":  # batched linears also pay per weight byte (packing); GEMVs are left out above
+            weights = np.array([param_bytes(m) if m.shape[0][0] > 1 else 0 for m in rows], dtype=float)
+            law, packing = fit_packing(work, weights, t, peak, loss)
+            faults = faults + weights * packing
+        else:
+            law = fit_power_law(work, t, peak, unit=UNITS["cpu"][basis], method="log", loss=loss)
         ape = np.abs((law.duration_s(work, peak) + faults) / t_all - 1)
         laws[cls] = law
         stats[cls] = {"rows": len(rows), "basis": basis, "mdape": round(float(np.median(ape)), 4),
                       "max_ape": round(float(np.max(ape)), 4)}
     return CpuPerfParams(laws, peak_flops, peak_bytes_per_s, threads, dispatch_s,
                          {**(fitted_on or {}), "in_sample": stats, "fault_s_per_byte": fault_s_per_byte},
-                         fault_s_per_byte=fault_s_per_byte)
+                         fault_s_per_byte=fault_s_per_byte, dram_bytes_per_s=dram_bytes_per_s,
+                         weight_bytes_per_s=weight_bps, weight_law=weight_law, packing_s_per_byte=packing)

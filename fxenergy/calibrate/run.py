@@ -181,7 +181,7 @@ def run_calibration(
         cpu_perf = fit_cpu_perf(ms, peaks["flops"]["value"], peaks["bytes"]["value"], threads=torch.get_num_threads(),
                                 dispatch_s=launch_s, fitted_on={"quick": quick, "measurements": len(ms),
                                                                 "threads": threads, "torch": torch.__version__},
-                                fault_s_per_byte=fault)
+                                fault_s_per_byte=fault, dram_bytes_per_s=stream_bps)
         cpu_power = {}
         if power is not None and meter is not None:
             busy = [r["mean_w"] for r in power if r["family"] != "idle"]

@@ -72,9 +72,21 @@ __all__ = [
     "MMAP_THRESHOLD_BYTES",
 ]
 
-CONV_CLASSES = ("conv_dense", "conv_pointwise", "conv_grouped", "conv_depthwise")
+CONV_CLASSES = ("conv_dense", "conv_stem", "conv_pointwise", "conv_grouped", "conv_depthwise")
+STEM_MAX_IN_CHANNELS = 4
+"""A dense convolution reading at most this many input channels (an image's RGB: a network's stem or
+ViT's patchify) is its own class: with a reduction of only ``Cin x k x k`` per output it runs at a
+fraction of the efficiency of the network's later dense convolutions (11-130 GFLOP/s against
+70-160 on this project's 2-core VM), and one curve for both fits neither."""
+ACTIVATION_OPS = frozenset({"gelu", "silu", "sigmoid", "mish", "elu", "selu", "softplus", "exp", "erf", "log"})
+"""Element-wise ops that evaluate an exponential-like function per element: on this project's VM they
+stream 14-17 GB/s where add / mul / relu / hardswish (a clamp and a multiply) stream 33-55 (quick
+calibration, 4M elements), so they are their own class, ``activation`` (in-place variants such as
+``silu_`` included). ``tanh`` is slower still (4-5 GB/s) and has a class of its own, ``tanh``."""
+_CLASS_FALLBACK = {"conv_stem": "conv_dense", "activation": "elementwise", "tanh": "activation"}
+"""The class whose curve (or scale) stands in where a parameter set has none for a class (older files)."""
 KERNEL_CLASSES = ("matmul", "bmm", *CONV_CLASSES, "normalization", "softmax", "reduction", "pooling",
-                  "embedding", "elementwise")
+                  "embedding", "elementwise", "activation", "tanh")
 """Kernel classes: the op families of :mod:`fxenergy.passes.families`, with convolutions split by kind."""
 _COMPUTE = {"matmul", "bmm", *CONV_CLASSES}
 
@@ -100,6 +112,7 @@ SPEC_LAWS: Mapping[str, PowerLaw] = {
     "matmul": PowerLaw(0.80, 3.0, 0.5, "GFLOP"),
     "bmm": PowerLaw(0.50, 3.0, 0.5, "GFLOP"),
     "conv_dense": PowerLaw(0.70, 3.0, 0.5, "GFLOP"),
+    "conv_stem": PowerLaw(0.70, 3.0, 0.5, "GFLOP"),
     "conv_pointwise": PowerLaw(0.60, 3.0, 0.5, "GFLOP"),
     "conv_grouped": PowerLaw(0.30, 3.0, 0.5, "GFLOP"),
     "conv_depthwise": PowerLaw(0.10, 3.0, 0.5, "GFLOP"),
@@ -134,7 +147,7 @@ def conv_class(weight_shape: Any, groups: int) -> str:
         return "conv_grouped"
     if all(int(k) == 1 for k in weight_shape[2:]):
         return "conv_pointwise"
-    return "conv_dense"
+    return "conv_stem" if cin <= STEM_MAX_IN_CHANNELS else "conv_dense"
 
 
 def fresh_output_bytes(trace: NodeTrace | None, threshold: int = MMAP_THRESHOLD_BYTES) -> int:
@@ -164,6 +177,10 @@ def kernel_class(trace: NodeTrace, cost: NodeCost) -> str:
     fam = family_of(cost.op)
     if fam in ("attention_score", "attention_output"):
         return "bmm"
+    if fam == "elementwise" and cost.op.rstrip("_") in ACTIVATION_OPS:
+        return "activation"
+    if fam == "elementwise" and cost.op.rstrip("_") == "tanh":
+        return "tanh"
     if fam != "convolution":
         return fam
     for call in trace.calls:
@@ -235,6 +252,15 @@ class CpuPerfParams:
     class: what a fit on a narrow range of sizes can identify, where a three-parameter law cannot).
     ``fault_s_per_byte`` is the measured first-touch cost of an output above
     :data:`MMAP_THRESHOLD_BYTES` (0 in files written before it was measured).
+    ``dram_bytes_per_s`` is the measured DRAM copy bandwidth (bytes read + written per second; it
+    replaces the spec-sheet DRAM level of the cache floor) and ``weight_bytes_per_s`` the rate at
+    which a batch-1 linear layer (a GEMV) streams its cold weights (median of the calibration's
+    batch-1 linears over 1 MiB); ``weight_law`` the same as a power law over weight bytes (relative
+    to ``peak_bytes_per_s``), used where present: a compute-class node never runs faster than its
+    weights stream (a FLOP-based curve cannot tell a GEMV from a GEMM of the same FLOPs).
+    ``packing_s_per_byte`` is what a batched linear layer (more than one row: a GEMM) pays per
+    weight byte on top of its FLOP curve (the BLAS repacks the weights on every call), fitted jointly
+    with the matmul curve. 0 / None = not measured (older files).
     """
 
     laws: Mapping[str, PowerLaw]
@@ -245,6 +271,10 @@ class CpuPerfParams:
     fitted_on: Mapping[str, Any] = field(default_factory=dict)
     scales: Mapping[str, float] = field(default_factory=dict)
     fault_s_per_byte: float = 0.0
+    dram_bytes_per_s: float = 0.0
+    weight_bytes_per_s: float = 0.0
+    weight_law: PowerLaw | None = None
+    packing_s_per_byte: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
         out = {"laws": {k: v.to_dict() for k, v in sorted(self.laws.items())}, "peak_flops": self.peak_flops,
@@ -252,6 +282,11 @@ class CpuPerfParams:
                "scales": dict(sorted(self.scales.items())), "fitted_on": dict(self.fitted_on)}
         if self.fault_s_per_byte:
             out["fault_s_per_byte"] = self.fault_s_per_byte
+        for key in ("dram_bytes_per_s", "weight_bytes_per_s", "packing_s_per_byte"):
+            if getattr(self, key):
+                out[key] = getattr(self, key)
+        if self.weight_law is not None:
+            out["weight_law"] = self.weight_law.to_dict()
         return out
 
     @classmethod
@@ -262,13 +297,18 @@ class CpuPerfParams:
             if any(not (math.isfinite(v) and v > 0) for v in scales.values()):
                 raise UserInputError("scales must be finite and positive")
             fault = float(d.get("fault_s_per_byte", 0.0))
-            if not (math.isfinite(fault) and fault >= 0):
-                raise UserInputError("fault_s_per_byte must be finite and non-negative")
+            dram, weight = float(d.get("dram_bytes_per_s", 0.0)), float(d.get("weight_bytes_per_s", 0.0))
+            packing = float(d.get("packing_s_per_byte", 0.0))
+            for key, v in (("fault_s_per_byte", fault), ("dram_bytes_per_s", dram), ("weight_bytes_per_s", weight),
+                           ("packing_s_per_byte", packing)):
+                if not (math.isfinite(v) and v >= 0):
+                    raise UserInputError(f"{key} must be finite and non-negative")
             bad = sorted((set(laws) | set(scales)) - set(KERNEL_CLASSES) - set(FAMILIES))
             if bad:
                 raise UserInputError(f"unknown kernel classes {', '.join(bad)}")
             return cls(laws, float(d["peak_flops"]), float(d["peak_bytes_per_s"]), int(d["threads"]),
-                       float(d["dispatch_s"]), dict(d.get("fitted_on", {})), scales, fault)
+                       float(d["dispatch_s"]), dict(d.get("fitted_on", {})), scales, fault, dram, weight,
+                       PowerLaw(**d["weight_law"]) if d.get("weight_law") else None, packing)
         except (KeyError, TypeError, ValueError) as e:
             raise UserInputError(f"{origin}: CPU perf parameters: {e}") from None
 
@@ -290,6 +330,18 @@ class CpuDurationModel:
         if params is not None and params.dispatch_s > 0:
             self.spec = _with_dispatch(self.spec, params.dispatch_s)
         self._spec_at_cal = cpu_spec(profile, params.threads) if params is not None else None
+        self._floor_spec = self.spec
+        self._weight_bps = 0.0
+        self._weight_ratio = 1.0
+        if params is not None and self._spec_at_cal is not None:
+            # measured rates hold at the calibration's threads; another thread count scales them as the spec does
+            ratio = self.spec.levels[-1][2] / self._spec_at_cal.levels[-1][2]
+            if params.dram_bytes_per_s:
+                levels = (*self.spec.levels[:-1], ("DRAM", math.inf, params.dram_bytes_per_s * ratio))
+                self._floor_spec = CpuSpec(self.spec.threads, self.spec.cores, self.spec.peak_flops, levels,
+                                           self.spec.dispatch_s, self.spec.notes)
+            self._weight_bps = params.weight_bytes_per_s * ratio
+            self._weight_ratio = ratio
 
     @property
     def name(self) -> str:
@@ -337,17 +389,20 @@ class CpuDurationModel:
         dispatch = max(launches, 1) * self.spec.dispatch_s
         if self.params is None or self._spec_at_cal is None:
             return spec_t + dispatch, f"cpu-spec/{level}", cls
-        if cls in self.params.scales:
+        scale = next((self.params.scales[c] for c in _chain(cls) if c in self.params.scales), None)
+        if scale is not None:
             assert self._spec_at_cal is not None  # set whenever params are
             at_cal, _ = self._spec_time(self._spec_at_cal, cls, cost)  # the scale was fitted at the data's threads
-            t = at_cal * self.params.scales[cls] * (spec_t / at_cal if at_cal > 0 else 1.0)
+            t = at_cal * scale * (spec_t / at_cal if at_cal > 0 else 1.0)
             return t + dispatch, f"cpu-fitted/{level}", cls
         ws = cost.bytes_read + cost.bytes_written
-        floor = ws / self.spec.level_of(ws)[1]
+        floor = ws / self._floor_spec.level_of(ws)[1]
+        if cls in _COMPUTE and cost.param_bytes_read > 0:  # a GEMV-like node streams its (cold) weights
+            floor = max(floor, self._weight_s(cost.param_bytes_read))
         fault = 0.0
         if self.params.fault_s_per_byte:  # first touch of fresh mmapped outputs (0 in older calibrations)
             fault = fresh_output_bytes(trace) * self.params.fault_s_per_byte
-        law = self.params.laws.get(cls) or self.params.laws.get(_family_fallback(cls))
+        law = next((self.params.laws[c] for c in (*_chain(cls), _family_fallback(cls)) if c in self.params.laws), None)
         if law is None:
             return spec_t + dispatch + fault, f"cpu-spec-fallback/{level}", cls
         basis = _basis(cls) if cls in self.params.laws else FAMILIES[_family_fallback(cls)].basis
@@ -357,6 +412,11 @@ class CpuDurationModel:
             return spec_t + dispatch + fault, f"cpu-spec/{level}", cls
         peak = self.params.peak_flops if basis == "flops" else self.params.peak_bytes_per_s
         t = float(law.duration_s(work, peak))
+        if cls == "matmul" and self.params.packing_s_per_byte and cost.param_bytes_read:
+            # rows = FLOPs / (2 x weights): a GEMM (rows > 1) repacks its weights, a GEMV streams them (floor)
+            rows = cost.flops / (2 * cost.param_bytes_read / 4)
+            if rows >= 1.5:
+                t += cost.param_bytes_read * self.params.packing_s_per_byte
         if self.threads != self.params.threads:
             assert self._spec_at_cal is not None  # set whenever params are
             at_cal, _ = self._spec_time(self._spec_at_cal, cls, cost)
@@ -364,8 +424,30 @@ class CpuDurationModel:
         return max(t, floor) + max(launches - 1, 0) * self.spec.dispatch_s + fault, f"cpu-calibrated/{level}", cls
 
 
+    def _weight_s(self, param_bytes: int) -> float:
+        """Seconds to stream ``param_bytes`` of cold weights (calibrated; 0 where not measured)."""
+        p = self.params
+        if p is None:
+            return 0.0
+        if p.weight_law is not None:
+            return float(p.weight_law.duration_s(param_bytes, p.peak_bytes_per_s)) / self._weight_ratio
+        return param_bytes / self._weight_bps if self._weight_bps > 0 else 0.0
+
+
+def _chain(cls: str) -> tuple[str, ...]:
+    """``cls`` and the classes standing in for it, nearest first (tanh, activation, elementwise)."""
+    out = [cls]
+    while out[-1] in _CLASS_FALLBACK:
+        out.append(_CLASS_FALLBACK[out[-1]])
+    return tuple(out)
+
+
 def _family_fallback(cls: str) -> str:
-    return "convolution" if cls in CONV_CLASSES else cls
+    if cls in CONV_CLASSES:
+        return "convolution"
+    while cls not in FAMILIES and cls in _CLASS_FALLBACK:
+        cls = _CLASS_FALLBACK[cls]
+    return cls
 
 
 def _with_dispatch(spec: CpuSpec, dispatch_s: float) -> CpuSpec:

@@ -1,0 +1,56 @@
+"""Predict the whole-model timings a cpu_latency.py run recorded, with a given calibration file (no re-timing).
+
+    uv run python benchmarks/cpu_latency_repredict.py RUN.json.timings CAL.json [CAL2.json ...]
+
+``cpu_latency.py --json RUN.json`` keeps its timings in ``RUN.json.timings``. This prints, per case and
+per calibration file, the ``physical`` prediction beside the measured latency, then median / mean /
+worst APE and Spearman. Use it to compare fitting code or calibration files on the same measurements
+and timings (e.g. a file refitted by cpu_refit.py, or by another branch's ``fit_cpu_perf``): the
+run-to-run spread of this shared VM (up to 30% between runs an hour apart) cancels out.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import warnings
+from pathlib import Path
+
+import numpy as np
+from scipy.stats import spearmanr
+
+sys.path.insert(0, str(Path(__file__).parent))
+import cpu_latency as cl  # noqa: E402
+
+import fxenergy  # noqa: E402
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("timings", help="the .timings file a cpu_latency.py --json run wrote")
+    p.add_argument("calibration", nargs="+")
+    args = p.parse_args(argv)
+    warnings.filterwarnings("ignore")
+    cases = json.loads(Path(args.timings).read_text())["cases"]
+    preds: list[list[float]] = [[] for _ in args.calibration]
+    for name, batch, size, measured, _runs, _share in cases:
+        built = cl.build(name, batch, size)
+        cells = ""
+        for i, cal in enumerate(args.calibration):
+            r = fxenergy.annotate(built.model, built.args, hardware=cal, predictor="physical",
+                                  example_kwargs=built.kwargs, name=name)
+            t = float(r.totals.duration_s)
+            preds[i].append(t)
+            cells += f" | {t * 1e3:8.2f} {t / measured - 1:+6.1%}"
+        print(f"{name:<26} b{batch:<3} {size or '-':>4} measured {measured * 1e3:8.2f}{cells}", flush=True)
+    meas = [c[3] for c in cases]
+    for cal, ps in zip(args.calibration, preds):
+        e = [abs(q / m - 1) for q, m in zip(ps, meas)]
+        print(f"{cal}: median {np.median(e):.1%} mean {np.mean(e):.1%} worst {np.max(e):.1%} "
+              f"Spearman {spearmanr(ps, meas).statistic:.3f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

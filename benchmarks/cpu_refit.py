@@ -1,0 +1,51 @@
+"""Refit a CPU calibration file's kernel-class curves with the current fitting code (no re-measuring).
+
+    uv run python benchmarks/cpu_refit.py OLD.json NEW.json
+
+Reads the microbenchmark measurements a ``fxenergy calibrate`` file keeps, fits them again with
+:func:`fxenergy.calibrate.fit_cpu_perf` (same peaks, threads, dispatch cost, page-fault cost and DRAM
+copy bandwidth as the file recorded), and writes the file with its ``cpu_perf`` replaced. For
+development: comparing a fitting change on the same measurements (e.g. with cpu_latency_dev.py),
+without the minute of machine time a new calibration costs and without its run-to-run spread.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from fxenergy.calibrate import fit_cpu_perf
+from fxenergy.calibrate.timing import Measurement
+
+
+def refit(data: dict) -> dict:
+    """``data`` (a calibration document) with ``cpu_perf`` fitted again on its measurements."""
+    old = data["cpu_perf"]
+    ms = [Measurement(**{**m, "shape": tuple(tuple(s) for s in m["shape"])}) for m in data["measurements"]]
+    fitted_on = {k: v for k, v in old.get("fitted_on", {}).items() if k not in ("in_sample", "fault_s_per_byte")}
+    stream = data["hef"]["fitted_on"].get("stream", {}).get("bytes_per_s", 0.0)
+    perf = fit_cpu_perf(ms, old["peak_flops"], old["peak_bytes_per_s"], threads=old["threads"],
+                        dispatch_s=old["dispatch_s"], fitted_on={**fitted_on, "refit_of": data.get("created")},
+                        fault_s_per_byte=old.get("fault_s_per_byte", 0.0), dram_bytes_per_s=stream)
+    return {**data, "cpu_perf": {**perf.to_dict(), "power": old.get("power", {})}}
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("old")
+    p.add_argument("new")
+    args = p.parse_args(argv)
+    out = refit(json.loads(Path(args.old).read_text()))
+    Path(args.new).write_text(json.dumps(out, indent=1) + "\n")
+    perf = out["cpu_perf"]
+    print(f"weight streaming {perf.get('weight_bytes_per_s', 0) / 1e9:.1f} GB/s, DRAM copy "
+          f"{perf.get('dram_bytes_per_s', 0) / 1e9:.1f} GB/s")
+    for cls, st in perf["fitted_on"]["in_sample"].items():
+        print(f"  {cls:16s} rows {st['rows']:3d}  in-sample median APE {st['mdape']:.1%}  worst {st['max_ape']:.1%}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
