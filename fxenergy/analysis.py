@@ -129,8 +129,13 @@ def analyse(
     method: str = "auto",
     dataset_samples: int | None = None,
     name: str | None = None,
+    replay: bool = True,
 ) -> Analysis:
-    """Capture ``model(*example_input, **example_kwargs)`` on meta tensors and cost every node, once."""
+    """Capture ``model(*example_input, **example_kwargs)`` on meta tensors and cost every node, once.
+
+    ``replay=False`` makes the ``record`` capture run every module call instead of copying an identical
+    earlier call's nodes (same result, slower; see :class:`fxenergy.capture._Replay`).
+    """
     from fxenergy import __version__
     from fxenergy.capture import capture
     from fxenergy.errors import UserInputError
@@ -141,7 +146,7 @@ def analyse(
     conv = get_convention(convention)
     if dataset_samples is not None and dataset_samples <= 0:
         raise UserInputError(f"dataset_samples must be a positive integer, got {dataset_samples}")
-    cap = capture(model, example_input, example_kwargs, mode=mode, method=method, optimizer=optimizer)
+    cap = capture(model, example_input, example_kwargs, mode=mode, method=method, optimizer=optimizer, replay=replay)
     gm = cap.graph_module
     for pass_ in (CostPass(conv), WorkingSetPass()):
         pass_(gm)
@@ -168,6 +173,7 @@ def analyse(
         "optimizer": cap.optimizer,
         "capture_method": cap.method,
         "capture_attempts": list(cap.attempts),
+        "capture_replayed_calls": gm.meta.get("fxenergy_replayed_calls", 0),
         "convention": conv.name,
         "inputs": [{"shape": list(s.shape), "dtype": str(s.dtype).removeprefix("torch.")} for s in cap.input_specs],
         "param_count": cap.param_count,

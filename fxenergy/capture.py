@@ -13,7 +13,10 @@ The fallback ladder, tried in order until one works:
 2. ``record``: one eager run of the model on fake tensors (what ``torch.export`` traces with), during
    which every top-level torch call becomes one graph node, wired to its inputs by tensor identity,
    and every ATen call it dispatches is recorded straight into that node's trace (no second run);
-   see :class:`_Recording`. It fails where the forward needs data (``.item()`` of a tensor);
+   see :class:`_Recording`. In inference, a module call identical to an earlier one (the same
+   classes, attributes, weight shapes and input metadata: a model's repeated layers) is replayed:
+   the earlier call's nodes are copied with inputs, weights and module paths remapped instead of
+   running it again (:class:`_Replay`). It fails where the forward needs data (``.item()`` of a tensor);
 3. ``torch.export.export(strict=False)`` (anything the eager run cannot do without data).
 
 When none works, :class:`~fxenergy.errors.CaptureError` lists what was tried and why each failed.
@@ -38,6 +41,7 @@ import logging
 import operator
 import re
 import warnings
+from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -54,7 +58,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 
 from fxenergy.errors import CaptureError, UserInputError
 from fxenergy.options import METHODS, MODES, OPTIMIZERS
-from fxenergy.records import TRACE, NodeTrace, OpCall, TensorSpec, put_record
+from fxenergy.records import META_KEY, TRACE, NodeTrace, OpCall, TensorSpec, put_record
 
 __all__ = ["Capture", "capture", "METHODS", "MODES", "OPTIMIZERS", "PARAMETER", "INPUT"]
 
@@ -96,11 +100,13 @@ def capture(
     mode: str = "inference",
     method: str = "auto",
     optimizer: str = "adamw",
+    replay: bool = True,
 ) -> Capture:
     """Trace ``model`` called as ``model(*args, **kwargs)`` and record every node's ATen calls.
 
     ``args`` may be a single tensor or a tuple. Nothing is computed: inputs and weights become meta
-    tensors.
+    tensors. ``replay=False`` runs every module call of the ``record`` capture instead of copying the
+    nodes of an identical earlier call (the results are the same; see :class:`_Replay`).
 
     >>> import torch
     >>> cap = capture(torch.nn.Linear(4, 3), torch.randn(2, 4))
@@ -139,7 +145,7 @@ def capture(
     if method in ("auto", "record"):
         def record() -> tuple[torch.fx.GraphModule, tuple[TensorSpec, ...]]:
             with _quiet_torch():
-                return _record(meta_model, margs, mkwargs, mode, optimizer)
+                return _record(meta_model, margs, mkwargs, mode, optimizer, replay)
         # training: record first, as it records backward in its one run, where the joint graph
         # (make_fx of autograd.grad) costs 25-50 s per torchvision classifier on 2 cores
         ladder.insert(0 if mode == "training" else len(ladder), ("record", record))
@@ -290,13 +296,17 @@ class _Recording(TorchDispatchMode):
         self.fixed: tuple[str, str] | None = None  # module of every node while set (loss, optimizer)
         self.backward_module: tuple[str, str] = ("", "")
         self._seen_grad_fns: set[int] = set()
+        self.made: dict[torch.fx.Node, int] = {}  # every node -> its position in ``order``
+        self.order: list[torch.fx.Node] = []
+        self.paused = False  # while set, both modes pass calls through unrecorded (replayed outputs)
+        self.templates: list[_Template] = []  # module calls being recorded for replay (outermost first)
         for name, t in persistent.items():  # every parameter and buffer, read or not (as export has)
             self._attr(name, t)
 
     # ---------------------------------------------------------------- graph inputs
     def _attr(self, name: str, t: torch.Tensor, kind: str = PARAMETER) -> torch.fx.Node:
         self.attrs[name] = t
-        node = self.graph.get_attr(name)
+        node = self._made(self.graph.get_attr(name))
         path = name.rpartition(".")[0] if kind == PARAMETER else ""
         put_record(node, TRACE, NodeTrace(path, kind, "input", (), (TensorSpec.of(t),)))
         self._own(t, node)
@@ -305,11 +315,16 @@ class _Recording(TorchDispatchMode):
         return node
 
     def placeholder(self, name: str, t: torch.Tensor, kind: str = INPUT) -> None:
-        node = self.graph.placeholder(_identifier(name))
+        node = self._made(self.graph.placeholder(_identifier(name)))
         put_record(node, TRACE, NodeTrace("", kind, "input", (), (TensorSpec.of(t),)))
         self._own(t, node)
         if kind == PARAMETER:
             self.persistent.add(id(t))
+
+    def _made(self, node: torch.fx.Node) -> torch.fx.Node:
+        self.made[node] = len(self.order)
+        self.order.append(node)
+        return node
 
     def _own(self, t: torch.Tensor, node: torch.fx.Node) -> None:
         self._keep.append(t)  # keep every tensor alive so that ids stay unique
@@ -346,15 +361,17 @@ class _Recording(TorchDispatchMode):
             return
         if not calls and all(self.producer.get(id(t)) is not None for t in new):
             return  # returned tensors it was given (e.g. ``detach`` of nothing new, ``contiguous``)
+        if self.templates:  # an in-place call re-owns a tensor made before the template: its wiring changes
+            self._refuse_external([t for t in new if id(t) in self.producer], "writes its input in place")
         fn_args, fn_kwargs = pytree.tree_map(self._arg, (tuple(args), dict(kwargs or {})))
-        node = self.graph.call_function(_target(target), fn_args, fn_kwargs)
+        node = self._made(self.graph.call_function(_target(target), fn_args, fn_kwargs))
         path, mtype = self.module()
         outputs = tuple(TensorSpec.of(t) for t in new)
         put_record(node, TRACE, NodeTrace(path, mtype, self.phase, tuple(calls), outputs))
         if isinstance(out, (tuple, list)) and len(new) > 1:  # one getitem node per tensor, as export has
             for i, item in enumerate(out):
                 if isinstance(item, torch.Tensor):
-                    g = self.graph.call_function(operator.getitem, (node, i))
+                    g = self._made(self.graph.call_function(operator.getitem, (node, i)))
                     put_record(g, TRACE, NodeTrace(path, mtype, self.phase, (), (TensorSpec.of(item),)))
                     self._own(item, g)
             for t in new:
@@ -393,6 +410,14 @@ class _Recording(TorchDispatchMode):
             fn.register_hook(functools.partial(self._enter_backward, ("", "")))  # the engine's own sums: root
             todo.extend(f for f, _ in fn.next_functions if f is not None)
 
+    def _refuse_external(self, tensors: Sequence[torch.Tensor], why: str) -> None:
+        """Templates being recorded that did not make one of ``tensors`` cannot be replayed (``why``)."""
+        for t in tensors:
+            node = self.producer.get(id(t))
+            for tpl in self.templates:
+                if node is None or self.made[node] < tpl.start:
+                    tpl.refuse(why)
+
     def _enter_backward(self, module: tuple[str, str], *_: Any) -> None:
         self.backward_module = module
 
@@ -410,8 +435,10 @@ class _Recording(TorchDispatchMode):
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # noqa: ANN001
         kwargs = kwargs or {}
         out = func(*args, **kwargs)
-        if func.namespace == "prim":  # fake tensors' metadata queries (``prim.device``), no computation
+        if func.namespace == "prim" or self.paused:  # fake tensors' metadata queries (``prim.device``)
             return out
+        if self.templates and func.overloadpacket.__name__ in _METADATA_MUTATORS:  # resize_, unsqueeze_...
+            self._refuse_external([a for a in args[:1] if isinstance(a, torch.Tensor)], f"mutates metadata ({func})")
         pidx = tuple(i for i, a in enumerate(args) if isinstance(a, torch.Tensor) and id(a) in self.persistent)
         if pidx and func.is_view and isinstance(out, torch.Tensor):
             self._keep.append(out)  # a view of a weight (e.g. its transpose) is still the weight
@@ -435,7 +462,7 @@ class _FunctionLevel(TorchFunctionMode):
     def __torch_function__(self, func, types, args=(), kwargs=None):  # noqa: ANN001
         kwargs = kwargs or {}
         rec = self.rec
-        if rec.calls is not None or func is torch.autograd.grad:  # inside a recorded function, or backward
+        if rec.calls is not None or rec.paused or func is torch.autograd.grad:  # inside a recorded function, or backward
             return func(*args, **kwargs)  # (backward: one node per ATen call the engine dispatches)
         calls: list[OpCall] = []
         rec.calls = calls
@@ -449,7 +476,7 @@ class _FunctionLevel(TorchFunctionMode):
 
 
 def _record(model: torch.nn.Module, args: tuple, kwargs: dict, mode: str,
-            optimizer: str) -> tuple[torch.fx.GraphModule, tuple[TensorSpec, ...]]:
+            optimizer: str, replay: bool = True) -> tuple[torch.fx.GraphModule, tuple[TensorSpec, ...]]:
     """Run ``model`` once eagerly on meta tensors and build its graph from the recording."""
     from torch._subclasses.fake_tensor import FakeTensorMode
 
@@ -475,10 +502,16 @@ def _record(model: torch.nn.Module, args: tuple, kwargs: dict, mode: str,
                 state[k] = _optimizer_state(p, optimizer)
                 for i, s in enumerate(state[k]):
                     rec.placeholder(f"state_{k}_{i}", s, PARAMETER)
+    # transformers' layer_idx only indexes the KV cache, which capture turns off (_no_cache)
+    others = (torch.nn.modules.module._global_forward_hooks, torch.nn.modules.module._global_forward_pre_hooks)
+    replaying = replay and not training and not any(others)  # a hook of the user's may do anything
+    replayer = _Replay(rec, model, frozenset({"layer_idx"}) if _is_transformers(model) else frozenset(),
+                       enabled=replaying)
     pre = torch.nn.modules.module.register_module_forward_pre_hook(rec.pre_hook)
     post = torch.nn.modules.module.register_module_forward_hook(rec.post_hook)
     try:
-        with torch.set_grad_enabled(training), _reparametrize_module(model, named, tie_weights=True), fake, rec, _FunctionLevel(rec):
+        with (torch.set_grad_enabled(training), _reparametrize_module(model, named, tie_weights=True),
+              replayer.installed(), fake, rec, _FunctionLevel(rec)):
             out = model(*args, **kwargs)
             result = out
             if training:
@@ -497,8 +530,319 @@ def _record(model: torch.nn.Module, args: tuple, kwargs: dict, mode: str,
         post.remove()
     out_leaves = [t for t in pytree.tree_leaves(result) if isinstance(t, torch.Tensor)]
     rec.graph.output(tuple(rec._node_of(t) for t in out_leaves))
-    gm = torch.fx.GraphModule(rec.attrs, rec.graph, class_name=type(model).__name__)
+    from torch.fx._lazy_graph_module import _make_graph_module, _use_lazy_graph_module
+
+    with _use_lazy_graph_module(True):  # its Python code is generated on first use (never, for a record)
+        gm = _make_graph_module(rec.attrs, rec.graph, class_name=type(model).__name__)
+    gm.meta["fxenergy_replayed_calls"] = replayer.replayed
+    gm.meta["fxenergy_replay_refused"] = dict(replayer.refused)
     return gm, tuple(TensorSpec.of(t) for t in pytree.tree_leaves(out) if isinstance(t, torch.Tensor))
+
+
+# --------------------------------------------------------------------------------------------------
+# replay: a module call identical to one already recorded is copied, not run again
+
+
+# in-place ops that change a tensor's shape, strides or storage (not only its values)
+_METADATA_MUTATORS = frozenset({"resize_", "resize_as_", "set_", "as_strided_", "squeeze_", "unsqueeze_",
+                                "transpose_", "t_", "swapdims_", "swapaxes_", "detach_"})
+_HOOK_DICTS = ("_forward_hooks", "_forward_pre_hooks", "_backward_hooks", "_backward_pre_hooks",
+               "_forward_hooks_with_kwargs", "_forward_pre_hooks_with_kwargs", "_forward_hooks_always_called")
+# a module's own containers and torch's bookkeeping, compared apart or not at all
+_NOT_STATE = frozenset({"_parameters", "_buffers", "_modules", "forward", *_HOOK_DICTS, "_state_dict_hooks",
+                        "_state_dict_pre_hooks", "_load_state_dict_pre_hooks", "_load_state_dict_post_hooks"})
+_SIMPLE = (type(None), bool, int, float, complex, str, bytes, torch.dtype, torch.device, torch.layout,
+           torch.memory_format, torch.Size)
+
+
+class _Unkeyable(Exception):
+    """A value whose identity cannot be part of a replay key (a symbolic size)."""
+
+
+def _value_key(v: Any, keep: list[Any]) -> Any:
+    """A hashable stand-in for ``v`` that is equal for two values only if the calls would see the same:
+    simple values by type and value, containers element-wise, anything else by identity (kept alive
+    in ``keep`` so that its id cannot be reused)."""
+    if isinstance(v, _SIMPLE):
+        if isinstance(v, torch.Size) and not all(type(d) is int for d in v):
+            raise _Unkeyable(v)
+        return (type(v), v)
+    if isinstance(v, (tuple, list)):
+        return (type(v), tuple(_value_key(x, keep) for x in v))
+    if isinstance(v, dict):
+        return (type(v), tuple((k, _value_key(x, keep)) for k, x in v.items()))
+    if isinstance(v, (set, frozenset)):
+        try:
+            return (type(v), frozenset(_value_key(x, keep) for x in v))
+        except TypeError:
+            pass
+    keep.append(v)
+    return ("id", id(v))
+
+
+def _module_state(modules: Sequence[torch.nn.Module], ignore: frozenset[str], keep: list[Any]) -> tuple:
+    """Every attribute of ``modules`` but their children, weights and hooks, as a key (see
+    :func:`_value_key`); parameters and buffers by name, shape, dtype and ``requires_grad``."""
+    out = []
+    for m in modules:
+        d = vars(m)
+        attrs = tuple((k, _value_key(v, keep)) for k, v in d.items() if k not in _NOT_STATE and k not in ignore)
+        tensors = tuple((k, None if t is None else (tuple(t.shape), t.dtype, t.requires_grad))
+                        for k, t in itertools.chain(d["_parameters"].items(), d["_buffers"].items()))
+        out.append((type(m), attrs, tensors, tuple(d["_modules"])))
+    return tuple(out)
+
+
+class _Template:
+    """The recording of one module call, and how to make it again for another call with the same key.
+
+    ``nodes`` are the graph nodes the call made, in order; ``sources`` says, for each node outside
+    them that they read, where a replay finds it: the call's ``n``-th tensor input, the module's own
+    weight of relative name ``name``, or the same weight of another module (kept as is). ``outputs``
+    rebuilds the return value: the recorded node of each tensor leaf and its shape, strides and dtype.
+    """
+
+    def __init__(self, module: torch.nn.Module, path: str, start: int):
+        self.module, self.path, self.start = module, path, start
+        self.why_not: str | None = None
+        self.nodes: list[torch.fx.Node] = []
+        self.suffix: list[str | None] = []  # module path of each node below ``path`` (None: elsewhere)
+        self.sources: dict[torch.fx.Node, tuple[str, Any]] = {}
+        self.outputs: list[Any] = []
+        self.out_spec: Any = None
+
+    def refuse(self, why: str) -> None:
+        self.why_not = self.why_not or why
+
+
+class _Replay:
+    """Replays module calls whose key equals one already recorded (issue 10: Llama-2-70B runs 80
+    identical decoder layers; all but the first are copies of the first's nodes).
+
+    The key of a call: the module subtree's classes and every attribute but children (by value for
+    numbers, strings and other plain values, by identity otherwise), the shapes, dtypes and
+    ``requires_grad`` of its weights, and the call's inputs (tensors by type, shape, strides, storage
+    offset, dtype, device, ``requires_grad``, aliasing between inputs and whether each is one of the
+    module's own weights; other values as above), with autograd off and the subtree in eval mode.
+    Attribute names in ``ignore`` are left out (transformers' ``layer_idx``, which indexes the KV cache
+    that capture turns off). A call is recorded as a template only if it made no graph input (a
+    constant the run did not make), read no tensor made before it but its inputs and weights, wrote
+    no such tensor in place, changed no attribute of its modules and no container it was given, and
+    returned only new, non-view tensors made by its own nodes (or its inputs), plus plain values.
+    A replay copies the template's nodes, remapping inputs, the module's weights and module paths;
+    the copies share the template's ATen call records (:class:`~fxenergy.records.NodeTrace` ``calls``
+    and ``outputs``), and the returned tensors are fresh fake tensors of the recorded metadata.
+    """
+
+    def __init__(self, rec: _Recording, model: torch.nn.Module, ignore: frozenset[str], enabled: bool = True):
+        self.rec, self.ignore = rec, ignore
+        self._keep: list[Any] = []
+        self.templates: dict[Any, _Template | None] = {}
+        self.replayed = 0
+        self.refused: dict[str, str] = {}
+        self._subtree: dict[int, list[torch.nn.Module]] = {}
+        self._weights: dict[int, dict[str, torch.Tensor]] = {}
+        self.candidates: list[torch.nn.Module] = []
+        self._static_id: dict[int, Any] = {}
+        if not enabled:  # installed() patches nothing
+            return
+        # candidates: modules whose static structure (classes, attributes, weight shapes) another module shares
+        seen: Counter[Any] = Counter()
+        static: dict[int, Any] = {}
+        for name, m in model.named_modules():
+            if not name:
+                continue
+            subtree = list(m.modules())
+            if any(getattr(x, h, None) for x in subtree for h in _HOOK_DICTS):
+                continue  # a hook of its own may do anything
+            try:
+                static[id(m)] = _module_state(subtree, ignore, self._keep)
+            except _Unkeyable:
+                continue
+            seen[static[id(m)]] += 1
+        self.candidates = [m for name, m in model.named_modules() if name and seen.get(static.get(id(m)), 0) > 1]
+        self._static_id = {id(m): static[id(m)] for m in self.candidates}
+
+    @contextlib.contextmanager
+    def installed(self) -> Iterator[None]:
+        """Route the candidates' ``forward`` through :meth:`call` (instance attributes, removed after)."""
+        patched = []
+        try:
+            for m in self.candidates:
+                if "forward" in vars(m):
+                    continue
+                m.forward = functools.partial(self.call, m, m.forward)
+                patched.append(m)
+            yield
+        finally:
+            for m in patched:
+                del m.forward
+
+    # ---------------------------------------------------------------- keys
+    def _key(self, m: torch.nn.Module, args: tuple, kwargs: dict) -> tuple[Any, list[torch.Tensor]] | None:
+        rec = self.rec
+        if (rec.calls is not None or rec.fixed is not None or rec.phase != "forward" or torch.is_grad_enabled()
+                or rec.paused):
+            return None
+        subtree = self._subtree.get(id(m))
+        if subtree is None:
+            subtree = self._subtree[id(m)] = list(m.modules())
+            self._weights[id(m)] = dict(itertools.chain(m.named_parameters(remove_duplicate=False),
+                                                        m.named_buffers(remove_duplicate=False)))
+        if any(x.training for x in subtree):
+            return None
+        own = {id(t): k for k, t in self._weights[id(m)].items()}
+        leaves: list[torch.Tensor] = []
+        first: dict[int, int] = {}
+
+        def sig(v: Any) -> Any:
+            if isinstance(v, torch.Tensor):
+                if id(v) not in rec.producer or not all(type(d) is int for d in v.shape):
+                    raise _Unkeyable(v)  # a tensor the run did not make, or of symbolic size
+                first.setdefault(id(v), len(leaves))
+                leaves.append(v)
+                role = own.get(id(v)) or ("weight" if id(v) in rec.persistent else first[id(v)])
+                return (type(v), tuple(v.shape), v.stride(), v.storage_offset(), v.dtype, v.device,
+                        v.requires_grad, v._is_view(), role)
+            if isinstance(v, (tuple, list)):
+                return (type(v), tuple(sig(x) for x in v))
+            if isinstance(v, dict):
+                return (type(v), tuple((k, sig(x)) for k, x in v.items()))
+            return _value_key(v, self._keep)
+
+        try:
+            key = (self._static_id[id(m)], sig(args), sig(kwargs))
+            hash(key)
+        except (_Unkeyable, TypeError):
+            return None
+        return key, leaves
+
+    # ---------------------------------------------------------------- calls
+    def call(self, m: torch.nn.Module, forward: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        keyed = self._key(m, args, kwargs)
+        if keyed is None:
+            return forward(*args, **kwargs)
+        key, leaves = keyed
+        if key in self.templates:
+            tpl = self.templates[key]
+            if tpl is None:
+                return forward(*args, **kwargs)
+            self.replayed += 1
+            return self._replay(tpl, m, leaves)
+        return self._record(key, m, forward, args, kwargs, leaves)
+
+    def _record(self, key: Any, m: torch.nn.Module, forward: Callable[..., Any], args: tuple, kwargs: dict,
+                leaves: list[torch.Tensor]) -> Any:
+        rec = self.rec
+        subtree = self._subtree[id(m)]
+        before = _module_state(subtree, frozenset(), self._keep)
+        inputs: dict[torch.fx.Node, int] = {}
+        for i, t in enumerate(leaves):
+            node = rec.producer.get(id(t))
+            if node is not None:
+                inputs.setdefault(node, i)
+        tpl = _Template(m, rec.module_names[id(m)], len(rec.made))
+        rec.templates.append(tpl)
+        try:
+            out = forward(*args, **kwargs)
+        finally:
+            rec.templates.remove(tpl)
+        if self._key(m, args, kwargs) != (key, leaves) and tpl.why_not is None:
+            tpl.refuse("changed a value it was given")
+        if _module_state(subtree, frozenset(), self._keep) != before:
+            tpl.refuse("changed an attribute of its modules")
+        if tpl.why_not is None:
+            self._finish(tpl, m, inputs, out)
+        if tpl.why_not is not None:
+            self.refused.setdefault(f"{type(m).__name__} ({tpl.path})", tpl.why_not)
+            self.templates[key] = None
+        else:
+            self.templates[key] = tpl
+        return out
+
+    def _finish(self, tpl: _Template, m: torch.nn.Module, inputs: dict[torch.fx.Node, int], out: Any) -> None:
+        rec = self.rec
+        tpl.nodes = rec.order[tpl.start:]
+        inside = set(tpl.nodes)
+        weights = {rec.producer.get(id(t)): k for k, t in self._weights[id(m)].items()}
+        weights.pop(None, None)
+        prefix = tpl.path + "."
+        for n in tpl.nodes:
+            if n.op != "call_function":
+                return tpl.refuse("made a graph input (a tensor the run did not make)")
+            for x in n.all_input_nodes:
+                if x in inside or x in tpl.sources:
+                    continue
+                if x in inputs:
+                    tpl.sources[x] = ("input", inputs[x])
+                elif x in weights:
+                    tpl.sources[x] = ("weight", weights[x])
+                elif x.op == "get_attr" and x.meta[META_KEY][TRACE].module_type == PARAMETER:
+                    tpl.sources[x] = ("same", x)  # a weight of a module outside this one (shared)
+                else:
+                    return tpl.refuse("read a tensor made before it that it was not given")
+            path = n.meta[META_KEY][TRACE].module_path
+            tpl.suffix.append(path[len(tpl.path):] if path == tpl.path or path.startswith(prefix) else None)
+        flat, tpl.out_spec = pytree.tree_flatten(out)
+        for v in flat:
+            if not isinstance(v, torch.Tensor):
+                if not isinstance(v, _SIMPLE):
+                    return tpl.refuse(f"returned a {type(v).__name__}")
+                tpl.outputs.append(("value", v))
+                continue
+            node = rec.producer.get(id(v))
+            if node in inside:
+                if v.requires_grad or id(v) in rec.persistent:
+                    return tpl.refuse("returned a weight")
+                base = v._base
+                made = rec.producer.get(id(base)) if base is not None else None
+                if made is not None and rec.made[made] < tpl.start:
+                    return tpl.refuse("returned a view of a tensor made before it")
+                # a view of a tensor of its own (GPT-2's Conv1D returns ``x.view(...)``) is rebuilt as a
+                # view of a fresh storage of the same size, at the same offset and strides
+                storage = v.untyped_storage().nbytes() // v.dtype.itemsize if base is not None else None
+                tpl.outputs.append(("new", node, tuple(v.shape), v.stride(), v.storage_offset(), storage, v.dtype,
+                                    v.device))
+            elif node in inputs:
+                tpl.outputs.append(("input", inputs[node]))
+            else:
+                return tpl.refuse("returned a tensor made before it that it was not given")
+
+    def _replay(self, tpl: _Template, m: torch.nn.Module, leaves: list[torch.Tensor]) -> Any:
+        rec = self.rec
+        path = rec.module_names[id(m)]
+        weights = self._weights[id(m)]  # filled by the key of this call
+        env: dict[torch.fx.Node, torch.fx.Node] = {}
+        for x, (kind, what) in tpl.sources.items():
+            env[x] = (rec._node_of(leaves[what]) if kind == "input" else
+                      rec._node_of(weights[what]) if kind == "weight" else what)
+        for n, suffix in zip(tpl.nodes, tpl.suffix):
+            new = rec._made(rec.graph.node_copy(n, env.__getitem__))
+            new.meta = {}
+            trace = n.meta[META_KEY][TRACE]
+            if suffix is not None:
+                trace = NodeTrace(path + suffix, trace.module_type, trace.phase, trace.calls, trace.outputs)
+            put_record(new, TRACE, trace)
+            env[n] = new
+        flat = []
+        rec.paused = True
+        try:
+            for o in tpl.outputs:
+                if o[0] == "value":
+                    flat.append(o[1])
+                elif o[0] == "input":
+                    flat.append(leaves[o[1]])
+                else:
+                    _, node, shape, stride, offset, storage, dtype, device = o
+                    if storage is None:
+                        t = torch.empty_strided(shape, stride, dtype=dtype, device=device)
+                    else:
+                        t = torch.empty(storage, dtype=dtype, device=device).as_strided(shape, stride, offset)
+                    rec._own(t, env[node])
+                    flat.append(t)
+        finally:
+            rec.paused = False
+        return pytree.tree_unflatten(flat, tpl.out_spec)
 
 
 def _identifier(name: str) -> str:
