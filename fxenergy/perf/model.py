@@ -200,8 +200,11 @@ class LearnedGPUModel:
         """Put a :class:`NodeDuration` (model ``"learned"``) on every node that does work."""
         nodes: list[Any] = []
         call_of: list[Any] = []
-        kernels: list[Any] = []
+        kernels: list[Any] = []  # distinct kernels, each priced once
+        kidx: list[int] = []  # per (call, kernel) pair: its index in ``kernels``
         kcall: list[Any] = []
+        # replayed module calls share their recorded ATen call objects: build and price their kernels once
+        kernels_of: dict[int, list[int]] = {}
         self._bounds = {}
         for node in gm.graph.nodes:
             trace = get_record(node, TRACE)
@@ -220,24 +223,30 @@ class LearnedGPUModel:
                     calls.append(len(call_of))
                     call_of.append(len(nodes))
                     for k in fused[1]:
+                        kidx.append(len(kernels))
                         kernels.append(k)
                         kcall.append(calls[-1])
             for call in todo:
                 if lookup(call.op) == (True, None):
                     continue  # a free view
-                arith = op_arith(call, _DEFAULT_CONV)
-                r, w, _ = op_bytes(call)
-                ks = kernels_of_call(call, 2.0 * arith.macs if arith else 0.0, arith.elementwise_flops if arith else 0.0, r + w)
+                ids = kernels_of.get(id(call))
+                if ids is None:
+                    arith = op_arith(call, _DEFAULT_CONV)
+                    r, w, _ = op_bytes(call)
+                    ks = kernels_of_call(call, 2.0 * arith.macs if arith else 0.0, arith.elementwise_flops if arith else 0.0, r + w)
+                    ids = kernels_of[id(call)] = list(range(len(kernels), len(kernels) + len(ks)))
+                    kernels.extend(ks)
                 calls.append(len(call_of))
                 call_of.append(len(nodes))
-                for k in ks:
-                    kernels.append(k)
+                for i in ids:
+                    kidx.append(i)
                     kcall.append(calls[-1])
             nodes.append((node, cost, trace, fused is not None))
         t_call = np.zeros(len(call_of))
         b_node = np.zeros(len(nodes))
         if kernels:
-            t_k, b_k = self.kernel_durations_s(kernels)
+            t_u, b_u = self.kernel_durations_s(kernels)
+            t_k, b_k = t_u[np.asarray(kidx)], b_u[np.asarray(kidx)]
             np.add.at(t_call, np.asarray(kcall), t_k)
             np.add.at(b_node, np.asarray(call_of)[np.asarray(kcall)], b_k)
         t_call = np.maximum(t_call, self.params.dispatch_floor_s)
