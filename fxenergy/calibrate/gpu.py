@@ -204,8 +204,9 @@ def fit_learned_correction(model: Any, benches: Sequence[GpuBench], seconds: Seq
             if fr:
                 offset[f] = float(np.clip(np.median(fr), -1.0, 1.0))
     for i, b in enumerate(benches):
+        j_i = None if joules is None else joules[i]
         rows.append({"family": b.family, "label": b.label, "measured_s": float(meas[i]), "predicted_s": float(pred[i]),
-                     "joules": None if joules is None or joules[i] is None else float(joules[i])})
+                     "joules": None if j_i is None else float(j_i)})
     return {"duration_log_scale": scale, "power_offset": offset, "benches": rows}
 
 

@@ -87,8 +87,9 @@ def fit_tile_mlp(X: np.ndarray, log_t0: np.ndarray, waves: np.ndarray, y_log_s: 
         width = hidden
     mods.append(torch.nn.Linear(width, 2))
     net = torch.nn.Sequential(*mods)
+    last = mods[-1]
     with torch.no_grad():  # start near u = 0.7, s2 small
-        net[-1].bias.copy_(torch.tensor([1.0, -2.0]))
+        last.bias.copy_(torch.tensor([1.0, -2.0]))
     opt = torch.optim.Adam(net.parameters(), lr=lr, weight_decay=weight_decay)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps)
     for _ in range(steps):
