@@ -202,15 +202,23 @@ def predict_case(name: str, batch: int, size: int | None, cal_path: str, timed: 
                 float(spec.totals.duration_s), phys.totals.flops + phys.totals.elementwise_flops, n, share)
 
 
+def ape_stats(preds: list[float], meas: list[float]) -> dict[str, float]:
+    """Median, mean and worst absolute percentage error (as fractions) and Spearman's rank correlation."""
+    errs = [abs(p / m - 1) for p, m in zip(preds, meas)]
+    return {"median_ape": float(np.median(errs)), "mean_ape": float(np.mean(errs)),
+            "worst_ape": float(np.max(errs)), "spearman": float(spearmanr(preds, meas).statistic)}
+
+
+def ape_line(preds: list[float], meas: list[float]) -> str:
+    s = ape_stats(preds, meas)
+    return (f"median {s['median_ape']:.1%} mean {s['mean_ape']:.1%} worst {s['worst_ape']:.1%} "
+            f"Spearman {s['spearman']:.3f}")
+
+
 def summary(cases: list[Case]) -> dict[str, dict[str, float]]:
     meas = [c.measured_s for c in cases]
-    out = {}
-    for label in ("physical_s", "hef_s", "spec_s", "baseline_s"):
-        preds = [getattr(c, label) for c in cases]
-        errs = [abs(p / m - 1) for p, m in zip(preds, meas)]
-        out[label[:-2]] = {"median_ape": float(np.median(errs)), "mean_ape": float(np.mean(errs)),
-                           "worst_ape": float(np.max(errs)), "spearman": float(spearmanr(preds, meas).statistic)}
-    return out
+    return {label[:-2]: ape_stats([getattr(c, label) for c in cases], meas)
+            for label in ("physical_s", "hef_s", "spec_s", "baseline_s")}
 
 
 def main(argv: list[str] | None = None) -> int:

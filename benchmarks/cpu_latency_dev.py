@@ -19,9 +19,7 @@ import tempfile
 import warnings
 from pathlib import Path
 
-import numpy as np
 import torch
-from scipy.stats import spearmanr
 
 sys.path.insert(0, str(Path(__file__).parent))
 import cpu_latency as cl  # noqa: E402
@@ -77,9 +75,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{name:<22} b{b:<3} {s:4d} measured {m * 1e3:8.2f}{cells}", flush=True)
     meas = [r[3] for r in rows]
     for c, ps in zip(args.calibration, preds):
-        e = [abs(q / m - 1) for q, m in zip(ps, meas)]
-        print(f"{c}: median {np.median(e):.1%} mean {np.mean(e):.1%} worst {np.max(e):.1%} "
-              f"Spearman {spearmanr(ps, meas).statistic:.3f}")
+        print(f"{c}: {cl.ape_line(ps, meas)}")
     return 0
 
 

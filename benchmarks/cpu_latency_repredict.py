@@ -17,9 +17,6 @@ import sys
 import warnings
 from pathlib import Path
 
-import numpy as np
-from scipy.stats import spearmanr
-
 sys.path.insert(0, str(Path(__file__).parent))
 import cpu_latency as cl  # noqa: E402
 
@@ -46,9 +43,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{name:<26} b{batch:<3} {size or '-':>4} measured {measured * 1e3:8.2f}{cells}", flush=True)
     meas = [c[3] for c in cases]
     for cal, ps in zip(args.calibration, preds):
-        e = [abs(q / m - 1) for q, m in zip(ps, meas)]
-        print(f"{cal}: median {np.median(e):.1%} mean {np.mean(e):.1%} worst {np.max(e):.1%} "
-              f"Spearman {spearmanr(ps, meas).statistic:.3f}")
+        print(f"{cal}: {cl.ape_line(ps, meas)}")
     return 0
 
 

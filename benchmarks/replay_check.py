@@ -18,27 +18,10 @@ import warnings
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "tests"))
 
-import torch  # noqa: E402
 from hf_archs import ARCHS, build  # noqa: E402
 
 from fxenergy.capture import capture  # noqa: E402
-from fxenergy.records import META_KEY, TRACE  # noqa: E402
-
-
-def graph(gm: torch.fx.GraphModule) -> list[tuple]:
-    pos = {n: i for i, n in enumerate(gm.graph.nodes)}
-
-    def arg(a):
-        return ("node", pos[a]) if isinstance(a, torch.fx.Node) else a
-
-    out = []
-    for n in gm.graph.nodes:
-        t = n.meta.get(META_KEY, {}).get(TRACE)
-        rec = None if t is None else (t.module_path, t.module_type, t.phase, t.calls, t.outputs)
-        target = n.target if isinstance(n.target, str) else getattr(n.target, "__name__", str(n.target))
-        out.append((n.op, target, rec, torch.fx.node.map_aggregate(n.args, arg),
-                    torch.fx.node.map_aggregate(n.kwargs, arg)))
-    return out
+from fxenergy.testing import graph_signature  # noqa: E402
 
 
 def main() -> None:
@@ -57,7 +40,7 @@ def main() -> None:
             t = time.perf_counter()
             caps.append(capture(model, (), kwargs, method="record", replay=replay))
             times.append(time.perf_counter() - t)
-        same = graph(caps[0].graph_module) == graph(caps[1].graph_module)
+        same = graph_signature(caps[0].graph_module) == graph_signature(caps[1].graph_module)
         same_all &= same
         meta = caps[0].graph_module.meta
         refused = next(iter(meta["fxenergy_replay_refused"].items()), ("-", ""))

@@ -12,7 +12,7 @@ from typing import Any
 
 import torch
 
-__all__ = ["flop_counter", "exported", "tiny_llama"]
+__all__ = ["flop_counter", "exported", "graph_signature", "tiny_llama"]
 
 
 def flop_counter(model: Any, args: Sequence[Any], kwargs: Mapping[str, Any], training: bool = False) -> int:
@@ -43,3 +43,23 @@ def tiny_llama() -> torch.nn.Module:
     )
     with torch.device("meta"):
         return transformers.LlamaForCausalLM._from_config(cfg, attn_implementation="sdpa").eval()
+
+
+def graph_signature(gm: torch.fx.GraphModule) -> list[tuple]:
+    """Every node as (op, target, (module path, module type, phase, calls, outputs), args, kwargs), with
+    argument nodes as their positions: two captures are the same graph iff their signatures are equal."""
+    from fxenergy.records import META_KEY, TRACE
+
+    pos = {n: i for i, n in enumerate(gm.graph.nodes)}
+
+    def arg(a: Any) -> Any:
+        return ("node", pos[a]) if isinstance(a, torch.fx.Node) else a
+
+    out = []
+    for n in gm.graph.nodes:
+        t = n.meta.get(META_KEY, {}).get(TRACE)
+        rec = None if t is None else (t.module_path, t.module_type, t.phase, t.calls, t.outputs)
+        target = n.target if isinstance(n.target, str) else getattr(n.target, "__name__", str(n.target))
+        out.append((n.op, target, rec, torch.fx.node.map_aggregate(n.args, arg),
+                    torch.fx.node.map_aggregate(n.kwargs, arg)))
+    return out

@@ -21,25 +21,9 @@ from torch import nn
 from fxenergy.analysis import analyse
 from fxenergy.capture import capture
 from fxenergy.records import META_KEY, TRACE
+from fxenergy.testing import graph_signature
 
 COLUMNS = ("flops", "elementwise_flops", "bytes_read", "bytes_written", "param_bytes_read")
-
-
-def _graph(gm: torch.fx.GraphModule) -> list[tuple]:
-    """Every node as (op, target, module path/type, phase, calls, outputs, argument node positions)."""
-    pos = {n: i for i, n in enumerate(gm.graph.nodes)}
-
-    def arg(a):
-        return ("node", pos[a]) if isinstance(a, torch.fx.Node) else a
-
-    out = []
-    for n in gm.graph.nodes:
-        t = n.meta.get(META_KEY, {}).get(TRACE)
-        rec = None if t is None else (t.module_path, t.module_type, t.phase, t.calls, t.outputs)
-        target = n.target if isinstance(n.target, str) else getattr(n.target, "__name__", str(n.target))
-        out.append((n.op, target, rec, torch.fx.node.map_aggregate(n.args, arg),
-                    torch.fx.node.map_aggregate(n.kwargs, arg)))
-    return out
 
 
 def _sums(a):
@@ -88,7 +72,7 @@ def test_replay_changes_nothing(name):
     on, off = (analyse(model, args, example_kwargs=kwargs, method="record", replay=r) for r in (True, False))
     assert on.info["capture_method"] == off.info["capture_method"] == "record"
     assert on.info["capture_replayed_calls"] > 0 and off.info["capture_replayed_calls"] == 0
-    assert _graph(on.graph_module) == _graph(off.graph_module)
+    assert graph_signature(on.graph_module) == graph_signature(off.graph_module)
     assert _sums(on) == _sums(off) and sum(r.flops for r in on.rows) > 0
     assert on.working_sets == off.working_sets
     assert on.info["param_bytes"] == off.info["param_bytes"]
@@ -142,7 +126,7 @@ def test_stateful_and_in_place_calls_are_not_replayed():
     for block in (_Counter, _InPlace):
         m = _Shared(block).eval()
         on, off = (analyse(m, torch.randn(2, 4), method="record", replay=r) for r in (True, False))
-        assert _graph(on.graph_module) == _graph(off.graph_module)
+        assert graph_signature(on.graph_module) == graph_signature(off.graph_module)
         refused = on.graph_module.meta["fxenergy_replay_refused"]
         assert f"{block.__name__} (a)" in refused, refused  # the inner Linear may still be replayed
     # the counter's second call differs: replaying it would have lost the relu
