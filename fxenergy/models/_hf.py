@@ -32,7 +32,7 @@ def without_unused_extras() -> Iterator[tuple[str, ...]]:
     packages import normally again, but transformers modules first imported inside the body keep
     the optional parts they skipped (e.g. DETR's Hungarian matcher): that is why ``build_model``
     does this only when asked (``lean_imports=True``) and the Python API never does.
-    ``tests/test_models.py`` checks, in a fresh process, that every bundled transformers model
+    ``tests/test_cold_start.py`` checks, in two fresh processes, that five bundled transformers models
     builds and analyses to the same totals with and without it.
     """
     try:
