@@ -33,7 +33,7 @@ def without_unused_extras() -> Iterator[tuple[str, ...]]:
     the optional parts they skipped (e.g. DETR's Hungarian matcher): that is why ``build_model``
     does this only when asked (``lean_imports=True``) and the Python API never does.
     ``tests/test_cold_start.py`` checks, in two fresh processes, that five bundled transformers models
-    builds and analyses to the same totals with and without it.
+    build and analyse to the same totals with and without it.
     """
     try:
         from transformers.utils import import_utils
