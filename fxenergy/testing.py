@@ -12,7 +12,7 @@ from typing import Any
 
 import torch
 
-__all__ = ["flop_counter", "exported", "graph_signature", "tiny_llama"]
+__all__ = ["flop_counter", "exported", "graph_signature", "tiny_bert", "tiny_gpt2", "tiny_llama", "tiny_t5"]
 
 
 def flop_counter(model: Any, args: Sequence[Any], kwargs: Mapping[str, Any], training: bool = False) -> int:
@@ -43,6 +43,34 @@ def tiny_llama() -> torch.nn.Module:
     )
     with torch.device("meta"):
         return transformers.LlamaForCausalLM._from_config(cfg, attn_implementation="sdpa").eval()
+
+
+def tiny_gpt2(layers: int = 3) -> torch.nn.Module:
+    """A GPT-2 (hidden 64, 4 heads, vocabulary 500) of ``layers`` blocks on the meta device, in eval mode."""
+    import transformers
+
+    cfg = transformers.GPT2Config(n_layer=layers, n_embd=64, n_head=4, vocab_size=500, bos_token_id=0, eos_token_id=0)
+    with torch.device("meta"):
+        return transformers.GPT2LMHeadModel(cfg).eval()
+
+
+def tiny_bert(layers: int) -> torch.nn.Module:
+    """A masked-LM BERT (hidden 64, 4 heads, vocabulary 500) of ``layers`` layers on meta, in eval mode."""
+    import transformers
+
+    cfg = transformers.BertConfig(hidden_size=64, num_hidden_layers=layers, num_attention_heads=4,
+                                  intermediate_size=128, vocab_size=500)
+    with torch.device("meta"):
+        return transformers.BertForMaskedLM(cfg).eval()
+
+
+def tiny_t5(layers: int) -> torch.nn.Module:
+    """A T5 (d_model 64, 4 heads, vocabulary 500) of ``layers`` encoder and decoder layers on meta, in eval mode."""
+    import transformers
+
+    cfg = transformers.T5Config(d_model=64, d_kv=16, num_heads=4, d_ff=128, num_layers=layers, vocab_size=500)
+    with torch.device("meta"):
+        return transformers.T5ForConditionalGeneration(cfg).eval()
 
 
 def graph_signature(gm: torch.fx.GraphModule) -> list[tuple]:

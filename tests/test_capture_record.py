@@ -12,11 +12,11 @@ from collections import Counter
 
 import pytest
 import torch
-import transformers
 from conftest import meta, tiny_llama
 from torch import nn
 
 import fxenergy
+from fxenergy.testing import tiny_bert, tiny_t5
 
 # few and varied: residual adds, multi-head attention, layer norm + stochastic depth
 TV_TRAINING = ["resnet18", "vit_b_16", "convnext_tiny"]
@@ -41,19 +41,6 @@ def _both(model, args=(), kwargs=None, mode="inference", reference="export"):
     return rec, ref
 
 
-def _tiny_bert():
-    cfg = transformers.BertConfig(hidden_size=64, num_hidden_layers=2, num_attention_heads=4, intermediate_size=128,
-                                  vocab_size=500)
-    with torch.device("meta"):
-        return transformers.BertForMaskedLM(cfg).eval()
-
-
-def _tiny_t5():
-    cfg = transformers.T5Config(d_model=64, d_kv=16, num_heads=4, d_ff=128, num_layers=2, vocab_size=500)
-    with torch.device("meta"):
-        return transformers.T5ForConditionalGeneration(cfg).eval()
-
-
 @pytest.mark.parametrize("name", ["gpt2", "llama", "bert", "t5"])
 def test_inference_matches_export(name, gpt2_small):
     ids = meta(2, 16, dtype=torch.long)
@@ -62,8 +49,8 @@ def test_inference_matches_export(name, gpt2_small):
         "llama": (tiny_llama(), {"input_ids": ids}),
         # with no attention mask, transformers' eager path (record) skips the all-ones mask that its export
         # path materialises (is_torchdynamo_exporting): pass one so that both take the same branch
-        "bert": (_tiny_bert(), {"input_ids": ids, "attention_mask": meta(2, 16, dtype=torch.long)}),
-        "t5": (_tiny_t5(), {"input_ids": ids, "attention_mask": meta(2, 16, dtype=torch.long),
+        "bert": (tiny_bert(2), {"input_ids": ids, "attention_mask": meta(2, 16, dtype=torch.long)}),
+        "t5": (tiny_t5(2), {"input_ids": ids, "attention_mask": meta(2, 16, dtype=torch.long),
                             "decoder_input_ids": meta(2, 8, dtype=torch.long),
                             "decoder_attention_mask": meta(2, 8, dtype=torch.long)}),
     }[name]

@@ -14,14 +14,13 @@ from collections import Counter
 import pytest
 import torch
 import torchvision
-import transformers
 from conftest import meta, tiny_llama
 from torch import nn
 
 from fxenergy.analysis import analyse
 from fxenergy.capture import capture
 from fxenergy.records import META_KEY, TRACE
-from fxenergy.testing import graph_signature
+from fxenergy.testing import graph_signature, tiny_bert, tiny_gpt2, tiny_t5
 
 COLUMNS = ("flops", "elementwise_flops", "bytes_read", "bytes_written", "param_bytes_read")
 
@@ -34,34 +33,14 @@ def _sums(a):
     return out
 
 
-def _tiny_gpt2(layers: int = 3):
-    with torch.device("meta"):
-        return transformers.GPT2LMHeadModel(transformers.GPT2Config(n_layer=layers, n_embd=64, n_head=4,
-                                                                    vocab_size=500, bos_token_id=0,
-                                                                    eos_token_id=0)).eval()
-
-
-def _tiny_bert():
-    cfg = transformers.BertConfig(hidden_size=64, num_hidden_layers=3, num_attention_heads=4, intermediate_size=128,
-                                  vocab_size=500)
-    with torch.device("meta"):
-        return transformers.BertForMaskedLM(cfg).eval()
-
-
-def _tiny_t5():
-    cfg = transformers.T5Config(d_model=64, d_kv=16, num_heads=4, d_ff=128, num_layers=3, vocab_size=500)
-    with torch.device("meta"):
-        return transformers.T5ForConditionalGeneration(cfg).eval()
-
-
 def _case(name):
     ids = meta(2, 16, dtype=torch.long)
     mask = meta(2, 16, dtype=torch.long)
     return {
-        "gpt2": (_tiny_gpt2(), (), {"input_ids": ids}),
+        "gpt2": (tiny_gpt2(), (), {"input_ids": ids}),
         "llama": (tiny_llama(), (), {"input_ids": ids}),
-        "bert": (_tiny_bert(), (), {"input_ids": ids, "attention_mask": mask}),
-        "t5": (_tiny_t5(), (), {"input_ids": ids, "attention_mask": mask, "decoder_input_ids": meta(2, 8, dtype=torch.long)}),
+        "bert": (tiny_bert(3), (), {"input_ids": ids, "attention_mask": mask}),
+        "t5": (tiny_t5(3), (), {"input_ids": ids, "attention_mask": mask, "decoder_input_ids": meta(2, 8, dtype=torch.long)}),
         "resnet18": (torchvision.models.resnet18().eval(), (torch.randn(1, 3, 64, 64),), {}),
     }[name]
 
