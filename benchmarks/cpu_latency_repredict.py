@@ -20,8 +20,6 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parent))
 import cpu_latency as cl  # noqa: E402
 
-import fxenergy  # noqa: E402
-
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -29,15 +27,18 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("calibration", nargs="+")
     args = p.parse_args(argv)
     warnings.filterwarnings("ignore")
+    from fxenergy.analysis import analyse, predict
+    from fxenergy.resolve import resolve
+
     cases = json.loads(Path(args.timings).read_text())["cases"]
-    preds: list[list[float]] = [[] for _ in args.calibration]
+    setups = [resolve(c, "physical") for c in args.calibration]  # each calibration file read once
+    preds: list[list[float]] = [[] for _ in setups]
     for name, batch, size, measured, _runs, _share in cases:
         built = cl.build(name, batch, size)
+        an = analyse(built.model, built.args, example_kwargs=built.kwargs, name=name)  # once per case
         cells = ""
-        for i, cal in enumerate(args.calibration):
-            r = fxenergy.annotate(built.model, built.args, hardware=cal, predictor="physical",
-                                  example_kwargs=built.kwargs, name=name)
-            t = float(r.totals.duration_s)
+        for i, st in enumerate(setups):
+            t = float(sum(predict(an, st).duration_s.values()))
             preds[i].append(t)
             cells += f" | {t * 1e3:8.2f} {t / measured - 1:+6.1%}"
         print(f"{name:<26} b{batch:<3} {size or '-':>4} measured {measured * 1e3:8.2f}{cells}", flush=True)
