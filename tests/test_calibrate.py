@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import no_wait_for_quiet
 
 import fxenergy
-from fxenergy import calibrate
 from fxenergy.calibrate import (
     SCHEMA,
     Bench,
@@ -34,8 +34,7 @@ TINY = [Bench("matmul", "mm", torch.mm, ((n, n), (n, n))) for n in (8, 32, 64, 1
 
 @pytest.fixture(scope="module")
 def cal():
-    with pytest.MonkeyPatch.context() as mp:  # never wait for a busy machine (e.g. pytest -n) to calm down
-        mp.setattr(calibrate, "wait_for_quiet", lambda *a, **k: 0.0)
+    with no_wait_for_quiet():  # never wait for a busy machine (pytest -n 2) to calm down
         return run_calibration("cpu", quick=True, benches=TINY, profile=detect_local("cpu"))
 
 

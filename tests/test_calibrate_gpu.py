@@ -12,8 +12,8 @@ import math
 
 import pytest
 import torch
+from conftest import no_wait_for_quiet
 
-from fxenergy import calibrate
 from fxenergy.calibrate import Bench, run_calibration, save_calibration
 from fxenergy.calibrate.gpu import (
     GPU_BENCHES,
@@ -104,8 +104,7 @@ def test_file_round_trip_and_report_uses_it(tmp_path):
 
     prof = load_profile(DEVICE)
     tiny = [Bench("matmul", "mm", torch.mm, ((n, n), (n, n))) for n in (8, 32, 64, 128, 256)]
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(calibrate, "wait_for_quiet", lambda *a, **k: 0.0)
+    with no_wait_for_quiet():  # never wait for a busy machine (pytest -n 2) to calm down
         cal = run_calibration("cpu", quick=True, benches=tiny, profile=prof)  # the HEF part, timed on CPU
     model = LearnedGPUModel(prof)
     cal = dataclasses.replace(cal, learned=run_learned_calibration(prof, timer=fake_timer(model)))
