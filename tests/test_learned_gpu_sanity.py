@@ -14,6 +14,7 @@ import os
 
 import pytest
 import torchvision
+from conftest import torchvision_analysis
 from test_learned_gpu import check_graph
 
 import fxenergy
@@ -45,6 +46,10 @@ def test_every_classifier_is_covered():
 @pytest.mark.slow
 @pytest.mark.parametrize(("name", "batch"), CASES)
 def test_torchvision_sane(name, batch):
+    if batch == 1:  # the batch-1 analysis test_torchvision_all.py checks too: captured once for both
+        for d in DEVICES:
+            check_graph(torchvision_analysis(name).graph_module, _MODELS[d])
+        return
     _sweep(build_model(name, batch_size=batch))
 
 

@@ -5,10 +5,8 @@ from __future__ import annotations
 
 import pytest
 import torchvision
+from conftest import torchvision_analysis
 from test_bounds import check_every_backend
-
-from fxenergy.analysis import analyse
-from fxenergy.models import build_model
 
 NAMES = torchvision.models.list_models(module=torchvision.models)
 
@@ -19,8 +17,7 @@ def test_there_are_many():
 
 @pytest.mark.parametrize("name", NAMES)
 def test_annotates_and_holds_the_bounds(name):
-    b = build_model(name)
-    a = analyse(b.model, b.args, name=name)  # what fxenergy.annotate does first: captured once
+    a = torchvision_analysis(name)  # what fxenergy.annotate does first: captured once (shared, conftest.py)
     r = a.result()
     assert r.info["capture_method"] == "symbolic_trace"
     assert r.totals.macs > 0
