@@ -28,5 +28,6 @@ def test_groups_match_the_collected_suite(request):
         pytest.skip("runs when the whole suite is collected")
     groups = Counter(xdist_group_of(i) for i in ids)
     tv = {g: n for g, n in groups.items() if g and g.startswith("tv-")}
-    assert len(tv) >= 40 and set(tv.values()) == {2}  # each: test_torchvision_all + the batch-1 sanity case
+    # every classifier's test_torchvision_all case; 40+ of them with the learned sweep's batch-1 case too
+    assert len(tv) >= 80 and set(tv.values()) <= {1, 2} and sum(n == 2 for n in tv.values()) >= 40
     assert groups["calibrate"] == sum(i.startswith("tests/test_calibrate.py::") for i in ids)
