@@ -87,21 +87,26 @@ def lead_fraction(seconds: np.ndarray, t_bound_s: np.ndarray, bytes_over_l2: np.
                   devices: Sequence[str]) -> tuple[float, dict[str, float]]:
     """``lead / floor`` of the harness, from streaming kernels far larger than L2 (8x and more).
 
-    Per device: the achieved slowdown over the DRAM bound ``r`` is the median of ``measured / t_bound``
-    of the rows whose bound exceeds 10 floors (the floor is noise there); then on rows whose ``r·t_bound``
-    lies between 1 and 10 floors, ``lead = measured − r·t_bound``. Returns the median over devices of
-    ``median(lead) / floor`` and the per-device values (NaN where a device has too few such rows)."""
+    Per device, on such rows measured above 1.25 floors with a DRAM bound under 30 floors: the line
+    ``measured = lead + r·t_bound`` (r: the achieved slowdown over the DRAM bound), least squares on
+    relative errors, once more without the rows off by more than 3 median absolute deviations. Returns the
+    median over devices of ``lead / floor`` and the per-device values (NaN where fewer than 20 rows)."""
     devs = np.asarray(devices)
     per = {}
     for d in dict.fromkeys(devices):
-        sel = (devs == d) & (bytes_over_l2 > 8)
-        big = sel & (t_bound_s > 10 * floor_s)
-        if big.sum() < 5:
+        sel = (devs == d) & (bytes_over_l2 > 8) & (seconds > CENSOR_MULT * floor_s) & (t_bound_s < 30 * floor_s)
+        if sel.sum() < 20:
             per[str(d)] = float("nan")
             continue
-        r = float(np.median(seconds[big] / t_bound_s[big]))
-        mid = sel & (r * t_bound_s > floor_s) & (r * t_bound_s < 10 * floor_s)
-        per[str(d)] = float(np.median((seconds[mid] - r * t_bound_s[mid]) / floor_s[mid])) if mid.sum() >= 5 else float("nan")
+        y, tb, fl = seconds[sel], t_bound_s[sel], floor_s[sel]
+        keep = np.ones(len(y), bool)
+        for _ in range(2):
+            A = np.column_stack([fl / y, tb / y])[keep]  # y/y = (lead/floor)·floor/y + r·tb/y
+            (lead, r), *_ = np.linalg.lstsq(A, np.ones(keep.sum()), rcond=None)
+            res = 1.0 - (lead * fl + r * tb) / y
+            mad = np.median(np.abs(res - np.median(res)))
+            keep = np.abs(res - np.median(res)) <= 3 * max(mad, 1e-6)
+        per[str(d)] = float(lead)
     vals = [v for v in per.values() if np.isfinite(v)]
     return (float(np.median(vals)) if vals else 0.0), per
 
