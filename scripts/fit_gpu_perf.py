@@ -6,9 +6,11 @@
 Steps (all on ../shared/data, nothing copied into the repository):
 
 1. gpu-kernels-neusight: per family (gemm = linear+bmm, conv, elementwise, reduction = ln+softmax), a
-   gradient-boosted tree ensemble maps dimensionless features to log(t / t_roofline). Rows whose
-   latency is within 3x of the harness floor (the fastest `add` call on that GPU, which is the timing
-   loop's overhead, not the GPU) are left out of the fit: that floor belongs to NeuSight's host.
+   gradient-boosted tree ensemble maps dimensionless features to log(t / t_roofline). GEMM/conv: the
+   harness floor (the fastest `add` call on that GPU: the timing loop's overhead, not the GPU) is
+   subtracted and rows within 3x of it are left out. Memory families: measured = max(floor_op,
+   lead·floor_op + t) (fitting.harness_time; per-op floors, lead fitted on streaming rows), every row
+   above 1.25x its op's floor is fitted.
    Leave-one-GPU-out: fit on four GPUs, predict the fifth (all its rows, with the median harness floor
    of the other four), for every GPU; printed beside a plain roofline under the same floor.
 2. gpu-operators-nicolai (A30 with/without tensor cores, RTX 2080 Ti; batch 32, board power):
