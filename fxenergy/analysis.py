@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-from collections import ChainMap
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -302,9 +301,13 @@ class _NodeView:
     __slots__ = ("_node", "meta")
 
     def __init__(self, node: torch.fx.Node, overlay: dict[str, Any]):
+        # Plain dicts, not ChainMaps: every pass reads records through ``meta`` (get_record), and a
+        # ChainMap lookup is several Python calls. ``overlay`` starts as a copy of the analysis's
+        # records and takes this view's writes; ``meta`` is a shallow copy of the node's, so writes
+        # of any key stay in the view and the analysed node is left as it was.
         self._node = node
-        base = node.meta.get(META_KEY) or {}
-        self.meta = ChainMap({META_KEY: ChainMap(overlay, base)}, node.meta)  # writes land in the overlay
+        self.meta = dict(node.meta)
+        self.meta[META_KEY] = overlay
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._node, name)
@@ -336,9 +339,12 @@ class GraphView:
         self._gm = gm
         self._overlays: dict[str, dict[str, Any]] = {}
         nodes = []
+        self._base: dict[str, Any] = {}
         for node in gm.graph.nodes:
-            overlay: dict[str, Any] = {}
+            base = node.meta.get(META_KEY) or {}
+            overlay: dict[str, Any] = dict(base)  # the analysis's records, then this view's (never overwritten)
             self._overlays[node.name] = overlay
+            self._base[node.name] = base
             nodes.append(_NodeView(node, overlay))
         self.graph = _GraphView(gm.graph, tuple(nodes))
 
@@ -349,7 +355,8 @@ class GraphView:
         return iter(self.graph.nodes)
 
     def records(self, key: str) -> dict[str, Any]:
-        return {name: o[key] for name, o in self._overlays.items() if key in o}
+        base = self._base
+        return {name: o[key] for name, o in self._overlays.items() if key in o and key not in base[name]}
 
 
 __all__ += ["NodeEnergy", "ENERGY"]  # re-exported for backends that record energy per node themselves

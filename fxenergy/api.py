@@ -23,6 +23,7 @@ from fxenergy.resolve import (
 if TYPE_CHECKING:
     import torch
 
+    from fxenergy.analysis import Prediction
     from fxenergy.hardware import HardwareProfile
     from fxenergy.predictors.hef_law import HEFParameters
     from fxenergy.result import Result
@@ -154,9 +155,10 @@ def compare_predictors(model: torch.nn.Module | Analysis, example_input: Any = (
     return out
 
 
-def predictor_band(analysis: Analysis, setup: Setup) -> dict[str, Any] | None:
+def predictor_band(analysis: Analysis, setup: Setup, prediction: Prediction | None = None) -> dict[str, Any] | None:
     """Total energy of every applicable backend on ``setup``'s device, from the same analysis:
-    ``{"min", "max", "backends"}`` (None with fewer than two backends). Cheap: nothing is re-traced."""
+    ``{"min", "max", "backends"}`` (None with fewer than two backends). Cheap: nothing is re-traced,
+    and ``prediction`` (``setup``'s own, already made) is used as it is instead of being made again."""
     if setup.profile is None:
         return None
     from fxenergy.predictors.baselines import BASELINES  # rules of thumb: not part of the band
@@ -167,8 +169,11 @@ def predictor_band(analysis: Analysis, setup: Setup) -> dict[str, Any] | None:
     for s in setups_for_all(setup.profile, setup.calibrated):
         if s.predictor in BASELINES:
             continue
-        if s.predictor == setup.predictor and s.parameter_set != setup.parameter_set:
+        if s.predictor == setup.predictor:
             s = setup  # the user's own parameter set stands for its backend
+            if prediction is not None and prediction.setup.predictor == setup.predictor:
+                totals[s.predictor] = prediction.energy_j
+                continue
         try:
             totals[s.predictor] = predict(analysis, s).energy_j
         except (PhysicalBoundsError, OutOfDomainError):

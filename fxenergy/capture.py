@@ -984,18 +984,94 @@ def _label_joint(joint: torch.fx.GraphModule) -> None:
 # shape propagation + dispatch recording
 
 
+class _NoKey(Exception):
+    """An ATen call whose meta output cannot be reused from an earlier identical call."""
+
+
+_TENSOR_ARG = object()  # marks a tensor's metadata in a call key
+_SEQ_ARG = object()  # marks a list or tuple in a call key
+_PLAIN_ARG_TYPES = (int, float, bool, str, type(None), torch.dtype, torch.device, torch.memory_format, torch.layout)
+
+
+@functools.cache
+def _reusable_op(func: torch._ops.OpOverload) -> bool:
+    """True for an ATen op whose outputs are fresh tensors fixed by its inputs' metadata: no view or
+    alias, no in-place or ``out=`` write, no output shape that depends on tensor data, only tensors
+    returned. Its meta output for one argument metadata can stand for every call with the same."""
+    schema = func._schema
+    tags = set(getattr(func, "tags", ()))
+    return (not schema.is_mutable and not func.is_view and bool(schema.returns)
+            and all(a.alias_info is None for a in schema.arguments)
+            and all(r.alias_info is None and str(r.type) == "Tensor" for r in schema.returns)
+            and not tags & {torch.Tag.dynamic_output_shape, torch.Tag.data_dependent_output})
+
+
+def _arg_key(a: Any) -> Any:
+    """A hashable key of one argument: a meta tensor by its metadata, a plain value by type and value."""
+    if isinstance(a, torch.Tensor):
+        if a.device.type != "meta" or a.layout != torch.strided or a.dtype.is_complex:
+            raise _NoKey
+        return (_TENSOR_ARG, a.dtype, tuple(a.shape), a.stride(), a.storage_offset())
+    if isinstance(a, (list, tuple)):
+        return (_SEQ_ARG, type(a), tuple(_arg_key(x) for x in a))
+    if isinstance(a, _PLAIN_ARG_TYPES):
+        return (type(a), a)  # 1, 1.0 and True hash alike but promote differently
+    raise _NoKey
+
+
+def _meta_call_key(func: torch._ops.OpOverload, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> Any:
+    if not _reusable_op(func):
+        raise _NoKey
+    return (func, tuple(_arg_key(a) for a in args), tuple((k, _arg_key(v)) for k, v in sorted(kwargs.items())))
+
+
+def _output_layout(out: Any, args: tuple[Any, ...]) -> tuple[bool, tuple[Any, ...]]:
+    """``(is_sequence, ((shape, stride, dtype), ...))`` of a fresh meta output, to remake it later."""
+    outs = out if isinstance(out, (tuple, list)) else (out,)
+    layout = []
+    for o in outs:
+        if (not isinstance(o, torch.Tensor) or o.device.type != "meta" or o.layout != torch.strided
+                or o.storage_offset() != 0 or any(o is a for a in args)):
+            raise _NoKey
+        layout.append((tuple(o.shape), o.stride(), o.dtype))
+    return isinstance(out, (tuple, list)), tuple(layout)
+
+
 class _Recorder(TorchDispatchMode):
-    """Records every ATen call made while active, marking which arguments are parameters."""
+    """Records every ATen call made while active, marking which arguments are parameters.
+
+    On meta tensors an op's output is only metadata, yet some meta kernels are long Python
+    decompositions (``native_batch_norm``: about 2 ms a call). So, as FakeTensorMode's own dispatch
+    cache does, the outputs of an op with no aliasing, mutation or data-dependent shape are remade
+    (``empty_strided`` on meta) when the same op was already called, in this capture, with arguments
+    of the same metadata and values (:func:`_meta_call_key`); the recorded :class:`OpCall` is the same.
+    """
 
     def __init__(self, persistent: Sequence[torch.Tensor]):
         super().__init__()
         self._keep = list(persistent)  # keep objects alive so their ids stay unique
         self.persistent = {id(t) for t in persistent}
         self.calls: list[OpCall] = []
+        self._outputs: dict[Any, tuple[bool, tuple[Any, ...]]] = {}
+
+    def _call(self, func, args, kwargs):  # noqa: ANN001, ANN202
+        try:
+            key = _meta_call_key(func, args, kwargs)
+        except _NoKey:
+            return func(*args, **kwargs)
+        hit = self._outputs.get(key)
+        if hit is not None:
+            many, layout = hit
+            outs = [torch.empty_strided(shape, stride, dtype=dtype, device="meta") for shape, stride, dtype in layout]
+            return tuple(outs) if many else outs[0]
+        out = func(*args, **kwargs)
+        with contextlib.suppress(_NoKey):
+            self._outputs[key] = _output_layout(out, args)
+        return out
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # noqa: ANN001
         kwargs = kwargs or {}
-        out = func(*args, **kwargs)
+        out = self._call(func, args, kwargs)
         pidx = tuple(i for i, a in enumerate(args) if isinstance(a, torch.Tensor) and id(a) in self.persistent)
         if pidx and func.is_view and isinstance(out, torch.Tensor):
             self._keep.append(out)  # a view of a weight (e.g. its transpose) is still the weight

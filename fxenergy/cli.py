@@ -247,8 +247,9 @@ def _cmd_report(args: argparse.Namespace) -> int:
         if setup.backend is None:
             result = analysis.result()
         else:
-            result = analysis.result(predict(analysis, setup))
-            result.info["band_j"] = predictor_band(analysis, setup)
+            prediction = predict(analysis, setup)
+            result = analysis.result(prediction)
+            result.info["band_j"] = predictor_band(analysis, setup, prediction)
     if auto_group and args.depth is None:
         any_result = next(iter(result.values())) if isinstance(result, dict) else result
         args.depth = auto_depth(any_result)

@@ -132,6 +132,11 @@ class DurationPass:
         if self.model == "learned":  # whole-graph: the learned model predicts all kernels in one batch
             self.params.annotate(gm)
             return gm
+        # A node's roofline/HEF duration is a function of its ATen calls and its cost alone; nodes
+        # that share one recorded call tuple (a replayed layer's copies, see capture._Replay) and
+        # have equal costs get the one duration computed for the first. The CPU model keeps its
+        # own per-node logic (perf/cpu.py), so its durations are still computed node by node.
+        memo: dict[tuple[int, NodeCost], NodeDuration] | None = {} if self.model != "cpu" else None
         for node in gm.graph.nodes:
             trace = get_record(node, TRACE)
             if trace is None or trace.phase == "input":
@@ -139,7 +144,14 @@ class DurationPass:
             cost = get_record(node, COST, required_by=type(self).__name__)
             if cost.free:
                 continue
-            put_record(node, DURATION, self.node_duration(trace, cost))
+            if memo is None:
+                put_record(node, DURATION, self.node_duration(trace, cost))
+                continue
+            key = (id(trace.calls), cost)  # every trace stays alive in the graph: ids are not reused
+            d = memo.get(key)
+            if d is None:
+                d = memo[key] = self.node_duration(trace, cost)
+            put_record(node, DURATION, d)
         return gm
 
     def node_duration(self, trace: NodeTrace, cost: NodeCost) -> NodeDuration:
