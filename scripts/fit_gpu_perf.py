@@ -6,9 +6,11 @@
 Steps (all on ../shared/data, nothing copied into the repository):
 
 1. gpu-kernels-neusight: per family (gemm = linear+bmm, conv, elementwise, reduction = ln+softmax), a
-   gradient-boosted tree ensemble maps dimensionless features to log(t / t_roofline). Rows whose
-   latency is within 3x of the harness floor (the fastest `add` call on that GPU, which is the timing
-   loop's overhead, not the GPU) are left out of the fit: that floor belongs to NeuSight's host.
+   gradient-boosted tree ensemble maps dimensionless features to log(t / t_roofline). GEMM/conv: the
+   harness floor (the fastest `add` call on that GPU: the timing loop's overhead, not the GPU) is
+   subtracted and rows within 3x of it are left out. Memory families: measured = max(floor_op,
+   lead·floor_op + t) (fitting.harness_time; per-op floors, lead fitted on streaming rows), every row
+   above 1.25x its op's floor is fitted.
    Leave-one-GPU-out: fit on four GPUs, predict the fifth (all its rows, with the median harness floor
    of the other four), for every GPU; printed beside a plain roofline under the same floor.
 2. gpu-operators-nicolai (A30 with/without tensor cores, RTX 2080 Ti; batch 32, board power):
@@ -32,7 +34,19 @@ sys.path.insert(0, str(ROOT))
 
 from fxenergy.perf import nicolai  # noqa: E402
 from fxenergy.perf.datasets import data_root, load_neusight  # noqa: E402
-from fxenergy.perf.fitting import GEOMETRY, HYPER, MODEL_FAMILIES, design, fit_forest  # noqa: E402
+from fxenergy.perf.fitting import (  # noqa: E402
+    CENSOR_MULT,
+    GEOMETRY,
+    HYPER,
+    MEMORY_MODEL_FAMILIES,
+    MODEL_FAMILIES,
+    design,
+    fit_forest,
+    harness_time,
+    memory_harness,
+    op_floors,
+    uncensored,
+)
 from fxenergy.perf.trees import Forest, forest_to_json  # noqa: E402
 
 FLOOR_MULT = 3.0
@@ -57,44 +71,79 @@ def ape(pred: np.ndarray, meas: np.ndarray) -> np.ndarray:
     return np.abs(pred / meas - 1.0) * 100.0
 
 
-def logo_and_fit(rows, sample: float, seed: int = 0, logo: bool = True):  # noqa: ANN001, ANN201
-    """Per family: leave-one-GPU-out table rows and the forest fitted on every GPU."""
+def logo_and_fit(rows, sample: float, seed: int = 0, logo: bool = True, harness: str = "max",  # noqa: ANN001, ANN201
+                 families: tuple[str, ...] = MODEL_FAMILIES):
+    """Per family: leave-one-GPU-out table rows and the forest fitted on every GPU.
+
+    GEMM and conv: the harness floor is taken as additive and rows within 3x of it are left out.
+    Memory families (``harness="max"``): ``measured = max(floor_op, lead·floor_op + t_kernel)``
+    (fitting.harness_time), every row above 1.25x its op's floor is fitted; ``harness="additive"`` is
+    the treatment before (as GEMM), kept to print the comparison."""
     rng = np.random.default_rng(seed)
     fam = np.array([k.family for k in rows.kernels])
     devs = np.asarray(rows.device)
+    ops = np.asarray(rows.op)
     floors = harness_floors(rows)
+    op_floor = op_floors(rows.seconds, rows.device, rows.op)
+    mh = memory_harness(rows) if harness == "max" else None
     table, forests = [], {}
     for f in MODEL_FAMILIES:
         idx = np.flatnonzero(fam == f)
         if sample < 1:
             idx = idx[rng.random(len(idx)) < sample]
+        if f not in families:
+            continue
         ks = [rows.kernels[i] for i in idx]
         meas = rows.seconds[idx]
         d = devs[idx]
         fl = np.array([floors[x] for x in d])
-        X, y, tb = design(ks, meas, d.tolist(), GEOMETRY[f], offset_s=fl)
-        big = meas > FLOOR_MULT * fl
+        big = meas > FLOOR_MULT * fl  # kernel-dominated: the table's "kern" rows, the same for both treatments
+        memory = mh is not None and f in MEMORY_MODEL_FAMILIES
+        if memory:
+            flo = np.array([mh["op_floor_s"][(x, o)] for x, o in zip(d, ops[idx])])
+            X, y, tb = design(ks, meas, d.tolist(), GEOMETRY[f], offset_s=mh["lead"] * flo)
+            fit_rows = uncensored(meas, flo)
+        else:
+            X, y, tb = design(ks, meas, d.tolist(), GEOMETRY[f], offset_s=fl)
+            fit_rows = big
         if logo:
             for held in sorted(set(d)):
-                tr, te = (d != held) & big, d == held
-                m = fit_forest(X[tr], y[tr], seed=seed)
-                hf = float(np.median([floors[x] for x in set(d) if x != held]))
-                pred = tb[te] * np.exp(np.maximum(m.predict(X[te]), 0.0)) + hf
-                roof = tb[te] + hf
+                tr, te = (d != held) & fit_rows, d == held
+                if memory:  # the held-out GPU's harness: the other four's lead and per-op floors (median)
+                    lead_h = float(np.nanmedian([v for k, v in mh["lead_per_device"].items() if k != held]))
+                    flo_h = {o: float(np.median([v for (x, oo), v in mh["op_floor_s"].items() if oo == o and x != held]))
+                             for o in set(ops[idx].tolist())}
+                    fh = np.array([flo_h[o] for o in ops[idx][te]])
+                    ytr = np.log(np.maximum(meas[tr] - lead_h * flo[tr], 0.05 * meas[tr]) / tb[tr])
+                    m = fit_forest(X[tr], ytr, seed=seed)
+                    pred = harness_time(tb[te] * np.exp(np.maximum(m.predict(X[te]), 0.0)), fh, lead_h)
+                    roof = harness_time(tb[te], fh, lead_h)
+                else:
+                    m = fit_forest(X[tr], y[tr], seed=seed)
+                    hf = float(np.median([floors[x] for x in set(d) if x != held]))
+                    pred = tb[te] * np.exp(np.maximum(m.predict(X[te]), 0.0)) + hf
+                    roof = tb[te] + hf
                 e, r, kb = ape(pred, meas[te]), ape(roof, meas[te]), big[te]
+                # rows clearly above their own op's floor (1.25x; at 3x only the biggest memory kernels remain)
+                ab = uncensored(meas[te], np.array([op_floor[(held, o)] for o in ops[idx][te]]))
                 table.append({"family": f, "held_out": held, "n": int(te.sum()), "median": float(np.median(e)),
                               "p90": float(np.percentile(e, 90)), "n_kernel": int(kb.sum()),
                               "median_kernel": float(np.median(e[kb])) if kb.any() else float("nan"),
                               "p90_kernel": float(np.percentile(e[kb], 90)) if kb.any() else float("nan"),
-                              "roofline_median": float(np.median(r)), "roofline_p90": float(np.percentile(r, 90))})
+                              "roofline_median": float(np.median(r)), "roofline_p90": float(np.percentile(r, 90)),
+                              "roofline_median_kernel": float(np.median(r[kb])) if kb.any() else float("nan"),
+                              "bias_kernel": float(np.median(np.log(pred[kb] / meas[te][kb]))) if kb.any() else float("nan"),
+                              "n_above": int(ab.sum()), "median_above": float(np.median(e[ab])) if ab.any() else float("nan"),
+                              "roofline_median_above": float(np.median(r[ab])) if ab.any() else float("nan"),
+                              "harness": "max" if memory else "additive"})
                 print(_fmt(table[-1]), flush=True)
-        model = fit_forest(X[big], y[big], seed=seed)
+        model = fit_forest(X[fit_rows], y[fit_rows], seed=seed)
         js = forest_to_json(model, _feature_names(f))
         # the JSON forest must reproduce sklearn's predictions
         check = Forest(js).predict(X[:500])
         assert np.allclose(check, model.predict(X[:500]), atol=1e-5), "forest serialisation mismatch"
         forests[f] = js
-    return table, forests, floors
+    return table, forests, floors, mh
 
 
 def sample_masks(rows, sample: float, seed: int = 0) -> dict[str, np.ndarray]:  # noqa: ANN001
@@ -108,13 +157,15 @@ def sample_masks(rows, sample: float, seed: int = 0) -> dict[str, np.ndarray]:  
     return out
 
 
-def chip_corrections(rows, forests: dict, floors: dict, sample: float, seed: int = 0):  # noqa: ANN001, ANN201
+def chip_corrections(rows, forests: dict, floors: dict, sample: float, seed: int = 0,  # noqa: ANN001, ANN201
+                     mh: dict | None = None):
     """Per measured GPU die and family, a correction of the pooled forests (fitting.fit_correction).
 
     The forests see only dimensionless features, so they pool the five GPUs: a GPU's own bias (the V100
     runs big fp32 GEMMs faster than the pool, the P100 slower) stays in. For a GPU whose die is in the
     data (every SKU of it: same architecture and SM count) that bias is measured, and removed here.
-    Fitted on the kernel-dominated rows the forests were *not* fitted on; checked by fitting on one half
+    Memory families under the max harness (``mh``, see :func:`memory_harness`): every row above 1.25x
+    its op's floor, kernel time = measured − lead·floor. Others: fitted on the kernel-dominated rows the forests were *not* fitted on; checked by fitting on one half
     of those rows (split by row, seeded) and scoring the other half. Returns (chips, table).
     """
     from fxenergy.hardware import load_profile
@@ -139,9 +190,14 @@ def chip_corrections(rows, forests: dict, floors: dict, sample: float, seed: int
                 continue
             ks = [rows.kernels[i] for i in idx]
             meas = rows.seconds[idx]
-            X, y, tb = design(ks, meas, [d] * len(ks), GEOMETRY[f], offset_s=floors[d])
+            if mh is not None and f in MEMORY_MODEL_FAMILIES:
+                flo = np.array([mh["op_floor_s"][(d, o)] for o in np.asarray(rows.op)[idx]])
+                X, y, tb = design(ks, meas, [d] * len(ks), GEOMETRY[f], offset_s=mh["lead"] * flo)
+                keep = uncensored(meas, flo)
+            else:
+                X, y, tb = design(ks, meas, [d] * len(ks), GEOMETRY[f], offset_s=floors[d])
+                keep = meas > FLOOR_MULT * floors[d]
             resid = y - np.maximum(forest.predict(X), 0.0)
-            keep = meas > FLOOR_MULT * floors[d]
             half = rng.random(len(idx)) < 0.5
             cur = fit_correction(resid[keep & half], tb[keep & half])
             te = keep & ~half
@@ -172,11 +228,13 @@ def _feature_names(f: str) -> tuple[str, ...]:
 
 def _fmt(r: dict) -> str:
     return (f"{r['family']:<12}{r['held_out']:<17}{r['n']:>7}{r['median']:>8.1f}{r['p90']:>8.1f}"
-            f"{r['n_kernel']:>8}{r['median_kernel']:>8.1f}{r['p90_kernel']:>8.1f}{r['roofline_median']:>9.1f}{r['roofline_p90']:>9.1f}")
+            f"{r['n_kernel']:>8}{r['median_kernel']:>8.1f}{r['p90_kernel']:>8.1f}{r['roofline_median']:>9.1f}{r['roofline_p90']:>9.1f}"
+            f"{r.get('roofline_median_kernel', float('nan')):>9.1f}{r.get('bias_kernel', float('nan')):>+7.2f}"
+            f"{r.get('n_above', 0):>7}{r.get('median_above', float('nan')):>7.1f}{r.get('roofline_median_above', float('nan')):>7.1f}")
 
 
 HEADER = (f"{'family':<12}{'held-out GPU':<17}{'rows':>7}{'med%':>8}{'p90%':>8}{'kern':>8}{'med%':>8}{'p90%':>8}"
-          f"{'roof med':>9}{'roof p90':>9}")
+          f"{'roof med':>9}{'roof p90':>9}{'roof kern':>10}{'bias':>6}{'>1.25f':>8}{'med%':>7}{'roof':>7}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -184,6 +242,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--sample", type=float, default=0.15, help="fraction of kernel rows used (default 0.15)")
     ap.add_argument("--no-write", action="store_true")
     ap.add_argument("--no-logo", action="store_true")
+    ap.add_argument("--harness", choices=("max", "additive"), default="max",
+                    help="memory families: measured = max(floor, lead*floor + kernel) (default) or floor + kernel "
+                         "with rows under 3x the floor dropped (the treatment before, for comparison)")
+    ap.add_argument("--families", default=",".join(MODEL_FAMILIES),
+                    help="families to fit and validate (a subset implies --no-write; default all)")
     ap.add_argument("-o", "--output", default=str(ROOT / "fxenergy/predictors/params/learned-gpu.json"))
     args = ap.parse_args(argv)
 
@@ -191,7 +254,15 @@ def main(argv: list[str] | None = None) -> int:
     print(f"gpu-kernels-neusight: {len(rows.kernels)} rows; fitting on a {args.sample:.0%} sample")
     print("leave-one-GPU-out (APE %, all rows and kernel-dominated rows > 3x harness floor; roofline beside)")
     print(HEADER)
-    table, forests, floors = logo_and_fit(rows, args.sample, logo=not args.no_logo)
+    families = tuple(f for f in args.families.split(",") if f)
+    table, forests, floors, mh = logo_and_fit(rows, args.sample, logo=not args.no_logo, harness=args.harness,
+                                              families=families)
+    if mh is not None:
+        print(f"memory harness: lead = {mh['lead']:.3f} x op floor (per GPU: "
+              + ", ".join(f"{k} {v:.3f}" for k, v in mh["lead_per_device"].items()) + ")")
+    if set(families) != set(MODEL_FAMILIES):
+        print("a subset of the families: nothing written")
+        return 0
     if args.no_logo and Path(args.output).is_file():
         # the kernel forests are fitted exactly as before (same sample, seed and features): their
         # leave-one-GPU-out table is the previous run's; say so rather than leave the devices unvalidated
@@ -235,7 +306,7 @@ def main(argv: list[str] | None = None) -> int:
     print("per-chip correction of the pooled forests (GPUs whose die is in the data); median APE of held-out half, "
           "kernel-dominated rows, before/after; 'big' = roofline bound > 1 ms")
     print(f"{'family':<12}{'GPU':<17}{'rows':>6}{'before':>8}{'after':>8}{'big':>7}{'before':>8}{'after':>8}  curve")
-    chips, corr_table = chip_corrections(rows, params["families"], floors, args.sample)
+    chips, corr_table = chip_corrections(rows, params["families"], floors, args.sample, mh=mh)
     params["chip_correction"] = {
         "chips": chips, "check": corr_table,
         "rule": "per GPU die (architecture:SMs) and family, median log(t_meas/t_pred) per half-decade of the roofline "
@@ -247,8 +318,14 @@ def main(argv: list[str] | None = None) -> int:
         "dataset": ["gpu-kernels-neusight (sitar-lab/NeuSight @6945927, scripts/asplos/data/dataset/train)",
                     "gpu-operators-nicolai (ConstantinNicolai/ml-operator-profiling @bd3aace), finalbench_all_operations_*"],
         "kernel_rows": len(rows.kernels), "sample": args.sample, "harness_floor_s": floors,
-        "kernel_fit": "HistGradientBoostingRegressor(loss=absolute_error) per family on log(t/t_roofline), "
-                      f"rows > {FLOOR_MULT}x harness floor; {HYPER}",
+        "kernel_fit": "HistGradientBoostingRegressor(loss=absolute_error) per family on log(t/t_roofline); "
+                      f"gemm/conv: t = measured - harness floor, rows > {FLOOR_MULT}x harness floor; "
+                      + ("elementwise/reduction: measured = max(floor_op, lead*floor_op + t), rows > "
+                         f"{CENSOR_MULT}x their op's floor; " if mh is not None else "")
+                      + f"{HYPER}",
+        "memory_harness": None if mh is None else {
+            "lead_fraction": round(mh["lead"], 4), "lead_per_device": {k: round(v, 4) for k, v in mh["lead_per_device"].items()},
+            "op_floor_s": {f"{d}:{o}": round(v, 9) for (d, o), v in mh["op_floor_s"].items()}},
         "leave_one_gpu_out": table, "nicolai": nic["report"],
         "script": "scripts/fit_gpu_perf.py",
     }

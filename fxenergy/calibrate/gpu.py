@@ -68,7 +68,7 @@ class GpuBench:
             (n,) = self.shape
             return memory_kernel("elementwise", n // 1024, 1024, f32, 3 * 4 * n, n)
         rows, cols = self.shape
-        return memory_kernel("reduction", rows, cols, f32, 2 * 4 * rows * cols, 5 * rows * cols)
+        return memory_kernel("reduction", rows, cols, f32, 2 * 4 * rows * cols, 5 * rows * cols, softmax=self.op == "softmax")
 
     def runner(self, device: torch.device) -> Callable[[], Any]:
         """A closure running the op once on ``device`` (inputs allocated here, outside the timing)."""

@@ -71,7 +71,7 @@ def _neusight_kernels(op: str, df) -> list[Kernel]:  # noqa: ANN001 - pandas fra
     elif op in ("ln", "softmax"):
         for b, h in df[["B", "H"]].itertuples(index=False):
             n = int(b) * int(h)
-            out.append(memory_kernel("reduction", int(b), int(h), _F32, 2 * _ES * n, (5 if op == "ln" else 5) * n))
+            out.append(memory_kernel("reduction", int(b), int(h), _F32, 2 * _ES * n, 5 * n, softmax=op == "softmax"))
     else:
         n_in = 2 if op in ("add", "mul", "div", "pow") else 1
         for b, h in df[["B", "H"]].itertuples(index=False):

@@ -10,7 +10,8 @@ The learned model predicts ``log(t / t_bound)``, the slowdown over the roofline 
   ``log2(waves)`` and the wave efficiency ``tiles / (ceil(waves)·SMs)``; plus padding efficiency
   of 128-tiles, ``log2 k``, window, grouped, tensor-core and backward flags;
 * memory-bound kernels: elements per resident thread (``elements / (SMs·2048)``), FLOPs per element,
-  the innermost/reduced length and rows per SM.
+  the innermost/reduced length, rows per SM, and whether it is a softmax (same bytes and arithmetic as
+  a layer norm, different kernels).
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ GEMM_FEATURES = ("log_tbound_us", "log2_bytes_over_l2", "log2_intensity_over_bal
                  "pad_eff_128", "log2_k", "log2_m", "log2_n", "log2_batch", "log2_window", "grouped", "tensor_cores",
                  "backward")
 MEMORY_FEATURES = ("log_tbound_us", "log2_bytes_over_l2", "log2_intensity_over_balance", "log2_elems_per_thread",
-                   "log2_flops_per_elem", "log2_cols", "log2_rows_per_sm", "backward")
+                   "log2_flops_per_elem", "log2_cols", "log2_rows_per_sm", "backward", "softmax")
 
 
 def _peaks(kernels: Sequence[Kernel], dev: DeviceSpec, matmul_precision: str, conv_tf32: bool) -> tuple[np.ndarray, np.ndarray]:
@@ -92,7 +93,7 @@ def features(kernels: Sequence[Kernel], dev: DeviceSpec, *, geometry: bool, matm
         elems = rows * cols_
         X = np.column_stack([*common, np.log2(np.maximum(elems, 1) / (dev.sms * 2048.0)),
                              np.log2(np.maximum(flops / np.maximum(elems, 1), 1e-3)), np.log2(cols_),
-                             np.log2(rows / dev.sms), bw])
+                             np.log2(rows / dev.sms), bw, np.array([float(k.softmax) for k in kernels])])
     return X, tb
 
 

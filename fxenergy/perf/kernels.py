@@ -83,6 +83,12 @@ class Kernel:
     # a fused attention tile kernel whose fp32 products run as 3xTF32 on tensor cores where the GPU has TF32
     # (CUTLASS "FastF32"); the model prices it against tf32_peak / 3 instead of the fp32 peak
     fast_fp32: bool = False
+    # memory kernels: a softmax (PyTorch's softmax kernels keep a row on chip or re-read it, unlike a norm's
+    # two-pass kernel of the same size and arithmetic): a feature of the memory model
+    softmax: bool = False
+
+
+SOFTMAX_OPS = ("_softmax", "_log_softmax", "_safe_softmax")
 
 
 def gemm_kernel(batch: int, m: int, n: int, k: int, dtype: torch.dtype, *, bias: bool = False,
@@ -105,9 +111,9 @@ def conv_kernel(n_batch: int, c_in: int, c_out: int, kh: int, kw: int, h_out: in
 
 
 def memory_kernel(family: str, rows: int, cols: int, dtype: torch.dtype, nbytes: float, ew_flops: float,
-                  *, backward: bool = False) -> Kernel:
+                  *, backward: bool = False, softmax: bool = False) -> Kernel:
     return Kernel(family, dtype, 0.0, float(ew_flops), float(nbytes), rows=max(int(rows), 1), cols=max(int(cols), 1),
-                  backward=backward)
+                  backward=backward, softmax=softmax)
 
 
 def _elem_size(dtype: torch.dtype) -> int:
@@ -160,7 +166,7 @@ def kernels_of_call(call: OpCall, flops: float, ew_flops: float, nbytes: float) 
         shape = tuple(ins[0].shape)
     cols = int(shape[-1]) if shape else 1
     rows = max(math.prod(int(s) for s in shape) // max(cols, 1), 1) if shape else 1
-    return [memory_kernel(fam, rows, cols, dtype, nbytes, ew_flops, backward=backward)]
+    return [memory_kernel(fam, rows, cols, dtype, nbytes, ew_flops, backward=backward, softmax=op in SOFTMAX_OPS)]
 
 
 def _with(k: Kernel, *, flops: float, ew_flops: float, nbytes: float) -> Kernel:
@@ -204,7 +210,7 @@ def _attention_kernels(args: tuple, dtype: torch.dtype, nbytes: float) -> list[K
     lk, dv = k.shape[-2], v.shape[-1]
     es = _elem_size(dtype)
     score = gemm_kernel(lead, lq, lk, d, dtype)
-    soft = memory_kernel("reduction", lead * lq, lk, dtype, 2.0 * es * lead * lq * lk, 5.0 * lead * lq * lk)
+    soft = memory_kernel("reduction", lead * lq, lk, dtype, 2.0 * es * lead * lq * lk, 5.0 * lead * lq * lk, softmax=True)
     out = gemm_kernel(lead, lq, dv, lk, dtype)
     return [score, soft, out]
 
