@@ -52,3 +52,48 @@ def test_fault_term_adds_bytes_times_measured_cost() -> None:
     t1 = CpuDurationModel(prof, 2, faulty).node_duration(trace, cost, 1)[0]
     assert abs((t1 - t0) - 4e-10 * fresh_output_bytes(trace)) < 1e-9
     assert CpuPerfParams.from_dict(faulty.to_dict()).fault_s_per_byte == 4e-10
+
+
+class _HeapNet(torch.nn.Module):
+    """Heap-sized outputs (1..32 MiB): one 6.1 MiB sigmoid per layer, ``n`` layers."""
+
+    def __init__(self, n: int) -> None:
+        super().__init__()
+        self.n = n
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for _ in range(self.n):
+            x = torch.sigmoid(x)  # 4 x 3 x 366 x 366 fp32 = 6.1 MiB
+        return x
+
+
+def _heap_graph(n: int):
+    return analyse(_HeapNet(n), (torch.empty(4, 3, 366, 366, device="meta"),)).graph_module
+
+
+def test_heap_faults_only_in_graphs_whose_heap_churn_passes_the_trim_threshold() -> None:
+    from fxenergy.perf.cpu import HEAP_FAULT_SHARE, HEAP_TRIM_BYTES, heap_bytes, heap_fault_share
+
+    small, large = _heap_graph(3), _heap_graph(20)  # 18 MiB and 123 MiB of heap outputs per pass
+    traces_s = [get_record(n, TRACE) for n in small.graph.nodes]
+    traces_l = [get_record(n, TRACE) for n in large.graph.nodes]
+    assert 0 < sum(heap_bytes(t) for t in traces_s) < HEAP_TRIM_BYTES < sum(heap_bytes(t) for t in traces_l)
+    assert heap_fault_share(traces_s) == 0.0
+    assert heap_fault_share(traces_l) == HEAP_FAULT_SHARE > 0
+
+
+def test_heap_fault_term_is_share_times_heap_bytes_times_measured_cost() -> None:
+    from fxenergy.perf.cpu import heap_bytes
+
+    sig = next(n for n in _heap_graph(1).graph.nodes if n.name == "sigmoid")
+    trace, cost = get_record(sig, TRACE), get_record(sig, COST)
+    prof = load_profile("xeon-gold-5120")
+    laws = {"elementwise": PowerLaw(0.5, 3.0, 0.5, "GB")}
+    params = CpuPerfParams(laws, prof.peak_flops_for(torch.float32), prof.memory_bandwidth_bytes_per_s, 2, 3e-6,
+                           fault_s_per_byte=4e-10)
+    m = CpuDurationModel(prof, 2, params)
+    t0 = m.node_duration(trace, cost, 1)[0]
+    m.heap_share = 0.5
+    t1 = m.node_duration(trace, cost, 1)[0]
+    assert heap_bytes(trace) == 4 * 3 * 366 * 366 * 4
+    assert abs((t1 - t0) - 0.5 * heap_bytes(trace) * 4e-10) < 1e-12

@@ -132,6 +132,10 @@ class DurationPass:
         if self.model == "learned":  # whole-graph: the learned model predicts all kernels in one batch
             self.params.annotate(gm)
             return gm
+        if self.model == "cpu":  # heap page faults depend on the whole graph's outputs (fxenergy.perf.cpu)
+            from fxenergy.perf.cpu import heap_fault_share
+
+            self.cpu_model.heap_share = heap_fault_share(get_record(n, TRACE) for n in gm.graph.nodes)
         # A node's roofline/HEF duration is a function of its ATen calls and its cost alone; nodes
         # that share one recorded call tuple (a replayed layer's copies, see capture._Replay) and
         # have equal costs get the one duration computed for the first. The CPU model keeps its

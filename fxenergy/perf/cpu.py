@@ -51,7 +51,7 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -69,7 +69,7 @@ if TYPE_CHECKING:
 __all__ = [
     "KERNEL_CLASSES", "kernel_class", "conv_class", "local_thread_info", "CpuSpec", "cpu_spec", "CpuPerfParams", "CpuDurationModel",
     "CpuPowerModel", "default_threads", "SPEC_LAWS", "cgroup_cpu_quota", "fresh_output_bytes",
-    "MMAP_THRESHOLD_BYTES",
+    "MMAP_THRESHOLD_BYTES", "HEAP_FAULT_SHARE", "heap_fault_share",
 ]
 
 CONV_CLASSES = ("conv_dense", "conv_stem", "conv_pointwise", "conv_grouped", "conv_depthwise")
@@ -107,6 +107,21 @@ MMAP_THRESHOLD_BYTES = 32 * 2**20
 ``mmap`` on every allocation, and the op that first writes it pays a page fault per page (measured by
 ``fxenergy calibrate`` as ``fault_s_per_byte``: about 0.45 ms per MiB on this project's VM, 10x the
 time of streaming the bytes). Smaller tensors reuse heap memory freed by earlier ops."""
+
+HEAP_FAULT_MIN_BYTES = 2**20
+HEAP_TRIM_BYTES = 2 * MMAP_THRESHOLD_BYTES
+HEAP_FAULT_SHARE = 0.21
+"""Expected share of the bytes of fresh outputs between :data:`HEAP_FAULT_MIN_BYTES` (1 MiB) and the mmap
+threshold that fault in again on every forward pass. Such outputs come from the heap, and glibc returns
+the heap's free top to the system whenever it exceeds its trim threshold (twice the mmap threshold: 64 MiB
+once a process has freed a tensor over 32 MiB, as after a calibration), so the next pass faults those
+pages in again. Which outputs land there depends on the heap's layout, which this model does not simulate;
+it charges the expected share. Measured with ``resource.getrusage().ru_minflt`` around a warm forward pass
+(after a 64 MiB tensor was allocated and freed) on 11 development models that are not cases of
+benchmarks/cpu_latency.py: the 5 whose fresh 1..32 MiB outputs total over the trim threshold per pass
+faulted 0.00-0.38 of those bytes (mnasnet1_0 b8 0.38, resnet50 b8 0.29, efficientnet_b1 b8/192 0.17,
+regnet_y_800mf b16/128 0.10, mobilenet_v2 b8 0.00; pooled 0.21); the 6 under it faulted none (hence
+:func:`heap_fault_share`). Time only; faulted bytes are priced at the calibration's ``fault_s_per_byte``."""
 
 SPEC_LAWS: Mapping[str, PowerLaw] = {
     "matmul": PowerLaw(0.80, 3.0, 0.5, "GFLOP"),
@@ -169,6 +184,22 @@ def fresh_output_bytes(trace: NodeTrace | None, threshold: int = MMAP_THRESHOLD_
         outs = call.out if isinstance(call.out, (tuple, list)) else (call.out,)
         total += sum(o.nbytes for o in outs if isinstance(o, TensorSpec) and o.nbytes > threshold)
     return total
+
+
+def heap_bytes(trace: NodeTrace | None) -> int:
+    """Bytes of fresh outputs of this node that come from the heap and may fault on every pass: between
+    :data:`HEAP_FAULT_MIN_BYTES` and :data:`MMAP_THRESHOLD_BYTES` (:data:`HEAP_FAULT_SHARE`)."""
+    return fresh_output_bytes(trace, HEAP_FAULT_MIN_BYTES) - fresh_output_bytes(trace, MMAP_THRESHOLD_BYTES)
+
+
+def heap_fault_share(traces: Iterable[NodeTrace | None]) -> float:
+    """:data:`HEAP_FAULT_SHARE` for a graph whose heap outputs (:func:`heap_bytes`) total more than the heap's
+    trim threshold per pass, else 0 (a heap that never frees that much at its top is never trimmed).
+
+    >>> heap_fault_share([None])
+    0.0
+    """
+    return HEAP_FAULT_SHARE if sum(heap_bytes(t) for t in traces) > HEAP_TRIM_BYTES else 0.0
 
 
 def kernel_class(trace: NodeTrace, cost: NodeCost) -> str:
@@ -333,6 +364,7 @@ class CpuDurationModel:
         self._floor_spec = self.spec
         self._weight_bps = 0.0
         self._weight_ratio = 1.0
+        self.heap_share = 0.0  # set per graph by the duration pass (heap_fault_share); 0 = no heap faults
         if params is not None and self._spec_at_cal is not None:
             # measured rates hold at the calibration's threads; another thread count scales them as the spec does
             ratio = self.spec.levels[-1][2] / self._spec_at_cal.levels[-1][2]
@@ -402,6 +434,8 @@ class CpuDurationModel:
         fault = 0.0
         if self.params.fault_s_per_byte:  # first touch of fresh mmapped outputs (0 in older calibrations)
             fault = fresh_output_bytes(trace) * self.params.fault_s_per_byte
+            if self.heap_share:  # heap outputs returned to the system between passes fault in again
+                fault += self.heap_share * heap_bytes(trace) * self.params.fault_s_per_byte
         law = next((self.params.laws[c] for c in (*_chain(cls), _family_fallback(cls)) if c in self.params.laws), None)
         if law is None:
             return spec_t + dispatch + fault, f"cpu-spec-fallback/{level}", cls
