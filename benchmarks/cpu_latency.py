@@ -2,6 +2,7 @@
 
     uv run python benchmarks/cpu_latency.py      # takes the machine lock for calibration + timings (~4 min), then predicts
     uv run python benchmarks/cpu_latency.py --calibration my-cpu.json [--json out.json] [--models resnet18 gpt2]
+    uv run python benchmarks/cpu_latency.py --fresh-process   # each case timed in its own interpreter
 
 The cases (model, batch, image side or sequence length) are FIXED in :data:`CASES`, chosen before any
 curve was fitted: torchvision classifiers of every family (ResNet, ResNeXt, Wide ResNet, VGG, AlexNet,
@@ -37,6 +38,7 @@ import json
 import math
 import os
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -190,6 +192,20 @@ def time_case(name: str, batch: int, size: int | None, repeats: int, budget_s: f
     return best
 
 
+def time_case_fresh(name: str, batch: int, size: int | None, repeats: int, budget_s: float) -> tuple:
+    """:func:`time_case` in a fresh interpreter: the heap then holds this model's tensors only.
+
+    Whether a forward pass page-faults its 1-32 MiB activations in again depends on glibc's heap
+    layout and trim threshold, i.e. on what the process ran before (docs/validation.md, "heap page
+    faults"); timed in one process after a calibration and other models, a case's time depends on its
+    predecessors. A fresh process per case measures what a user's process running this one model sees.
+    """
+    cmd = [sys.executable, __file__, "--time-one", name, str(batch), str(size or 0),
+           "--repeats", str(repeats), "--budget", str(budget_s)]
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+    return tuple(json.loads(out.strip().splitlines()[-1]))
+
+
 def predict_case(name: str, batch: int, size: int | None, cal_path: str, timed: tuple) -> Case:
     """fxenergy's predictions of one case (meta tensors, nothing runs), with its timing."""
     built = build(name, batch, size)
@@ -230,11 +246,20 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--models", nargs="*", default=None, help="only the cases of these models")
     p.add_argument("--json", help="write the cases and summary to this JSON file")
     p.add_argument("--no-lock", action="store_true", help=f"do not take {LOCK} while timing")
+    p.add_argument("--fresh-process", action="store_true",
+                   help="time each case in its own interpreter (heap state from that model alone)")
+    p.add_argument("--time-one", nargs=3, metavar=("MODEL", "BATCH", "SIZE"), help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     warnings.filterwarnings("ignore")
+    if args.time_one:  # the child of --fresh-process: one case, its timing as JSON on the last line
+        name, batch, size = args.time_one[0], int(args.time_one[1]), int(args.time_one[2]) or None
+        gen = torch.Generator().manual_seed(0)
+        print(json.dumps(time_case(name, batch, size, args.repeats, args.budget, gen)))
+        return 0
 
     t0 = time.perf_counter()
-    print(f"threads {torch.get_num_threads()}, torch {torch.__version__}, {os.cpu_count()} CPUs")
+    print(f"threads {torch.get_num_threads()}, torch {torch.__version__}, {os.cpu_count()} CPUs; "
+          f"{'each case in a fresh process' if args.fresh_process else 'all cases in this process'}")
     cases_in = [c for c in CASES if not args.models or c[0] in args.models]
     gen = torch.Generator().manual_seed(0)
     timed = []
@@ -253,7 +278,10 @@ def main(argv: list[str] | None = None) -> int:
             for note in cal.notes:
                 print(f"  calibration note: {note}")
         for name, batch, size in cases_in:
-            timed.append(time_case(name, batch, size, args.repeats, args.budget, gen))
+            if args.fresh_process:
+                timed.append(time_case_fresh(name, batch, size, args.repeats, args.budget))
+            else:
+                timed.append(time_case(name, batch, size, args.repeats, args.budget, gen))
             m, n, share = timed[-1]
             busy = f" (other processes: {share:.0%} of the CPUs)" if (share or 0) > 0.05 else ""
             print(f"  {name:<26} b{batch:<3} {size or '-':>4}: measured {m * 1e3:8.2f} ms ({n} runs){busy}", flush=True)
