@@ -231,6 +231,28 @@ def ape_line(preds: list[float], meas: list[float]) -> str:
             f"Spearman {s['spearman']:.3f}")
 
 
+def predict_timed(timed: list[tuple[str, int, int | None, float]], calibrations: list[str], width: int = 26) -> None:
+    """Predict recorded timings ``(model, batch, size, measured_s)`` with each calibration file (no re-timing):
+    each case analysed once and predicted per file, printed beside its measurement, then each file's APE line."""
+    from fxenergy.analysis import analyse, predict
+    from fxenergy.resolve import resolve
+
+    setups = [resolve(c, "physical") for c in calibrations]  # each calibration file read once
+    preds: list[list[float]] = [[] for _ in setups]
+    for name, batch, size, measured in timed:
+        built = build(name, batch, size)
+        an = analyse(built.model, built.args, example_kwargs=built.kwargs, name=name)
+        cells = ""
+        for i, st in enumerate(setups):
+            t = float(sum(predict(an, st).duration_s.values()))
+            preds[i].append(t)
+            cells += f" | {t * 1e3:8.2f} {t / measured - 1:+6.1%}"
+        print(f"{name:<{width}} b{batch:<3} {size or '-':>4} measured {measured * 1e3:8.2f}{cells}", flush=True)
+    meas = [t[3] for t in timed]
+    for cal, ps in zip(calibrations, preds):
+        print(f"{cal}: {ape_line(ps, meas)}")
+
+
 def summary(cases: list[Case]) -> dict[str, dict[str, float]]:
     meas = [c.measured_s for c in cases]
     return {label[:-2]: ape_stats([getattr(c, label) for c in cases], meas)

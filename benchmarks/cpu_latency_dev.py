@@ -47,9 +47,6 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--no-lock", action="store_true")
     args = p.parse_args(argv)
     warnings.filterwarnings("ignore")
-    from fxenergy.analysis import analyse, predict
-    from fxenergy.resolve import resolve
-
     path = Path(args.timings)
     if path.exists():
         rows = json.loads(path.read_text())
@@ -62,20 +59,7 @@ def main(argv: list[str] | None = None) -> int:
                       flush=True)
                 rows.append([name, b, s, m, share])
         path.write_text(json.dumps(rows))
-    setups = [resolve(c, "physical") for c in args.calibration]
-    preds: list[list[float]] = [[] for _ in setups]
-    for name, b, s, m, _ in rows:
-        built = cl.build(name, b, s)
-        an = analyse(built.model, built.args, example_kwargs=built.kwargs, name=name)
-        cells = ""
-        for i, st in enumerate(setups):
-            t = float(sum(predict(an, st).duration_s.values()))
-            preds[i].append(t)
-            cells += f" | {t * 1e3:8.2f} {t / m - 1:+6.1%}"
-        print(f"{name:<22} b{b:<3} {s:4d} measured {m * 1e3:8.2f}{cells}", flush=True)
-    meas = [r[3] for r in rows]
-    for c, ps in zip(args.calibration, preds):
-        print(f"{c}: {cl.ape_line(ps, meas)}")
+    cl.predict_timed([(name, b, s, m) for name, b, s, m, _ in rows], args.calibration, width=22)
     return 0
 
 

@@ -27,24 +27,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("calibration", nargs="+")
     args = p.parse_args(argv)
     warnings.filterwarnings("ignore")
-    from fxenergy.analysis import analyse, predict
-    from fxenergy.resolve import resolve
-
     cases = json.loads(Path(args.timings).read_text())["cases"]
-    setups = [resolve(c, "physical") for c in args.calibration]  # each calibration file read once
-    preds: list[list[float]] = [[] for _ in setups]
-    for name, batch, size, measured, _runs, _share in cases:
-        built = cl.build(name, batch, size)
-        an = analyse(built.model, built.args, example_kwargs=built.kwargs, name=name)  # once per case
-        cells = ""
-        for i, st in enumerate(setups):
-            t = float(sum(predict(an, st).duration_s.values()))
-            preds[i].append(t)
-            cells += f" | {t * 1e3:8.2f} {t / measured - 1:+6.1%}"
-        print(f"{name:<26} b{batch:<3} {size or '-':>4} measured {measured * 1e3:8.2f}{cells}", flush=True)
-    meas = [c[3] for c in cases]
-    for cal, ps in zip(args.calibration, preds):
-        print(f"{cal}: {cl.ape_line(ps, meas)}")
+    cl.predict_timed([(name, batch, size, measured) for name, batch, size, measured, _runs, _share in cases],
+                     args.calibration)
     return 0
 
 

@@ -94,7 +94,7 @@ def lead_fraction(seconds: np.ndarray, t_bound_s: np.ndarray, bytes_over_l2: np.
     devs = np.asarray(devices)
     per = {}
     for d in dict.fromkeys(devices):
-        sel = (devs == d) & (bytes_over_l2 > 8) & (seconds > CENSOR_MULT * floor_s) & (t_bound_s < 30 * floor_s)
+        sel = (devs == d) & (bytes_over_l2 > 8) & uncensored(seconds, floor_s) & (t_bound_s < 30 * floor_s)
         if sel.sum() < 20:
             per[str(d)] = float("nan")
             continue
