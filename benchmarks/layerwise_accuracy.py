@@ -61,7 +61,7 @@ def per_type(data: Path) -> None:
         y = np.array([r["energy_j"] for r in te])
         out = []
         for p in ps.values():
-            out.append(np.array([p.predict_layer(layer, r) for r in te]))
+            out.append(np.array([p.predict_layer(layer, r, allow_zero=True) for r in te]))
         print(f"{layer:<10} {len(te):>6} {SEED000_T2[layer]:>10.4f} {r2(y, out[0]):>12.4f} {r2(y, out[1]):>10.4f} "
               f"{mdape(y, out[1]):>8.1f}  {ps['CV-chosen'].regressors_[layer].candidate}")
 
@@ -136,7 +136,7 @@ def gpu(data: Path) -> None:
             s = 0.0
             for r in test:
                 if r["layer_type"] in p.regressors_:
-                    s += p.predict_layer(r["layer_type"], r)
+                    s += p.predict_layer(r["layer_type"], r, allow_zero=True)
             meas.append(sum(r["energy_j"] for r in test))
             pred.append(s)
         ape = np.abs(np.array(pred) / np.array(meas) - 1) * 100

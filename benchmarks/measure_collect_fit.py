@@ -61,7 +61,7 @@ def main() -> int:
             print(f"{t:<12} {len(rs):>3} (not fitted: {why})")
             continue
         y = np.array([r[target] for r in rs])
-        p = np.array([fitted.predict_layer(t, {k: v for k, v in r.items() if v != ""}) for r in rs])
+        p = np.array([fitted.predict_layer(t, {k: v for k, v in r.items() if v != ""}, allow_zero=True) for r in rs])
         b = np.array([ratio[t] * r["macs"] for r in rs])
         e = ape(y, p)
         print(f"{t:<12} {len(rs):>3} {fitted.regressors_[t].candidate:<30} {r2(y, p):>7.3f} {np.median(e):>7.1%} "

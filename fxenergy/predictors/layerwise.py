@@ -402,9 +402,10 @@ class LayerwisePredictor:
         return self
 
     # -- predicting ----------------------------------------------------------------------------
-    def predict_layer(self, layer: str, features: Mapping[str, float]) -> float:
+    def predict_layer(self, layer: str, features: Mapping[str, float], *, allow_zero: bool = False) -> float:
         """Energy (J) of one forward pass of one layer (seconds when fitted with ``target="duration_s"``);
-        ``macs`` is computed when not given."""
+        ``macs`` is computed when not given. Where the regression clips to 0 (seed 000's MinMax recipe) this
+        raises ``OutOfDomainError``, unless ``allow_zero`` (the whole-model path, which counts and notes them)."""
         check_fitted(self, "regressors_")
         reg = self.regressors_.get(layer)
         if reg is None:
@@ -412,7 +413,12 @@ class LayerwisePredictor:
         f = dict(features)
         f.setdefault("groups", 1.0)
         f.setdefault("macs", seed000_macs(layer, f))
-        return float(reg.predict(np.array([[float(f[n]) for n in reg.features]]))[0])
+        value = float(reg.predict(np.array([[float(f[n]) for n in reg.features]]))[0])
+        if not value > 0.0 and not allow_zero:  # the MinMax inverse clips a negative regression output to 0: not a figure
+            raise OutOfDomainError(f"the {layer} regression predicts <= 0 for {dict(features)} (a linear fit "
+                                   "extrapolating below its smallest measurements); measure layers this small "
+                                   "or price the model with --predictor physical")
+        return value
 
     def predict(self, gm: torch.fx.GraphModule, profile: HardwareProfile | None = None) -> EnergyEstimate:
         check_fitted(self, "regressors_")
@@ -457,7 +463,7 @@ class LayerwisePredictor:
                 if v is not None and not (lo / DOMAIN_SLACK <= v <= hi * DOMAIN_SLACK):
                     outside.append(f"{node.name} ({layer} {feat}={v:.4g}, fitted {lo:.4g}..{hi:.4g})")
                     break
-            energies[node.name] = self.predict_layer(layer, f)
+            energies[node.name] = self.predict_layer(layer, f, allow_zero=True)
         if outside:
             more = f" and {len(outside) - 3} more" if len(outside) > 3 else ""
             raise OutOfDomainError(f"layerwise refuses layers outside its training data: {', '.join(outside[:3])}{more}")
