@@ -166,6 +166,10 @@ def _group_norm(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor) -> torch.Tens
     return F.group_norm(x, 32, w, b)
 
 
+def _roll(x: torch.Tensor) -> torch.Tensor:
+    return torch.roll(x, shifts=(-3, -3), dims=(1, 2))  # Swin's shifted windows on (B, H, W, C)
+
+
 def _nhwc_copy(x: torch.Tensor) -> torch.Tensor:
     return x.permute(0, 2, 3, 1).contiguous()  # NCHW -> NHWC, as ConvNeXt/Swin blocks do
 
@@ -211,6 +215,12 @@ def benchmarks(device: str = "cpu", *, quick: bool = False) -> list[Bench]:
             out.append(Bench("bmm", "bmm", torch.bmm, ((bh, s, d), (bh, d, s))))
             out.append(Bench("bmm", "bmm", torch.bmm, ((bh, s, s), (bh, s, d))))
             out.append(Bench("bmm", "sdpa", _sdpa, ((b, heads, s, d),) * 3))
+        # softmax over attention scores: rows as long as a window (Swin/MaxViT 49) or a ViT sequence (197), not
+        # only the 128 of the element sweep (a row's reductions cost per row, not per byte); a shifted-window roll
+        for s in (49, 197):
+            out.append(Bench("softmax", "softmax (attention)", torch.softmax, ((b * heads, s, s),), {"dim": -1}))
+        for c, side in ((96, 56), (384, 14)):
+            out.append(Bench("elementwise", "roll", _roll, ((b, side, side, c),)))
 
     # convolution: (in ch, out ch, side, kernel, stride, groups), by kind, over the batch sweep
     for b in conv_batches:
