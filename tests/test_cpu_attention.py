@@ -128,3 +128,18 @@ def test_layout_measurements_fit_their_own_curve_and_older_files_fall_back_to_em
     new = CpuDurationModel(prof, 2, _params(embedding=p.laws["embedding"], layout=p.laws["layout"]))
     assert old.node_duration(trace, cost, 1)[2] == "layout"
     assert new.node_duration(trace, cost, 1)[0] > old.node_duration(trace, cost, 1)[0]
+
+
+class _Sdpa(torch.nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.nn.functional.scaled_dot_product_attention(x, x, x)
+
+
+def test_fused_sdpa_node_is_priced_whole() -> None:
+    """A lone scaled_dot_product_attention runs as one fused kernel on a CPU (the calibration's sdpa benchmark):
+    its captured math decomposition (bmm, _safe_softmax, bmm) is not split."""
+    nodes = [n for n in _nodes(_Sdpa(), 1, 4, 32, 16) if len(n[1].calls) > 3]
+    assert nodes, "the attention call is captured as one node with its decomposition"
+    _, trace, cost = nodes[0]
+    assert any(c.name == "_safe_softmax" for c in trace.calls)
+    assert split_calls(trace, cost) is None
