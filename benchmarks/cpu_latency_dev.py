@@ -36,7 +36,15 @@ DEV: tuple[tuple[str, int, int], ...] = (
 """Development cases: no (model, batch, size) here is a case of cpu_latency.CASES, and 17 of the 24 cases' models
 are not benchmark models at all (alexnet, mobilenet_v3_small, mobilenet_v2, mobilenet_v3_large and gpt2 at other
 batches and sizes)."""
-assert not set(DEV) & set(cl.CASES)
+DEV_TRANSFORMERS: tuple[tuple[str, int, int], ...] = (
+    ("vit_b_32", 2, 224), ("vit_b_16", 2, 224), ("swin_s", 1, 224), ("swin_v2_t", 1, 224), ("swin_t", 2, 224),
+    ("maxvit_t", 2, 224), ("convnext_tiny", 2, 224), ("gpt2", 1, 256), ("bert-base-uncased", 1, 64),
+    ("distilbert-base-uncased", 4, 128), ("roberta-base", 2, 64), ("wide_resnet101_2", 1, 128), ("alexnet", 2, 224),
+)
+"""Development cases of the transformer-style and large-weight models (session cpu6, `--set transformers`): attention,
+window partitions, layer norms and big linears at batch 1-4; none is a case of cpu_latency.CASES."""
+SETS = {"default": DEV, "transformers": DEV_TRANSFORMERS, "all": DEV + DEV_TRANSFORMERS}
+assert not set(DEV + DEV_TRANSFORMERS) & set(cl.CASES)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -45,6 +53,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--timings", default=str(Path(tempfile.gettempdir()) / "fxenergy-cpu_latency_dev.timings.json"),
                    help="timings file (made if missing; delete it to time again)")
     p.add_argument("--no-lock", action="store_true")
+    p.add_argument("--fresh-process", action="store_true", help="time each case in its own interpreter")
+    p.add_argument("--set", choices=sorted(SETS), default="default", help="which development cases to time")
     args = p.parse_args(argv)
     warnings.filterwarnings("ignore")
     path = Path(args.timings)
@@ -53,8 +63,9 @@ def main(argv: list[str] | None = None) -> int:
     else:
         gen, rows = torch.Generator().manual_seed(0), []
         with cl.machine_lock(None if args.no_lock else cl.LOCK):
-            for name, b, s in DEV:
-                m, n, share = cl.time_case(name, b, s, 5, 1.5, gen)
+            for name, b, s in SETS[args.set]:
+                m, n, share = (cl.time_case_fresh(name, b, s, 5, 1.5) if args.fresh_process
+                               else cl.time_case(name, b, s, 5, 1.5, gen))
                 print(f"  {name:<22} b{b:<3} {s:4d}: measured {m * 1e3:8.2f} ms ({n} runs, others {share or 0:.0%})",
                       flush=True)
                 rows.append([name, b, s, m, share])

@@ -146,6 +146,9 @@ QUICK_SKIPS = (
 )
 """What ``--quick`` leaves out, in words (the full calibration measures all of it)."""
 
+TRANSFORMER_LINEARS = tuple((m, kin, kout) for m in (50, 197, 784) for kin, kout in ((768, 3072), (3072, 768), (768, 768))) \
+    + ((3136, 96, 384), (3136, 384, 96))
+"""(tokens, in, out) of the linears measured at real models' token counts, in quick and full calibrations alike."""
 CONV_BATCHES = (1, 2, 4, 8, 16, 32, 64)
 QUICK_CONV_BATCHES = (1, 4, 16, 64)
 _MAX_BENCH_FLOPS = {"cpu": 6e9, "cuda": 2e11}  # one call of a microbenchmark stays under ~0.1 s
@@ -164,6 +167,10 @@ def _conv_flops(b: int, cin: int, cout: int, side: int, k: int, stride: int, gro
 
 def _group_norm(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return F.group_norm(x, 32, w, b)
+
+
+def _roll(x: torch.Tensor) -> torch.Tensor:
+    return torch.roll(x, shifts=(-3, -3), dims=(1, 2))  # Swin's shifted windows on (B, H, W, C)
 
 
 def _nhwc_copy(x: torch.Tensor) -> torch.Tensor:
@@ -198,6 +205,12 @@ def benchmarks(device: str = "cpu", *, quick: bool = False) -> list[Bench]:
             if 2 * m * kin * kout > cap:
                 continue
             out.append(Bench("matmul", "linear", F.linear, ((m, kin), (kout, kin), (kout,))))
+    # transformer linears at the token counts models run them with (ViT-B/32 at 224: 50, ViT-B/16: 197, Swin's
+    # second stage: 784) and ConvNeXt's narrow first-stage MLP (3136 tokens, 96 <-> 384): GEMM efficiency
+    # moves steeply with the rows between 32 and 512, where a FLOP curve fitted on powers of two interpolates
+    for m, kin, kout in TRANSFORMER_LINEARS:
+        if 2 * m * kin * kout <= cap:
+            out.append(Bench("matmul", "linear", F.linear, ((m, kin), (kout, kin), (kout,))))
     for n in _pick((64, 128, 256, 512, 1024) + ((4096, 8192) if big else ()), quick):
         out.append(Bench("matmul", "mm", torch.mm, ((n, n), (n, n))))
 
@@ -211,6 +224,12 @@ def benchmarks(device: str = "cpu", *, quick: bool = False) -> list[Bench]:
             out.append(Bench("bmm", "bmm", torch.bmm, ((bh, s, d), (bh, d, s))))
             out.append(Bench("bmm", "bmm", torch.bmm, ((bh, s, s), (bh, s, d))))
             out.append(Bench("bmm", "sdpa", _sdpa, ((b, heads, s, d),) * 3))
+        # softmax over attention scores: rows as long as a window (Swin/MaxViT 49) or a ViT sequence (197), not
+        # only the 128 of the element sweep (a row's reductions cost per row, not per byte); a shifted-window roll
+        for s in (49, 197):
+            out.append(Bench("softmax", "softmax (attention)", torch.softmax, ((b * heads, s, s),), {"dim": -1}))
+        for c, side in ((96, 56), (384, 14)):
+            out.append(Bench("elementwise", "roll", _roll, ((b, side, side, c),)))
 
     # convolution: (in ch, out ch, side, kernel, stride, groups), by kind, over the batch sweep
     for b in conv_batches:

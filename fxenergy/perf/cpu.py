@@ -69,7 +69,8 @@ if TYPE_CHECKING:
 __all__ = [
     "KERNEL_CLASSES", "kernel_class", "conv_class", "local_thread_info", "CpuSpec", "cpu_spec", "CpuPerfParams", "CpuDurationModel",
     "CpuPowerModel", "default_threads", "SPEC_LAWS", "cgroup_cpu_quota", "fresh_output_bytes",
-    "MMAP_THRESHOLD_BYTES", "HEAP_FAULT_SHARE", "heap_fault_share",
+    "MMAP_THRESHOLD_BYTES", "HEAP_FAULT_SHARE", "heap_fault_share", "split_calls",
+    "LAYOUT_OPS", "LAYOUT_BENCH_OPS", "SPLIT_MIXED_NODES",
 ]
 
 CONV_CLASSES = ("conv_dense", "conv_stem", "conv_pointwise", "conv_grouped", "conv_depthwise")
@@ -83,10 +84,23 @@ ACTIVATION_OPS = frozenset({"gelu", "silu", "sigmoid", "mish", "elu", "selu", "s
 stream 14-17 GB/s where add / mul / relu / hardswish (a clamp and a multiply) stream 33-55 (quick
 calibration, 4M elements), so they are their own class, ``activation`` (in-place variants such as
 ``silu_`` included). ``tanh`` is slower still (4-5 GB/s) and has a class of its own, ``tanh``."""
-_CLASS_FALLBACK = {"conv_stem": "conv_dense", "activation": "elementwise", "tanh": "activation"}
+LAYOUT_OPS = frozenset({"clone", "roll"})
+"""Layout copies: ``clone`` is how eager PyTorch materialises a permuted or expanded view (``.contiguous()``, a
+``reshape`` of a transposed tensor: attention heads, Swin/MaxViT window partitions, NCHW <-> NHWC), and ``roll``
+(Swin's shifted windows) is a gather along two axes. They read with a stride, not as one stream: the quick
+calibration's permute / transpose copies move 5-15 GB/s on this project's VM where ``cat`` and embedding
+gathers of the same bytes move 20-66, so they are their own class, ``layout`` (measured by the calibration's
+``contiguous``, ``permute NCHW->NHWC`` and ``roll`` benchmarks; ``embedding`` stands in for older files)."""
+SPLIT_MIXED_NODES = True
+"""Price a node whose calls span several kernel classes call by call (:func:`split_calls`); False restores the
+pricing of the whole node by its largest call's class (for ablations)."""
+LAYOUT_BENCH_OPS = frozenset({"contiguous", "permute NCHW->NHWC", "roll"})
+"""Labels of the calibration's microbenchmarks (:mod:`fxenergy.calibrate.benches`) that measure the ``layout`` class."""
+_CLASS_FALLBACK = {"conv_stem": "conv_dense", "activation": "elementwise", "tanh": "activation",
+                   "layout": "embedding"}
 """The class whose curve (or scale) stands in where a parameter set has none for a class (older files)."""
 KERNEL_CLASSES = ("matmul", "bmm", *CONV_CLASSES, "normalization", "softmax", "reduction", "pooling",
-                  "embedding", "elementwise", "activation", "tanh")
+                  "embedding", "elementwise", "activation", "tanh", "layout")
 """Kernel classes: the op families of :mod:`fxenergy.passes.families`, with convolutions split by kind."""
 _COMPUTE = {"matmul", "bmm", *CONV_CLASSES}
 
@@ -212,6 +226,8 @@ def kernel_class(trace: NodeTrace, cost: NodeCost) -> str:
         return "activation"
     if fam == "elementwise" and cost.op.rstrip("_") == "tanh":
         return "tanh"
+    if cost.op in LAYOUT_OPS:
+        return "layout"
     if fam != "convolution":
         return fam
     for call in trace.calls:
@@ -410,8 +426,19 @@ class CpuDurationModel:
 
     def node_duration(self, trace: NodeTrace, cost: NodeCost, launches: int) -> tuple[float, str, str]:
         """``(seconds, model, kernel class)`` of one node; never below the work at the profile's peak
-        (a fitted curve extrapolated past its data must not beat the hardware)."""
-        t, model, cls = self._node_duration(trace, cost, launches)
+        (a fitted curve extrapolated past its data must not beat the hardware). A node whose ATen calls
+        fall in more than one kernel class (an attention function captured as one node: its linears,
+        batched matmuls, softmax and layout copies) is the sum of its calls, each priced as a node of
+        its own (:func:`split_calls`): one class's curve over the summed work would price a softmax or
+        a copy at GEMM speed."""
+        parts = split_calls(trace, cost) if launches > 1 and SPLIT_MIXED_NODES else None
+        if parts:
+            out = [self._node_duration(t_, c_, 1) for t_, c_ in parts]
+            t = sum(o[0] for o in out)
+            main = max(out, key=lambda o: o[0])
+            model, cls = main[1] + "/split", main[2]
+        else:
+            t, model, cls = self._node_duration(trace, cost, launches)
         floor = (cost.flops + cost.elementwise_flops) / self.profile.peak_flops_for(torch.float32)
         return max(t, floor), model, cls
 
@@ -466,6 +493,41 @@ class CpuDurationModel:
         if p.weight_law is not None:
             return float(p.weight_law.duration_s(param_bytes, p.peak_bytes_per_s)) / self._weight_ratio
         return param_bytes / self._weight_bps if self._weight_bps > 0 else 0.0
+
+
+def split_calls(trace: NodeTrace, cost: NodeCost) -> list[tuple[NodeTrace, NodeCost]] | None:
+    """The node's non-free ATen calls as one-call ``(trace, cost)`` pairs (costs by the default convention of
+    :mod:`fxenergy.passes.costs`), or None when they all fall in one kernel class (the node is priced whole).
+
+    >>> split_calls(NodeTrace("", "", "forward", (), ()), NodeCost(0, 0, 0, 0, 0, 0, "add")) is None
+    True
+    """
+    from fxenergy.passes.costs import op_arith, op_bytes
+    from fxenergy.passes.formulas import get_convention
+    from fxenergy.passes.ops import lookup
+
+    conv = get_convention("default")
+    parts = []
+    for call in trace.calls:
+        if lookup(call.op) == (True, None):
+            continue  # a view: free
+        arith = op_arith(call, conv)
+        r, w, p = op_bytes(call)
+        macs, ew = (arith.macs, arith.elementwise_flops) if arith is not None else (0, 0)
+        one = NodeCost(macs, 2 * macs, ew, r, w, p, call.name, () if arith is not None else (call.name,))
+        if one.free:
+            continue
+        t1 = NodeTrace(trace.module_path, trace.module_type, trace.phase, (call,), ())
+        parts.append((t1, one))
+    classes = {kernel_class(t1, c1) for t1, c1 in parts}
+    if len(parts) < 2 or len(classes) < 2:
+        return None
+    if "matmul" not in classes and any(c.name == "_safe_softmax" for c in trace.calls):
+        # F.scaled_dot_product_attention alone (transformers' "sdpa" attention): captured as its math
+        # decomposition, but on a CPU it runs as ONE fused (flash) kernel that never writes the scores, the
+        # kernel the calibration's "sdpa" benchmark times in the bmm class: priced whole
+        return None
+    return parts
 
 
 def _chain(cls: str) -> tuple[str, ...]:
