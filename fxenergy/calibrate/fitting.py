@@ -12,7 +12,7 @@ from fxenergy.calibrate.timing import Measurement
 from fxenergy.hardware import HardwareProfile
 from fxenergy.predictors.hef_law import FAMILIES, FamilyLaw, HEFEnergy, fit_power_law
 
-__all__ = ["fit_families", "fit_cpu_perf", "PEAK_MARGIN", "UNITS"]
+__all__ = ["fit_families", "fit_cpu_perf", "fit_grouped", "PEAK_MARGIN", "UNITS"]
 
 PEAK_MARGIN = 1.05  # a peak raised by a measurement is the best measured throughput x this
 UNITS = {"cpu": {"flops": "GFLOP", "bytes": "MB"}, "cuda": {"flops": "TFLOP", "bytes": "GB"}}
@@ -163,6 +163,44 @@ def fit_packing(work: np.ndarray, weights: np.ndarray, t: np.ndarray, peak: floa
     return best[1], best[2]
 
 
+GROUPED_ETA_GRID = tuple(0.30 + 0.025 * i for i in range(29))
+"""Candidate FMA rates of a grouped convolution's per-group work, as fractions of the calibrated peak (0.30-1.00)."""
+
+
+def fit_grouped(rows: Sequence[Measurement], peak_flops: float, peak_bytes_per_s: float, fault_s_per_byte: float,
+                loss: str) -> tuple[Any, float, dict[str, Any]]:
+    """``(law over bytes, FMA FLOP/s, stats)`` of grouped convolutions: ``t = grouped_time_s(law(bytes),
+    FLOPs / rate)`` (:data:`fxenergy.perf.cpu.GROUPED_OVERLAP_P`). The rate is chosen on
+    :data:`GROUPED_ETA_GRID` by the lowest sum of squared log errors, the bytes law refitted on what each
+    candidate leaves of the measured times; page faults above the mmap threshold are taken off first."""
+    from fxenergy.perf.cpu import GROUPED_OVERLAP_P, grouped_time_s
+
+    p = GROUPED_OVERLAP_P
+    flops = np.array([m.flops for m in rows], dtype=float)
+    nbytes = np.array([m.work("bytes") for m in rows], dtype=float)
+    t_all = np.array([m.median_s for m in rows])
+    faults = np.array([fault_s(m, fault_s_per_byte) for m in rows])
+    t = np.maximum(t_all - faults, 0.1 * t_all)
+    best: tuple[float, Any, float] | None = None
+    for eta in GROUPED_ETA_GRID:
+        fma = flops / (eta * peak_flops)
+        rest = np.maximum(np.maximum(t**p - fma**p, 0.0) ** (1.0 / p), 0.1 * t)
+        try:
+            law = fit_power_law(nbytes, rest, peak_bytes_per_s, unit=UNITS["cpu"]["bytes"], method="log", loss=loss)
+        except Exception:  # noqa: BLE001 - a candidate the optimiser cannot fit is not a candidate
+            continue
+        err = float(np.sum(np.log(grouped_time_s(law.duration_s(nbytes, peak_bytes_per_s), fma) / t) ** 2))
+        if best is None or err < best[0]:
+            best = (err, law, eta * peak_flops)
+    if best is None:
+        raise ValueError("no grouped-convolution law could be fitted")
+    _, law, rate = best
+    ape = np.abs((grouped_time_s(law.duration_s(nbytes, peak_bytes_per_s), flops / rate) + faults) / t_all - 1)
+    stats = {"rows": len(rows), "basis": "bytes+flops", "mdape": round(float(np.median(ape)), 4),
+             "max_ape": round(float(np.max(ape)), 4), "fma_flops_per_s": round(rate)}
+    return law, rate, stats
+
+
 def fit_cpu_perf(
     ms: Sequence[Measurement], peak_flops: float, peak_bytes_per_s: float, *, threads: int, dispatch_s: float,
     fitted_on: Mapping[str, Any] | None = None, fault_s_per_byte: float = 0.0, loss: str = "soft_l1",
@@ -185,12 +223,15 @@ def fit_cpu_perf(
               or weight_law.duration_s(param_bytes(m), peak_bytes_per_s) < MEMORY_BOUND_SHARE * m.median_s]
     elif weight_bps > 0:
         ms = [m for m in ms if param_bytes(m) / weight_bps < MEMORY_BOUND_SHARE * m.median_s]
-    laws, stats, packing = {}, {}, 0.0
+    laws, stats, packing, grouped_rate = {}, {}, 0.0, 0.0
     groups = {cls: [m for m in ms if measurement_class(m) == cls] for cls in sorted({measurement_class(m) for m in ms})}
     # all convolutions together: the fallback of a convolution kind with too few measurements of its own
     groups["convolution"] = [m for m in ms if m.family == "convolution"]
     for cls, rows in groups.items():
         if len(rows) < 4:
+            continue
+        if cls == "conv_grouped":  # activation bytes and FMA work (fxenergy.perf.cpu.GROUPED_OVERLAP_P)
+            laws[cls], grouped_rate, stats[cls] = fit_grouped(rows, peak_flops, peak_bytes_per_s, fault_s_per_byte, loss)
             continue
         basis = "flops" if cls in ("matmul", "bmm") or cls.startswith("conv") else "bytes"
         work = np.array([m.work(basis) for m in rows])
@@ -211,4 +252,5 @@ def fit_cpu_perf(
     return CpuPerfParams(laws, peak_flops, peak_bytes_per_s, threads, dispatch_s,
                          {**(fitted_on or {}), "in_sample": stats, "fault_s_per_byte": fault_s_per_byte},
                          fault_s_per_byte=fault_s_per_byte, dram_bytes_per_s=dram_bytes_per_s,
-                         weight_bytes_per_s=weight_bps, weight_law=weight_law, packing_s_per_byte=packing)
+                         weight_bytes_per_s=weight_bps, weight_law=weight_law, packing_s_per_byte=packing,
+                         grouped_flops_per_s=grouped_rate)

@@ -69,7 +69,7 @@ if TYPE_CHECKING:
 __all__ = [
     "KERNEL_CLASSES", "kernel_class", "conv_class", "local_thread_info", "CpuSpec", "cpu_spec", "CpuPerfParams", "CpuDurationModel",
     "CpuPowerModel", "default_threads", "SPEC_LAWS", "cgroup_cpu_quota", "fresh_output_bytes",
-    "MMAP_THRESHOLD_BYTES", "HEAP_FAULT_SHARE", "heap_fault_share",
+    "MMAP_THRESHOLD_BYTES", "HEAP_FAULT_SHARE", "heap_fault_share", "GROUPED_OVERLAP_P", "grouped_time_s",
 ]
 
 CONV_CLASSES = ("conv_dense", "conv_stem", "conv_pointwise", "conv_grouped", "conv_depthwise")
@@ -122,6 +122,31 @@ benchmarks/cpu_latency.py: the 5 whose fresh 1..32 MiB outputs total over the tr
 faulted 0.00-0.38 of those bytes (mnasnet1_0 b8 0.38, resnet50 b8 0.29, efficientnet_b1 b8/192 0.17,
 regnet_y_800mf b16/128 0.10, mobilenet_v2 b8 0.00; pooled 0.21); the 6 under it faulted none (hence
 :func:`heap_fault_share`). Time only; faulted bytes are priced at the calibration's ``fault_s_per_byte``."""
+
+GROUPED_OVERLAP_P = 2.0
+"""A grouped convolution (calibrated) costs ``(t_mem**p + t_fma**p)**(1/p)``: ``t_mem`` a power law over the
+bytes of its activations (oneDNN's grouped path pays per element, whatever the group width: on this
+project's 2-core VM a 3x3 grouped conv of group width 8, 16 or 24 takes nearly the same time at a given
+tensor size, 2-4 ns per output element), ``t_fma`` its FLOPs at the per-group kernel's FMA rate
+(:attr:`CpuPerfParams.grouped_flops_per_s`, near the dense kernels' rate), which dominates from group width
+~32 on. The two partly overlap: on 119 grouped 3x3 convolutions (group width 8..64, batch 1..16, 7..56 px;
+shapes of RegNet and ResNeXt stages) fitted on half of them, p = 2 predicted the other half at
+9% median / 40% worst error, the sum (p = 1) at 11% / 43%, the max (p = inf, a roofline) at 11% / 65%, and
+one FLOP power law at 18% / 70%. A FLOP curve fitted on group width 8 alone (the calibration before
+session cpu7) priced widths 16..64 about twice too slow (median +111%): RegNetX and ResNeXt were
+over-predicted. (Fitted on 60 of the 119 shapes, 4 of 11 channel/size families; probe: /tmp, not shipped.)"""
+
+
+def grouped_time_s(mem_s: Any, fma_s: Any) -> Any:
+    """Duration of a grouped convolution from its activation-bytes term and its FMA term
+    (:data:`GROUPED_OVERLAP_P`); works on floats and numpy arrays.
+
+    >>> round(grouped_time_s(3.0, 4.0), 6)
+    5.0
+    """
+    p = GROUPED_OVERLAP_P
+    return (mem_s**p + fma_s**p) ** (1.0 / p)
+
 
 SPEC_LAWS: Mapping[str, PowerLaw] = {
     "matmul": PowerLaw(0.80, 3.0, 0.5, "GFLOP"),
@@ -306,6 +331,7 @@ class CpuPerfParams:
     weight_bytes_per_s: float = 0.0
     weight_law: PowerLaw | None = None
     packing_s_per_byte: float = 0.0
+    grouped_flops_per_s: float = 0.0  # FMA rate of grouped convs; with it, laws["conv_grouped"] is over bytes
 
     def to_dict(self) -> dict[str, Any]:
         out = {"laws": {k: v.to_dict() for k, v in sorted(self.laws.items())}, "peak_flops": self.peak_flops,
@@ -313,7 +339,7 @@ class CpuPerfParams:
                "scales": dict(sorted(self.scales.items())), "fitted_on": dict(self.fitted_on)}
         if self.fault_s_per_byte:
             out["fault_s_per_byte"] = self.fault_s_per_byte
-        for key in ("dram_bytes_per_s", "weight_bytes_per_s", "packing_s_per_byte"):
+        for key in ("dram_bytes_per_s", "weight_bytes_per_s", "packing_s_per_byte", "grouped_flops_per_s"):
             if getattr(self, key):
                 out[key] = getattr(self, key)
         if self.weight_law is not None:
@@ -330,8 +356,9 @@ class CpuPerfParams:
             fault = float(d.get("fault_s_per_byte", 0.0))
             dram, weight = float(d.get("dram_bytes_per_s", 0.0)), float(d.get("weight_bytes_per_s", 0.0))
             packing = float(d.get("packing_s_per_byte", 0.0))
+            grouped = float(d.get("grouped_flops_per_s", 0.0))
             for key, v in (("fault_s_per_byte", fault), ("dram_bytes_per_s", dram), ("weight_bytes_per_s", weight),
-                           ("packing_s_per_byte", packing)):
+                           ("packing_s_per_byte", packing), ("grouped_flops_per_s", grouped)):
                 if not (math.isfinite(v) and v >= 0):
                     raise UserInputError(f"{key} must be finite and non-negative")
             bad = sorted((set(laws) | set(scales)) - set(KERNEL_CLASSES) - set(FAMILIES))
@@ -339,7 +366,7 @@ class CpuPerfParams:
                 raise UserInputError(f"unknown kernel classes {', '.join(bad)}")
             return cls(laws, float(d["peak_flops"]), float(d["peak_bytes_per_s"]), int(d["threads"]),
                        float(d["dispatch_s"]), dict(d.get("fitted_on", {})), scales, fault, dram, weight,
-                       PowerLaw(**d["weight_law"]) if d.get("weight_law") else None, packing)
+                       PowerLaw(**d["weight_law"]) if d.get("weight_law") else None, packing, grouped)
         except (KeyError, TypeError, ValueError) as e:
             raise UserInputError(f"{origin}: CPU perf parameters: {e}") from None
 
@@ -446,6 +473,8 @@ class CpuDurationModel:
             return spec_t + dispatch + fault, f"cpu-spec/{level}", cls
         peak = self.params.peak_flops if basis == "flops" else self.params.peak_bytes_per_s
         t = float(law.duration_s(work, peak))
+        if cls == "conv_grouped" and self.params.grouped_flops_per_s and cls in self.params.laws:
+            t = self._grouped_s(law, cost)  # activation bytes and FMA work, not one FLOP curve
         if cls == "matmul" and self.params.packing_s_per_byte and cost.param_bytes_read:
             # rows = FLOPs / (2 x weights): a GEMM (rows > 1) repacks its weights, a GEMV streams them (floor)
             rows = cost.flops / (2 * cost.param_bytes_read / 4)
@@ -457,6 +486,13 @@ class CpuDurationModel:
             t *= spec_t / at_cal if at_cal > 0 else 1.0
         return max(t, floor) + max(launches - 1, 0) * self.spec.dispatch_s + fault, f"cpu-calibrated/{level}", cls
 
+
+    def _grouped_s(self, law: PowerLaw, cost: NodeCost) -> float:
+        """Calibrated duration of a grouped convolution at the calibration's threads (:data:`GROUPED_OVERLAP_P`)."""
+        p = self.params
+        assert p is not None
+        mem = float(law.duration_s(cost.bytes_read + cost.bytes_written, p.peak_bytes_per_s))
+        return float(grouped_time_s(mem, cost.flops / p.grouped_flops_per_s))
 
     def _weight_s(self, param_bytes: int) -> float:
         """Seconds to stream ``param_bytes`` of cold weights (calibrated; 0 where not measured)."""
