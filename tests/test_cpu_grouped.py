@@ -83,3 +83,22 @@ def test_a_flop_curve_cannot_tell_group_widths_apart_and_the_two_terms_can() -> 
     assert "grouped_flops_per_s" not in old.to_dict()
     t_old = CpuDurationModel(prof, 2, old).node_duration(trace, cost, 1)[0]
     assert t_old == pytest.approx(PowerLaw(0.23, 20.0, 0.63, "GFLOP").duration_s(cost.flops, PEAK_FLOPS), rel=0.05)
+
+
+def test_convolutions_fault_their_blocked_copies_above_the_mmap_threshold() -> None:
+    from fxenergy.calibrate.fitting import fault_s
+    from fxenergy.perf.cpu import MMAP_THRESHOLD_BYTES, conv_reorder_bytes, fresh_output_bytes
+
+    an = analyse(torch.nn.Conv2d(48, 48, 3, padding=1, groups=6), (torch.empty(64, 48, 56, 56, device="meta"),))
+    node = next(n for n in an.graph_module.graph.nodes if get_record(n, COST) is not None
+                and not get_record(n, COST).free and get_record(n, TRACE).phase != "input")
+    trace = get_record(node, TRACE)
+    act = 4 * 64 * 48 * 56 * 56  # 36.75 MiB in and out
+    assert act > MMAP_THRESHOLD_BYTES
+    assert fresh_output_bytes(trace) == act and conv_reorder_bytes(trace) == 2 * act  # 3x in all, as measured
+    assert conv_reorder_bytes(trace, threshold=2 * act) == 0
+    # the calibration takes the same three copies off a convolution measurement before fitting
+    m = dataclasses.replace(_grouped(64, 48, 56, 8, 0.1), out_bytes=act)
+    assert fault_s(m, 1e-9) == pytest.approx(3 * act * 1e-9)
+    small = dataclasses.replace(_grouped(4, 48, 56, 8, 0.1), out_bytes=act // 16)
+    assert fault_s(small, 1e-9) == 0.0

@@ -97,7 +97,11 @@ def fault_s(m: Measurement, fault_s_per_byte: float) -> float:
     """Seconds of ``m`` spent page-faulting fresh outputs above the allocator's mmap threshold."""
     from fxenergy.perf.cpu import MMAP_THRESHOLD_BYTES
 
-    return m.out_bytes * fault_s_per_byte if m.out_bytes > MMAP_THRESHOLD_BYTES else 0.0
+    out = m.out_bytes * fault_s_per_byte if m.out_bytes > MMAP_THRESHOLD_BYTES else 0.0
+    if m.family == "convolution":  # oneDNN's blocked copies of input and output (fxenergy.perf.cpu.conv_reorder_bytes)
+        copies = (4 * int(np.prod(m.shape[0])), m.out_bytes)
+        out += sum(b for b in copies if b > MMAP_THRESHOLD_BYTES) * fault_s_per_byte
+    return out
 
 
 def param_bytes(m: Measurement) -> int:
