@@ -74,9 +74,8 @@ def main(argv: list[str] | None = None) -> int:
     held: list[str] = []  # architecture of each held-out run, in the order of the columns
     print("| architecture | batch | measured J | physical J | ratio | spec J | roofline J | layerwise J |")
     print("|---|--:|--:|--:|--:|--:|--:|--:|")
-    for arch in archs:
-        art = FP.fit([r for r in runs if r["architecture"] != arch])
-        for r in (r for r in runs if r["architecture"] == arch and r["layer_idx"] == 0):
+    for arch, art, whole in FP.held_out_fits(runs):
+        for r in whole:
             b, meas = r["batch_size"], r["energy_j"]
             phys = FP.predict_j(art, arch, b)
             spec = FP.predict_j(None, arch, b)

@@ -96,6 +96,7 @@ class Prediction:
     overhead_j: float
     parameter_set: str
     notes: tuple[str, ...] = ()
+    expected_error: Mapping[str, Any] | None = None  # EnergyEstimate.expected_error
     energy_j: float = field(init=False)
     total_duration_s: float = field(init=False)
 
@@ -113,6 +114,7 @@ class Prediction:
             "duration_model": self.setup.duration_model,
             "energy_notes": list(self.notes),
             "setup_notes": list(self.setup.notes),
+            "expected_error": dict(self.expected_error) if self.expected_error else None,
         }
 
 
@@ -282,6 +284,7 @@ def predict(analysis: Analysis, setup: Setup) -> Prediction:
         overhead_j=float(estimate.overhead_j),
         parameter_set=estimate.parameter_set,
         notes=tuple(estimate.notes),
+        expected_error=estimate.expected_error,
     )
 
 

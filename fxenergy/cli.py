@@ -397,11 +397,6 @@ def _cmd_hardware(args: argparse.Namespace) -> int:
         print(json.dumps(prof.to_dict(), indent=2))
     else:
         print(describe.render_show(prof))
-        if prof.is_gpu and prof.tdp_w is not None:  # the default GPU backend's validated error for this device
-            from fxenergy.perf.validated import expected_error
-
-            err, basis = expected_error(prof.name)
-            print(f"learned GPU model (default backend): expected duration error ±{err:.0f}%, validated on {basis}")
     return 0
 
 

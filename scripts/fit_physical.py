@@ -1,6 +1,7 @@
 """Fit the ``physical`` backend's Xeon Gold 5120 parameter set on seed 000's architecture runs.
 
     uv run python scripts/fit_physical.py            # write fxenergy/predictors/params/physical-xeon-gold-5120.json
+                                                     # (with its leave-one-architecture-out error, ~4 min)
     uv run python benchmarks/cpu_energy.py           # leave-one-architecture-out accuracy (imports this file)
 
 Data (``--data``, default ../shared/data): ``cpu-layers-getzner/architecture-layers/0[01]_architectures-
@@ -202,11 +203,34 @@ def predict_j(artifact: dict | None, arch: str, batch: int, threads: int = THREA
     return sum(est.node_energy_j.values()) + est.overhead_j
 
 
+def held_out_fits(runs: list[dict]):  # noqa: ANN201 - Iterator[tuple[str, dict, list[dict]]]
+    """Leave one architecture out: per architecture, ``(architecture, artifact fitted on the others, its
+    whole-model runs)``."""
+    for arch in sorted({r["architecture"] for r in runs}):
+        yield arch, fit([r for r in runs if r["architecture"] != arch]), \
+            [r for r in runs if r["architecture"] == arch and r["layer_idx"] == 0]
+
+
+def validated(runs: list[dict]) -> dict:
+    """The ``validated`` block of the artifact: leave-one-architecture-out energy error per whole-model run
+    (what ``fxenergy hardware show`` and the report's summary state)."""
+    ape = [abs(predict_j(art, arch, r["batch_size"]) / r["energy_j"] - 1) * 100
+           for arch, art, whole in held_out_fits(runs) for r in whole]
+    archs = sorted({r["architecture"] for r in runs})
+    return {HARDWARE: {"quantity": "energy", "median_pct": round(float(np.median(ape)), 1),
+                       "mean_pct": round(float(np.mean(ape)), 1), "worst_pct": round(float(np.max(ape)), 1),
+                       "on": f"leave-one-architecture-out over {', '.join(archs)} whole-model runs "
+                             f"({len(ape)} runs, {THREADS} threads, RAPL package; scripts/fit_physical.py)"}}
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", type=Path, default=default_data())
     args = ap.parse_args(argv)
-    art = fit(read_runs(args.data))
+    runs = read_runs(args.data)
+    art = fit(runs)
+    art["validated"] = validated(runs)
+    print(f"validated: {art['validated']}")
     path = params_dir() / f"physical-{HARDWARE}.json"
     path.write_text(json.dumps(art, indent=1, sort_keys=True) + "\n")
     print(f"wrote {path.relative_to(ROOT)}: power {art['params']['power']}; in-sample {art['fitted_on']['in_sample']}")

@@ -386,7 +386,12 @@ def test_show_marks_estimates_and_gives_sources():
     assert f" {ESTIMATE_MARK}  " not in lines["peak fp32"] and p.source_of("peak_flops.fp32") in lines["peak fp32"]
     assert "1.015 GHz" in lines["sustained clock"] and "8.1 TFLOP/s" in lines["peak fp32"]
     assert f"{ESTIMATE_MARK} estimated" in text  # the legend
-    assert "validated error: not validated" in text
+    # the T4 was held out of the learned GPU model's fit (leave-one-GPU-out): its error is a validation
+    assert "validated error: not validated" not in text
+    assert "learned GPU model (default backend): time error ±" in text and "t4 held out" in text
+    other = render_show(load_profile("h100-sxm"))  # no data of this GPU: an expectation, said so
+    assert "validated error: not validated" in other and "not validated on this GPU; expected time error ±" in other
+    assert "learned GPU model" not in render_show(load_profile("xeon-gold-5120"))
 
 
 def test_validated_error_slot_reads_shipped_blocks(monkeypatch):
@@ -403,11 +408,12 @@ def test_validated_error_slot_reads_shipped_blocks(monkeypatch):
         ("fxenergy/predictors/params/z.json", {"backend": "bad", "validated": {"t4": {"median_pct": "n/a"}}}),
     )
     monkeypatch.setattr(describe, "_shipped", lambda: docs)
+    monkeypatch.setattr(describe, "_learned", lambda p: None)  # the shipped learned model's own T4 figure aside
     errors = describe.validated_errors("t4")
     assert [(e.backend, e.median_pct) for e in errors] == [("learned", 7.5), ("cpu", 12.0), ("hef", 20.0)]
     text = describe.render_show(load_profile("t4"))
     assert "learned: duration median 7.5%, mean 9.0%, worst 30.0%; leave-one-GPU-out" in text
-    assert "not validated" not in text
+    assert "validated error: not validated" not in text
     assert "validated learned 8%, cpu 12%, hef 20%" in describe.render_list()
 
 
@@ -418,7 +424,11 @@ def test_list_flags_kind_vendor_and_spec_only():
     assert set(list_profiles()) <= set(rows)
     assert rows["mi300x"][1:3] == ["gpu", "AMD"] and rows["mi300x"][-1] == "spec-only"
     assert rows["epyc-9654"][1:3] == ["cpu", "AMD"]
-    assert " ".join(rows["a30"]).endswith("fitted: hef, layerwise")  # from the shipped params files
+    assert " ".join(rows["a100-80gb-pcie"]).endswith("fitted: hef")  # from the shipped params files
+    from fxenergy.perf.validated import device_error
+
+    a30 = device_error("a30")  # held out of the learned GPU model's fit: a validation, which wins over "fitted"
+    assert a30 is not None and " ".join(rows["a30"]).endswith(f"validated learned {a30[0]:.0f}%")
 
 
 def test_detected_profiles_source_every_figure(monkeypatch):

@@ -196,10 +196,16 @@ def test_budget_takes_gpu_options(tmp_path):
 
 def test_hardware_show_states_the_validated_error(capsys):
     from fxenergy.cli import main
+    from fxenergy.perf.validated import device_error, expected_error
 
     assert main(["hardware", "show", "t4"]) == 0
     out = capsys.readouterr().out
-    assert "expected duration error ±" in out and "leave-one-GPU-out" in out
+    err, basis = device_error("t4")  # type: ignore[misc]
+    assert f"time error ±{err:.0f}%, validated on this GPU: {basis}" in out and "leave-one-GPU-out" in basis
+    assert device_error("l4") is None
+    assert main(["hardware", "show", "l4"]) == 0
+    err, basis = expected_error("l4")
+    assert f"not validated on this GPU; expected time error ±{err:.0f}% ({basis})" in capsys.readouterr().out
 
 
 def test_tensor_core_power_line_and_training_uplift():

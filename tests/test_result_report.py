@@ -113,3 +113,23 @@ def test_predictor_and_hardware_options_validated():
     with pytest.raises(fxenergy.UserInputError, match="hardware"):
         fxenergy.annotate(m, x, hardware="toaster-9000")
     assert fxenergy.annotate(m, x, hardware="a100-80gb-pcie").info["hardware"] == "a100-80gb-pcie"
+
+
+def test_summary_states_the_backends_validated_error():
+    """The learned GPU backend ships a validated error per device: the summary shows it as a range around the
+    figures and says what it rests on; a backend that ships none (roofline) shows no such line."""
+    from fxenergy.perf.validated import expected_error
+    from fxenergy.report.table import summary_lines
+
+    m = torch.nn.Sequential(torch.nn.Linear(256, 512), torch.nn.GELU(), torch.nn.Linear(512, 256))
+    x = torch.randn(8, 256)
+    r = fxenergy.annotate(m, x, hardware="a30", predictor="learned")
+    pct, basis = expected_error("a30")
+    assert r.info["expected_error"] == {"pct": pct, "quantity": "time", "basis": basis}
+    lines = dict(summary_lines(r))
+    lo, hi = r.totals.energy_j * (1 - pct / 100), r.totals.energy_j * (1 + pct / 100)
+    from fxenergy.report.table import human
+
+    assert lines["expected error"].startswith(f"±{pct:.0f}% ({human(lo, 'joules')} … {human(hi, 'joules')}")
+    assert basis in lines["expected error"] and "time error" in lines["expected error"]
+    assert "expected error" not in dict(summary_lines(fxenergy.annotate(m, x, hardware="a30", predictor="roofline")))

@@ -142,9 +142,32 @@ def _spec_only(p: HardwareProfile) -> bool:
     return "spec-only" in p.display_name
 
 
+def _learned(p: HardwareProfile) -> tuple[float, str] | None:
+    """The learned GPU model's (default GPU backend) time error validated on this GPU itself, or None."""
+    if not p.is_gpu:
+        return None
+    from fxenergy.perf.validated import device_error
+
+    return device_error(p.name)
+
+
+def _learned_line(p: HardwareProfile) -> str:
+    """What the default GPU backend's error is on this GPU: validated on it, or expected on a GPU outside its data."""
+    from fxenergy.perf.validated import expected_error
+
+    if own := _learned(p):
+        return f"learned GPU model (default backend): time error ±{own[0]:.0f}%, validated on this GPU: {own[1]}"
+    err, basis = expected_error(p.name)
+    return (f"learned GPU model (default backend): not validated on this GPU; expected time error ±{err:.0f}% "
+            f"({basis})")
+
+
 def _status(p: HardwareProfile) -> str:
-    if errors := validated_errors(p.name):
-        return "validated " + ", ".join(f"{e.backend} {e.median_pct:.0f}%" for e in errors)
+    errors = [f"{e.backend} {e.median_pct:.0f}%" for e in validated_errors(p.name)]
+    if own := _learned(p):
+        errors.insert(0, f"learned {own[0]:.0f}%")
+    if errors:
+        return "validated " + ", ".join(errors)
     if _spec_only(p):
         return "spec-only"
     if backends := fitted_backends(p.name):
@@ -221,9 +244,11 @@ def render_show(p: HardwareProfile) -> str:
     if errors:
         lines.append("validated error:")
         lines += [f"  {e.text()}" for e in errors]
-    else:
+    elif not _learned(p):
         fitted = fitted_backends(p.name)
         note = f" (backends fitted on its measurements: {', '.join(fitted)}; none ships a validated error)" if fitted \
             else " (no fxenergy backend was fitted or validated on this device)"
         lines.append("validated error: not validated" + note)
+    if p.is_gpu:
+        lines.append(_learned_line(p))
     return "\n".join(line.rstrip() for line in lines)

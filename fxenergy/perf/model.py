@@ -108,8 +108,9 @@ class PerfParams:
 
     def expected_error(self, device: str) -> tuple[float, str]:
         """``(expected duration error in %, what it was validated on)`` for a device name."""
-        v = self.validated.get("devices", {}).get(device) or self.validated.get("default", {})
-        return float(v.get("error_pct", float("nan"))), str(v.get("basis", "not validated"))
+        from fxenergy.perf.validated import lookup
+
+        return lookup(self.validated, device) or (float("nan"), "not validated")
 
 
 @lru_cache(maxsize=8)

@@ -50,6 +50,9 @@ class EnergyEstimate:
     predictor: str
     parameter_set: str
     notes: tuple[str, ...] = ()
+    # the backend's validated error on this device, when one is stored with its parameters:
+    # {"pct": relative error in %, "quantity": what was validated ("time" or "energy"), "basis": on what}
+    expected_error: Mapping[str, Any] | None = None
 
 
 @runtime_checkable

@@ -8,6 +8,7 @@ from another model is refused rather than mixed.
 
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
@@ -63,4 +64,6 @@ class LearnedGPUPredictor:
                 raise UserInputError(f"the learned backend needs learned durations; node {node.name} has {dur.model!r} "
                                      "(run DurationPass with model='learned')")
             energies[node.name] = model.node_energy_j(get_record(node, COST), get_record(node, TRACE), dur, node.name)
-        return EnergyEstimate(energies, 0.0, "learned", self.params_.name, model.notes())
+        err, basis = self.params_.expected_error(profile.name)
+        expected = {"pct": err, "quantity": "time", "basis": basis} if math.isfinite(err) else None
+        return EnergyEstimate(energies, 0.0, "learned", self.params_.name, model.notes(), expected)

@@ -45,7 +45,7 @@ class PhysicalPredictor:
 
     def __init__(self, *, threads: int | None = None, perf: Any = None, power: Mapping[str, Any] | None = None,
                  parameter_set: str | None = None, hardware: str | None = None, fitted_on: Any = None,
-                 notes: tuple[str, ...] = ()):
+                 notes: tuple[str, ...] = (), validated: Mapping[str, Any] | None = None):
         self.threads = threads
         self.perf = perf  # fxenergy.perf.cpu.CpuPerfParams or None (spec sheet)
         self.power = dict(power or {})
@@ -53,6 +53,8 @@ class PhysicalPredictor:
         self.hardware = hardware
         self.fitted_on = fitted_on
         self.extra_notes = tuple(notes)
+        # the parameter set's validated energy error on its own hardware at its own threads (artifact "validated")
+        self.validated = dict(validated or {})
 
     # -- construction ------------------------------------------------------------------------------
     @classmethod
@@ -79,9 +81,11 @@ class PhysicalPredictor:
                 from pathlib import Path
 
                 name = Path(params).stem
-            return cls(threads=threads or p.get("threads") or default_threads(profile), perf=perf,
-                       power=p.get("power"), parameter_set=name, hardware=data["hardware"],
-                       fitted_on=data["fitted_on"])
+            threads = threads or p.get("threads") or default_threads(profile)
+            v = (data.get("validated") or {}).get(profile.name)
+            valid = isinstance(v, Mapping) and threads == p.get("threads") and "median_pct" in v
+            return cls(threads=threads, perf=perf, power=p.get("power"), parameter_set=name, hardware=data["hardware"],
+                       fitted_on=data["fitted_on"], validated=v if valid else None)
         if calibration is not None:  # already checked by fxenergy.calibrate.load_calibration (resolve_hardware)
             from fxenergy._files import read_json
 
@@ -125,7 +129,11 @@ class PhysicalPredictor:
             u = dm.bound_time_s(cost) / t if t > 0 else 0.0
             energies[node.name] = pm.power_w(u) * t
         notes = (*dm.notes(), *pm.notes(), *self.extra_notes)
-        return EnergyEstimate(energies, 0.0, "physical", self.parameter_set or "spec sheet", notes)
+        v = self.validated
+        expected = {"pct": float(v["median_pct"]), "quantity": str(v.get("quantity", "energy")),
+                    "basis": f"{v.get('on', '?')}: median APE {v['median_pct']}%, mean {v.get('mean_pct')}%, "
+                             f"worst {v.get('worst_pct')}%"} if v else None
+        return EnergyEstimate(energies, 0.0, "physical", self.parameter_set or "spec sheet", notes, expected)
 
     def bounds(self, profile: HardwareProfile) -> tuple[float, float]:
         """``(idle W, power limit W)`` the estimates of this backend must respect."""

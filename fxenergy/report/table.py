@@ -61,9 +61,11 @@ def summary_lines(result: Result, top: int = 5) -> tuple[tuple[str, str], ...]:
         if groups:
             out.append((f"top {min(top, len(groups))} layers",
                         " · ".join(f"{g.key} {_share(g.totals.energy_j, t.energy_j):.0%}" for g in groups[:top])))
+        if expected := _expected_band(info, t.energy_j, t.duration_s):
+            out.append(("expected error", expected))
         band = info.get("band_j")
         if band:
-            out.append(("band", f"{human(band['min'], 'joules')} … {human(band['max'], 'joules')} over "
+            out.append(("backends", f"{human(band['min'], 'joules')} … {human(band['max'], 'joules')} over "
                                 f"{len(band['backends'])} backends on this trace ({', '.join(band['backends'])}): "
                                 "the spread between models, not a measured error (docs/validation.md)"))
         else:
@@ -71,6 +73,24 @@ def summary_lines(result: Result, top: int = 5) -> tuple[tuple[str, str], ...]:
     out.append(("setup", f"{_hardware_line(info)} · {_predictor_line(info)} · {info.get('dtype', '?')} "
                          f"· {info.get('convention')} MAC convention"))
     return tuple(out)
+
+
+def _expected_band(info: dict[str, Any], energy_j: float | None, duration_s: float | None) -> str | None:
+    """The backend's validated error on this device as a range around its figures (``info["expected_error"]``),
+    or None where the backend ships none for this device. Energy is taken to carry the validated relative
+    error of what was validated (time, for the learned GPU model), which the text says."""
+    exp = info.get("expected_error")
+    if not exp or not energy_j:
+        return None
+    f = float(exp["pct"]) / 100
+    quantity = str(exp.get("quantity", "energy"))
+    text = f"±{exp['pct']:.0f}% ({human(energy_j * (1 - f), 'joules')} … {human(energy_j * (1 + f), 'joules')}"
+    if duration_s:
+        text += f", {human(duration_s * (1 - f), 'seconds')} … {human(duration_s * (1 + f), 'seconds')}"
+    text += f"): its {quantity} error, validated on {exp.get('basis', '?')}"
+    if quantity != "energy":
+        text += "; energy taken to carry the same relative error"
+    return text
 
 
 def _tokens(info: dict[str, Any]) -> int:
@@ -317,15 +337,10 @@ def comparison_data(results: dict[str, Result], by: str = "layer", depth: int | 
             else "range over {} devices").format(len(banded))
     notes = [f"{what}: {human(lo, 'joules')} … {human(hi, 'joules')} "
              f"(spread {human(hi - lo, 'joules')}, ×{hi / lo:.2f})" if lo > 0 else "a predictor gave 0 J in total"]
-    for n in names:  # the learned GPU backend's own band, from its validated error on this device
+    for n in names:  # each backend's own band, from its validated error on this device (where one is shipped)
         r = results[n]
-        if r.info.get("predictor") == "learned" and r.totals.energy_j:
-            from fxenergy.perf.validated import expected_error
-
-            err_pct, basis = expected_error(str(r.info.get("hardware")))
-            total_j = r.totals.energy_j
-            notes.append(f"{n} validated band: {human(total_j * (1 - err_pct / 100), 'joules')} … "
-                         f"{human(total_j * (1 + err_pct / 100), 'joules')} (±{err_pct:.0f}%, validated on {basis})")
+        if expected := _expected_band(r.info, r.totals.energy_j, r.totals.duration_s):
+            notes.append(f"{n} expected error: {expected}")
     for n in names:
         notes += [f"{n}: {x}" for x in results[n].info.get("energy_notes", [])]
     total = ("Total", *totals, None)  # the band of the totals is in the notes: a spread is not a sum
