@@ -53,10 +53,15 @@ def test_fit_grouped_recovers_both_terms() -> None:
     assert stats["rows"] == len(ROWS) and stats["mdape"] < 0.05
 
 
-def test_a_flop_curve_cannot_tell_group_widths_apart_and_the_two_terms_can() -> None:
+def test_a_flop_curve_cannot_tell_group_widths_apart_and_the_two_terms_can(monkeypatch: pytest.MonkeyPatch) -> None:
     """Same tensor (4 x 512 x 14 x 14), group width 8 vs 64: 8x the FLOPs; time grows far less than 8x."""
+    import fxenergy.calibrate.fitting as fitting
+
     narrow, wide = _truth(_grouped(4, 512, 14, 8)), _truth(_grouped(4, 512, 14, 64))
     assert 1.5 < wide / narrow < 5
+    off = fit_cpu_perf(ROWS, PEAK_FLOPS, PEAK_BPS, threads=2, dispatch_s=2e-6)  # the default: one FLOP law
+    assert off.grouped_flops_per_s == 0.0 and off.laws["conv_grouped"].unit == "GFLOP"
+    monkeypatch.setattr(fitting, "GROUPED_BYTES_AND_FMA", True)
     perf = fit_cpu_perf(ROWS, PEAK_FLOPS, PEAK_BPS, threads=2, dispatch_s=2e-6)
     assert perf.grouped_flops_per_s == pytest.approx(FMA_RATE, rel=0.05)
     assert perf.laws["conv_grouped"].unit == "MB"

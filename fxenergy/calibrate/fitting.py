@@ -167,6 +167,14 @@ def fit_packing(work: np.ndarray, weights: np.ndarray, t: np.ndarray, peak: floa
     return best[1], best[2]
 
 
+GROUPED_BYTES_AND_FMA = False
+"""Fit ``conv_grouped`` as an activation-bytes law plus an FMA rate (:func:`fit_grouped`) instead of one FLOP
+power law. Off: on isolated microbenchmarks it is the better model (leave-one-out over a quick calibration's
+24 grouped rows: 17% median / 65% worst against 29% / 89%), but on whole models it priced grouped networks
+slower than the FLOP law fitted on the same rows (benchmarks/cpu_latency_dev.py: RegNetX-800MF b4 +20% vs
++15%, ResNeXt-101 b1 +11% vs +6%, RegNet-Y-400MF b8 +7% vs -1%): the calibration measures the bytes term on
+cold inputs, while in a network a grouped conv reads the activations the previous layer just wrote, from
+cache. docs/validation.md, session cpu7."""
 GROUPED_ETA_GRID = tuple(0.30 + 0.025 * i for i in range(29))
 """Candidate FMA rates of a grouped convolution's per-group work, as fractions of the calibrated peak (0.30-1.00)."""
 
@@ -234,7 +242,7 @@ def fit_cpu_perf(
     for cls, rows in groups.items():
         if len(rows) < 4:
             continue
-        if cls == "conv_grouped":  # activation bytes and FMA work (fxenergy.perf.cpu.GROUPED_OVERLAP_P)
+        if cls == "conv_grouped" and GROUPED_BYTES_AND_FMA:  # activation bytes and FMA work (off: see the flag)
             laws[cls], grouped_rate, stats[cls] = fit_grouped(rows, peak_flops, peak_bytes_per_s, fault_s_per_byte, loss)
             continue
         basis = "flops" if cls in ("matmul", "bmm") or cls.startswith("conv") else "bytes"

@@ -135,7 +135,10 @@ shapes of RegNet and ResNeXt stages) fitted on half of them, p = 2 predicted the
 9% median / 40% worst error, the sum (p = 1) at 11% / 43%, the max (p = inf, a roofline) at 11% / 65%, and
 one FLOP power law at 18% / 70%. A FLOP curve fitted on group width 8 alone (the calibration before
 session cpu7) priced widths 16..64 about twice too slow (median +111%): RegNetX and ResNeXt were
-over-predicted. (Fitted on 60 of the 119 shapes, 4 of 11 channel/size families; probe: /tmp, not shipped.)"""
+over-predicted. (Fitted on 60 of the 119 shapes, 4 of 11 channel/size families; probe: /tmp, not shipped.)
+Used where a parameter set has ``grouped_flops_per_s``; ``fxenergy calibrate`` fits it only with
+:data:`fxenergy.calibrate.fitting.GROUPED_BYTES_AND_FMA` on (off by default: on whole models the FLOP law,
+fitted on the same group widths 8..48, was closer)."""
 
 
 def grouped_time_s(mem_s: Any, fma_s: Any) -> Any:
