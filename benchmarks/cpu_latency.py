@@ -3,6 +3,8 @@
     uv run python benchmarks/cpu_latency.py      # takes the machine lock for calibration + timings (~4 min), then predicts
     uv run python benchmarks/cpu_latency.py --calibration my-cpu.json [--json out.json] [--models resnet18 gpt2]
     uv run python benchmarks/cpu_latency.py --fresh-process   # each case timed in its own interpreter
+    uv run python benchmarks/cpu_latency.py --cli-calibration # `fxenergy calibrate --quick` in its own process,
+                                                              # then every case timed here (a process that did not calibrate)
 
 The cases (model, batch, image side or sequence length) are FIXED in :data:`CASES`, chosen before any
 curve was fitted: torchvision classifiers of every family (ResNet, ResNeXt, Wide ResNet, VGG, AlexNet,
@@ -270,6 +272,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--no-lock", action="store_true", help=f"do not take {LOCK} while timing")
     p.add_argument("--fresh-process", action="store_true",
                    help="time each case in its own interpreter (heap state from that model alone)")
+    p.add_argument("--cli-calibration", action="store_true",
+                   help="calibrate with the CLI in its own process, then time every case in this one (which did "
+                        "not calibrate): a user's protocol")
     p.add_argument("--time-one", nargs=3, metavar=("MODEL", "BATCH", "SIZE"), help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     warnings.filterwarnings("ignore")
@@ -280,8 +285,9 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
     t0 = time.perf_counter()
-    print(f"threads {torch.get_num_threads()}, torch {torch.__version__}, {os.cpu_count()} CPUs; "
-          f"{'each case in a fresh process' if args.fresh_process else 'all cases in this process'}")
+    mode = ("each case in a fresh process" if args.fresh_process else "all cases in this process" +
+            (", calibrated by the CLI in another" if args.cli_calibration and not args.calibration else ""))
+    print(f"threads {torch.get_num_threads()}, torch {torch.__version__}, {os.cpu_count()} CPUs; {mode}")
     cases_in = [c for c in CASES if not args.models or c[0] in args.models]
     gen = torch.Generator().manual_seed(0)
     timed = []
@@ -290,6 +296,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"holding {LOCK}" if not args.no_lock else "not locking", flush=True)
         if args.calibration:
             cal_path = args.calibration
+        elif args.cli_calibration:  # the heap of this process never sees the calibration's tensors
+            tc = time.perf_counter()
+            cal_path = args.save_calibration or os.path.join(tempfile.mkdtemp(prefix="fxenergy-"), "calibration.json")
+            subprocess.run([sys.executable, "-m", "fxenergy", "calibrate", "--quick", "-o", cal_path], check=True)
+            print(f"quick calibration (CLI, own process): {time.perf_counter() - tc:.1f} s, saved to {cal_path}",
+                  flush=True)
         else:
             tc = time.perf_counter()
             cal = run_calibration(quick=True)

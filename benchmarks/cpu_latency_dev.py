@@ -32,6 +32,9 @@ DEV: tuple[tuple[str, int, int], ...] = (
     # batch 1, where the benchmark's worst cases were (small mobile networks too fast, VGG's GEMV head too slow)
     ("mobilenet_v2", 1, 224), ("mnasnet0_5", 1, 224), ("efficientnet_b1", 1, 224), ("regnet_x_400mf", 1, 224),
     ("vgg13", 1, 224), ("shufflenet_v2_x0_5", 1, 224), ("mobilenet_v3_large", 1, 224), ("gpt2", 1, 64),
+    # grouped convolutions of group width 8..64 (session cpu7): RegNetX/Y and ResNeXt were priced too slow
+    ("regnet_x_800mf", 4, 224), ("regnet_x_3_2gf", 2, 160), ("regnet_y_1_6gf", 4, 160), ("resnext50_32x4d", 4, 128),
+    ("resnext101_32x8d", 1, 128), ("regnet_y_400mf", 8, 128),
 )
 """Development cases: no (model, batch, size) here is a case of cpu_latency.CASES, and 17 of the 24 cases' models
 are not benchmark models at all (alexnet, mobilenet_v3_small, mobilenet_v2, mobilenet_v3_large and gpt2 at other

@@ -118,13 +118,17 @@ _CONVS = {  # (in ch, out ch, side, kernel, stride, groups)
     "depthwise": ((32, 32, 112, 3, 1, 32), (144, 144, 56, 3, 1, 144), (192, 192, 28, 3, 1, 192),
                   (384, 384, 14, 3, 1, 384), (960, 960, 7, 3, 1, 960), (144, 144, 56, 5, 2, 144),
                   (240, 240, 28, 5, 1, 240), (672, 672, 14, 5, 1, 672), (96, 96, 56, 7, 1, 96), (384, 384, 14, 7, 1, 384)),
-    "grouped": ((48, 48, 56, 3, 1, 6), (104, 104, 28, 3, 1, 13), (208, 208, 14, 3, 1, 26), (440, 440, 7, 3, 1, 55)),
+    # group widths 8..64 (RegNet 8..>100, ResNeXt 4..64): the width decides whether the activation bytes or the
+    # FMA work dominate (fxenergy.perf.cpu.GROUPED_OVERLAP_P); quick mode keeps every other, widths 8/16/24/32/48
+    "grouped": ((48, 48, 56, 3, 1, 6), (104, 104, 28, 3, 1, 13), (128, 128, 28, 3, 1, 8), (208, 208, 14, 3, 1, 26),
+                (240, 240, 14, 3, 1, 10), (256, 256, 56, 3, 2, 32), (512, 512, 14, 3, 1, 16),
+                (1024, 1024, 7, 3, 1, 16), (432, 432, 28, 3, 2, 9), (440, 440, 7, 3, 1, 55)),
     "squeeze-excite": ((672, 168, 1, 1, 1, 1), (168, 672, 1, 1, 1, 1), (96, 8, 1, 1, 1, 1), (1152, 48, 1, 1, 1, 1)),
     "small-spatial": ((512, 512, 4, 3, 1, 1), (160, 960, 7, 1, 1, 1), (960, 160, 7, 1, 1, 1), (1024, 1024, 2, 3, 1, 1),
                       (320, 1280, 7, 1, 1, 1), (1152, 1152, 7, 5, 1, 1152), (768, 768, 7, 7, 1, 768)),
 }
 """Convolution shapes of the calibration, as in ResNet/VGG (dense 3x3, 7x7 stems, ViT's patchify), bottlenecks
-(1x1), MobileNet/EfficientNet/ConvNeXt (depthwise 3x3..7x7), RegNet (grouped), squeeze-excitation (1x1 on 1x1)
+(1x1), MobileNet/EfficientNet/ConvNeXt (depthwise 3x3..7x7), RegNet/ResNeXt (grouped, widths 8..64), squeeze-excitation (1x1 on 1x1)
 and the small spatial sizes of the last stages (2x2..7x7)."""
 _K3S2 = {"kernel_size": 3, "stride": 2, "padding": 1}
 _K3S2_CEIL = {"kernel_size": 3, "stride": 2, "ceil_mode": True}
@@ -234,7 +238,7 @@ def benchmarks(device: str = "cpu", *, quick: bool = False) -> list[Bench]:
     # convolution: (in ch, out ch, side, kernel, stride, groups), by kind, over the batch sweep
     for b in conv_batches:
         for kind, shapes in _CONVS.items():
-            picked = _pick(shapes, quick, 2 if b == 1 else 3)
+            picked = _pick(shapes, quick, 2 if b == 1 or kind == "grouped" else 3)
             if quick and kind == "dense" and b > 1:
                 # dense convolutions vary most in efficiency with their shape: above batch 1 the shapes batch 1
                 # skipped (3x3 at 56..14 px, DenseNet's 128 -> 32), and one stem

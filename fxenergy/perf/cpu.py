@@ -70,7 +70,8 @@ __all__ = [
     "KERNEL_CLASSES", "kernel_class", "conv_class", "local_thread_info", "CpuSpec", "cpu_spec", "CpuPerfParams", "CpuDurationModel",
     "CpuPowerModel", "default_threads", "SPEC_LAWS", "cgroup_cpu_quota", "fresh_output_bytes",
     "MMAP_THRESHOLD_BYTES", "HEAP_FAULT_SHARE", "heap_fault_share", "split_calls",
-    "LAYOUT_OPS", "LAYOUT_BENCH_OPS", "SPLIT_MIXED_NODES",
+    "LAYOUT_OPS", "LAYOUT_BENCH_OPS", "SPLIT_MIXED_NODES", "GROUPED_OVERLAP_P", "grouped_time_s",
+    "conv_reorder_bytes",
 ]
 
 CONV_CLASSES = ("conv_dense", "conv_stem", "conv_pointwise", "conv_grouped", "conv_depthwise")
@@ -137,6 +138,34 @@ faulted 0.00-0.38 of those bytes (mnasnet1_0 b8 0.38, resnet50 b8 0.29, efficien
 regnet_y_800mf b16/128 0.10, mobilenet_v2 b8 0.00; pooled 0.21); the 6 under it faulted none (hence
 :func:`heap_fault_share`). Time only; faulted bytes are priced at the calibration's ``fault_s_per_byte``."""
 
+GROUPED_OVERLAP_P = 2.0
+"""A grouped convolution (calibrated) costs ``(t_mem**p + t_fma**p)**(1/p)``: ``t_mem`` a power law over the
+bytes of its activations (oneDNN's grouped path pays per element, whatever the group width: on this
+project's 2-core VM a 3x3 grouped conv of group width 8, 16 or 24 takes nearly the same time at a given
+tensor size, 2-4 ns per output element), ``t_fma`` its FLOPs at the per-group kernel's FMA rate
+(:attr:`CpuPerfParams.grouped_flops_per_s`, near the dense kernels' rate), which dominates from group width
+~32 on. The two partly overlap: on 119 grouped 3x3 convolutions (group width 8..64, batch 1..16, 7..56 px;
+shapes of RegNet and ResNeXt stages) fitted on half of them, p = 2 predicted the other half at
+9% median / 40% worst error, the sum (p = 1) at 11% / 43%, the max (p = inf, a roofline) at 11% / 65%, and
+one FLOP power law at 18% / 70%. A FLOP curve fitted on group width 8 alone (the calibration before
+session cpu7) priced widths 16..64 about twice too slow (median +111%): RegNetX and ResNeXt were
+over-predicted. (Fitted on 60 of the 119 shapes, 4 of 11 channel/size families; probe: /tmp, not shipped.)
+Used where a parameter set has ``grouped_flops_per_s``; ``fxenergy calibrate`` fits it only with
+:data:`fxenergy.calibrate.fitting.GROUPED_BYTES_AND_FMA` on (off by default: on whole models the FLOP law,
+fitted on the same group widths 8..48, was closer)."""
+
+
+def grouped_time_s(mem_s: Any, fma_s: Any) -> Any:
+    """Duration of a grouped convolution from its activation-bytes term and its FMA term
+    (:data:`GROUPED_OVERLAP_P`); works on floats and numpy arrays.
+
+    >>> round(grouped_time_s(3.0, 4.0), 6)
+    5.0
+    """
+    p = GROUPED_OVERLAP_P
+    return (mem_s**p + fma_s**p) ** (1.0 / p)
+
+
 SPEC_LAWS: Mapping[str, PowerLaw] = {
     "matmul": PowerLaw(0.80, 3.0, 0.5, "GFLOP"),
     "bmm": PowerLaw(0.50, 3.0, 0.5, "GFLOP"),
@@ -197,6 +226,29 @@ def fresh_output_bytes(trace: NodeTrace | None, threshold: int = MMAP_THRESHOLD_
             continue
         outs = call.out if isinstance(call.out, (tuple, list)) else (call.out,)
         total += sum(o.nbytes for o in outs if isinstance(o, TensorSpec) and o.nbytes > threshold)
+    return total
+
+
+def conv_reorder_bytes(trace: NodeTrace | None, threshold: int = MMAP_THRESHOLD_BYTES) -> int:
+    """Bytes of the blocked-layout copies a CPU convolution makes of its input and its output, counting each
+    copy larger than ``threshold``: oneDNN runs an NCHW convolution (dense, 1x1, grouped or depthwise) on
+    copies in its blocked layout, fresh buffers on every call, so above the mmap threshold they fault page by
+    page like the output does. Measured with ``resource.getrusage().ru_minflt`` around one warm call (a
+    64 MiB tensor allocated and freed first, as in a calibration): 3x3 dense, depthwise and grouped (width 8)
+    convolutions with 36.8 MiB inputs and outputs faulted 110.3 MiB each, i.e. input + output + output,
+    where :func:`fresh_output_bytes` counts the output once.
+
+    >>> conv_reorder_bytes(None)
+    0
+    """
+    if trace is None:
+        return 0
+    total = 0
+    for call in trace.calls:
+        if call.name in ("convolution", "_convolution") and call.args and isinstance(call.args[0], TensorSpec):
+            outs = call.out if isinstance(call.out, (tuple, list)) else (call.out,)
+            sizes = [call.args[0].nbytes, *(o.nbytes for o in outs if isinstance(o, TensorSpec))]
+            total += sum(b for b in sizes if b > threshold)
     return total
 
 
@@ -322,6 +374,7 @@ class CpuPerfParams:
     weight_bytes_per_s: float = 0.0
     weight_law: PowerLaw | None = None
     packing_s_per_byte: float = 0.0
+    grouped_flops_per_s: float = 0.0  # FMA rate of grouped convs; with it, laws["conv_grouped"] is over bytes
 
     def to_dict(self) -> dict[str, Any]:
         out = {"laws": {k: v.to_dict() for k, v in sorted(self.laws.items())}, "peak_flops": self.peak_flops,
@@ -329,7 +382,7 @@ class CpuPerfParams:
                "scales": dict(sorted(self.scales.items())), "fitted_on": dict(self.fitted_on)}
         if self.fault_s_per_byte:
             out["fault_s_per_byte"] = self.fault_s_per_byte
-        for key in ("dram_bytes_per_s", "weight_bytes_per_s", "packing_s_per_byte"):
+        for key in ("dram_bytes_per_s", "weight_bytes_per_s", "packing_s_per_byte", "grouped_flops_per_s"):
             if getattr(self, key):
                 out[key] = getattr(self, key)
         if self.weight_law is not None:
@@ -346,8 +399,9 @@ class CpuPerfParams:
             fault = float(d.get("fault_s_per_byte", 0.0))
             dram, weight = float(d.get("dram_bytes_per_s", 0.0)), float(d.get("weight_bytes_per_s", 0.0))
             packing = float(d.get("packing_s_per_byte", 0.0))
+            grouped = float(d.get("grouped_flops_per_s", 0.0))
             for key, v in (("fault_s_per_byte", fault), ("dram_bytes_per_s", dram), ("weight_bytes_per_s", weight),
-                           ("packing_s_per_byte", packing)):
+                           ("packing_s_per_byte", packing), ("grouped_flops_per_s", grouped)):
                 if not (math.isfinite(v) and v >= 0):
                     raise UserInputError(f"{key} must be finite and non-negative")
             bad = sorted((set(laws) | set(scales)) - set(KERNEL_CLASSES) - set(FAMILIES))
@@ -355,7 +409,7 @@ class CpuPerfParams:
                 raise UserInputError(f"unknown kernel classes {', '.join(bad)}")
             return cls(laws, float(d["peak_flops"]), float(d["peak_bytes_per_s"]), int(d["threads"]),
                        float(d["dispatch_s"]), dict(d.get("fitted_on", {})), scales, fault, dram, weight,
-                       PowerLaw(**d["weight_law"]) if d.get("weight_law") else None, packing)
+                       PowerLaw(**d["weight_law"]) if d.get("weight_law") else None, packing, grouped)
         except (KeyError, TypeError, ValueError) as e:
             raise UserInputError(f"{origin}: CPU perf parameters: {e}") from None
 
@@ -461,6 +515,8 @@ class CpuDurationModel:
         fault = 0.0
         if self.params.fault_s_per_byte:  # first touch of fresh mmapped outputs (0 in older calibrations)
             fault = fresh_output_bytes(trace) * self.params.fault_s_per_byte
+            if cls in CONV_CLASSES:  # and oneDNN's blocked copies of a convolution's input and output
+                fault += conv_reorder_bytes(trace) * self.params.fault_s_per_byte
             if self.heap_share:  # heap outputs returned to the system between passes fault in again
                 fault += self.heap_share * heap_bytes(trace) * self.params.fault_s_per_byte
         law = next((self.params.laws[c] for c in (*_chain(cls), _family_fallback(cls)) if c in self.params.laws), None)
@@ -473,6 +529,8 @@ class CpuDurationModel:
             return spec_t + dispatch + fault, f"cpu-spec/{level}", cls
         peak = self.params.peak_flops if basis == "flops" else self.params.peak_bytes_per_s
         t = float(law.duration_s(work, peak))
+        if cls == "conv_grouped" and self.params.grouped_flops_per_s and cls in self.params.laws:
+            t = self._grouped_s(law, cost)  # activation bytes and FMA work, not one FLOP curve
         if cls == "matmul" and self.params.packing_s_per_byte and cost.param_bytes_read:
             # rows = FLOPs / (2 x weights): a GEMM (rows > 1) repacks its weights, a GEMV streams them (floor)
             rows = cost.flops / (2 * cost.param_bytes_read / 4)
@@ -484,6 +542,13 @@ class CpuDurationModel:
             t *= spec_t / at_cal if at_cal > 0 else 1.0
         return max(t, floor) + max(launches - 1, 0) * self.spec.dispatch_s + fault, f"cpu-calibrated/{level}", cls
 
+
+    def _grouped_s(self, law: PowerLaw, cost: NodeCost) -> float:
+        """Calibrated duration of a grouped convolution at the calibration's threads (:data:`GROUPED_OVERLAP_P`)."""
+        p = self.params
+        assert p is not None
+        mem = float(law.duration_s(cost.bytes_read + cost.bytes_written, p.peak_bytes_per_s))
+        return float(grouped_time_s(mem, cost.flops / p.grouped_flops_per_s))
 
     def _weight_s(self, param_bytes: int) -> float:
         """Seconds to stream ``param_bytes`` of cold weights (calibrated; 0 where not measured)."""
