@@ -542,7 +542,6 @@ class CpuDurationModel:
             t *= spec_t / at_cal if at_cal > 0 else 1.0
         return max(t, floor) + max(launches - 1, 0) * self.spec.dispatch_s + fault, f"cpu-calibrated/{level}", cls
 
-
     def _grouped_s(self, law: PowerLaw, cost: NodeCost) -> float:
         """Calibrated duration of a grouped convolution at the calibration's threads (:data:`GROUPED_OVERLAP_P`)."""
         p = self.params
