@@ -95,15 +95,26 @@ def measurement_class(m: Measurement) -> str:
     return m.family
 
 
-def fault_s(m: Measurement, fault_s_per_byte: float) -> float:
-    """Seconds of ``m`` spent page-faulting fresh outputs above the allocator's mmap threshold."""
-    from fxenergy.perf.cpu import MMAP_THRESHOLD_BYTES
+def fault_s(m: Measurement, fault_s_per_byte: float, threads: int = 0) -> float:
+    """Seconds of ``m`` spent page-faulting fresh outputs above the allocator's mmap threshold, and a
+    convolution's blocked copies (input, output, and weights at or over the threshold where the call runs on
+    oneDNN: :func:`fxenergy.perf.cpu.conv_weight_fault_bytes`); ``threads`` those of the calibration (0 = unknown)."""
+    from fxenergy.perf import cpu
 
-    out = m.out_bytes * fault_s_per_byte if m.out_bytes > MMAP_THRESHOLD_BYTES else 0.0
+    out = m.out_bytes * fault_s_per_byte if m.out_bytes > cpu.MMAP_THRESHOLD_BYTES else 0.0
     if m.family == "convolution":  # oneDNN's blocked copies of input and output (fxenergy.perf.cpu.conv_reorder_bytes)
         copies = (4 * int(np.prod(m.shape[0])), m.out_bytes)
-        out += sum(b for b in copies if b > MMAP_THRESHOLD_BYTES) * fault_s_per_byte
+        out += sum(b for b in copies if b > cpu.MMAP_THRESHOLD_BYTES) * fault_s_per_byte
+        w_bytes = 4 * int(np.prod(m.shape[1]))
+        if cpu.WEIGHT_REORDER_FAULTS and w_bytes >= cpu.MMAP_THRESHOLD_BYTES and cpu.conv_uses_onednn(
+                m.shape[0], m.shape[1], stride=_pair(m.params.get("stride", 1)),
+                dilation=_pair(m.params.get("dilation", 1)), groups=int(m.params.get("groups", 1)), threads=threads):
+            out += w_bytes * fault_s_per_byte
     return out
+
+
+def _pair(v: Any) -> tuple[int, ...]:
+    return tuple(int(x) for x in v) if isinstance(v, (tuple, list)) else (int(v), int(v))
 
 
 def param_bytes(m: Measurement) -> int:
@@ -250,7 +261,7 @@ def fit_cpu_perf(
         basis = "flops" if cls in ("matmul", "bmm") or cls.startswith("conv") else "bytes"
         work = np.array([m.work(basis) for m in rows])
         t_all = np.array([m.median_s for m in rows])
-        faults = np.array([fault_s(m, fault_s_per_byte) for m in rows])
+        faults = np.array([fault_s(m, fault_s_per_byte, threads) for m in rows])
         t = np.maximum(t_all - faults, 0.1 * t_all)  # the rest: what the curves describe
         peak = peak_flops if basis == "flops" else peak_bytes_per_s
         if cls == "matmul":  # batched linears also pay per weight byte (packing); GEMVs are left out above

@@ -71,7 +71,7 @@ __all__ = [
     "CpuPowerModel", "default_threads", "SPEC_LAWS", "cgroup_cpu_quota", "fresh_output_bytes",
     "MMAP_THRESHOLD_BYTES", "HEAP_FAULT_SHARE", "heap_fault_share", "split_calls",
     "LAYOUT_OPS", "LAYOUT_BENCH_OPS", "SPLIT_MIXED_NODES", "GROUPED_OVERLAP_P", "grouped_time_s",
-    "conv_reorder_bytes",
+    "conv_reorder_bytes", "conv_uses_onednn", "conv_weight_fault_bytes", "WEIGHT_REORDER_FAULTS",
 ]
 
 CONV_CLASSES = ("conv_dense", "conv_stem", "conv_pointwise", "conv_grouped", "conv_depthwise")
@@ -249,6 +249,64 @@ def conv_reorder_bytes(trace: NodeTrace | None, threshold: int = MMAP_THRESHOLD_
             outs = call.out if isinstance(call.out, (tuple, list)) else (call.out,)
             sizes = [call.args[0].nbytes, *(o.nbytes for o in outs if isinstance(o, TensorSpec))]
             total += sum(b for b in sizes if b > threshold)
+    return total
+
+
+WEIGHT_REORDER_FAULTS = True
+"""Charge the page faults of oneDNN's blocked copy of a convolution's weights (:func:`conv_weight_fault_bytes`);
+False turns the term off (ablation)."""
+ONEDNN_MIN_BATCH1_NUMEL = 20480
+"""PyTorch (aten ``ConvParams::use_mkldnn``, fp32 on CPU) runs a batch-1, ungrouped convolution with kernels of
+at most 3x3 and at most this many input elements on its native im2col + GEMM path, not on oneDNN."""
+
+
+def conv_uses_onednn(input_shape: Any, weight_shape: Any, *, stride: Any = (1, 1), dilation: Any = (1, 1),
+                     groups: int = 1, threads: int = 0) -> bool:
+    """Whether eager PyTorch runs this fp32 CPU convolution on oneDNN (``mkldnn_convolution``) rather than
+    its native path (``thnn_conv2d``: im2col + GEMM on the weights as they are); PyTorch's own rule, checked
+    with torch.profiler on 1024 -> 1024 3x3 convolutions: batch 1 at 2x2 and 4x4 px native, at 5x5 and
+    8x8 px oneDNN, batch 4 at 2x2 px oneDNN. ``threads`` 0 = unknown (taken as more than one).
+
+    >>> conv_uses_onednn((1, 1024, 4, 4), (1024, 1024, 3, 3)), conv_uses_onednn((1, 1024, 5, 5), (1024, 1024, 3, 3))
+    (False, True)
+    """
+    n, numel = int(input_shape[0]), math.prod(int(d) for d in input_shape)
+    kernel = [int(k) for k in weight_shape[2:]]
+    strided = any(int(v) != 1 for v in stride)
+    dilated = any(int(v) != 1 for v in dilation)
+    if not (strided or dilated or n >= 16 or any(k != 1 for k in kernel) or threads != 1):
+        return False
+    return groups > 1 or all(k > 3 for k in kernel) or n > 1 or numel > ONEDNN_MIN_BATCH1_NUMEL
+
+
+def conv_weight_fault_bytes(trace: NodeTrace | None, threads: int = 0, threshold: int = MMAP_THRESHOLD_BYTES) -> int:
+    """Bytes of the blocked-layout copy of a convolution's weights that oneDNN makes on every call, where that
+    copy is at least ``threshold`` (glibc serves a request of the mmap threshold or more with a fresh
+    ``mmap``): it faults page by page on every call, like a large output. Eager PyTorch does not keep
+    oneDNN's blocked weights between calls. Measured with ``resource.getrusage().ru_minflt`` around one warm
+    call: a 1024 -> 1024 3x3 convolution (36 MiB of weights) on oneDNN faulted 36.0 MiB per call (batch 1 at
+    5x5 and 8x8 px, batch 4 and 16 at 2x2 px) and took 25-34 ms, on the native path (batch 1 at 2x2 and 4x4 px)
+    0-0.3 MiB and 4.6-7.4 ms; a 4096 -> 2048 1x1 (32.0 MiB) faulted 32.0 MiB, a 640 -> 640 3x3 (14 MiB) none.
+    Wide ResNets' last stage (1024 -> 1024 3x3) is the case in torchvision.
+
+    >>> conv_weight_fault_bytes(None)
+    0
+    """
+    if trace is None:
+        return 0
+    total = 0
+    for call in trace.calls:
+        if call.name not in ("convolution", "_convolution") or len(call.args) < 2:
+            continue
+        x, w = call.args[0], call.args[1]
+        if not (isinstance(x, TensorSpec) and isinstance(w, TensorSpec)) or w.nbytes < threshold:
+            continue
+        a = call.args
+        stride = a[3] if len(a) > 3 and isinstance(a[3], (tuple, list)) else (1,)
+        dilation = a[5] if len(a) > 5 and isinstance(a[5], (tuple, list)) else (1,)
+        groups = int(a[8]) if len(a) > 8 else 1
+        if conv_uses_onednn(x.shape, w.shape, stride=stride, dilation=dilation, groups=groups, threads=threads):
+            total += w.nbytes
     return total
 
 
@@ -517,6 +575,8 @@ class CpuDurationModel:
             fault = fresh_output_bytes(trace) * self.params.fault_s_per_byte
             if cls in CONV_CLASSES:  # and oneDNN's blocked copies of a convolution's input and output
                 fault += conv_reorder_bytes(trace) * self.params.fault_s_per_byte
+                if WEIGHT_REORDER_FAULTS:  # and of its weights, where they are over the mmap threshold
+                    fault += conv_weight_fault_bytes(trace, self.threads) * self.params.fault_s_per_byte
             if self.heap_share:  # heap outputs returned to the system between passes fault in again
                 fault += self.heap_share * heap_bytes(trace) * self.params.fault_s_per_byte
         law = next((self.params.laws[c] for c in (*_chain(cls), _family_fallback(cls)) if c in self.params.laws), None)
