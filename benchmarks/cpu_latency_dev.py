@@ -46,8 +46,16 @@ DEV_TRANSFORMERS: tuple[tuple[str, int, int], ...] = (
 )
 """Development cases of the transformer-style and large-weight models (session cpu6, `--set transformers`): attention,
 window partitions, layer norms and big linears at batch 1-4; none is a case of cpu_latency.CASES."""
-SETS = {"default": DEV, "transformers": DEV_TRANSFORMERS, "all": DEV + DEV_TRANSFORMERS}
-assert not set(DEV + DEV_TRANSFORMERS) & set(cl.CASES)
+DEV_GEMM: tuple[tuple[str, int, int], ...] = (
+    ("wide_resnet50_2", 1, 192), ("wide_resnet101_2", 1, 224), ("wide_resnet50_2", 2, 128), ("densenet161", 2, 128),
+    ("densenet169", 4, 128), ("bert-base-uncased", 2, 128), ("distilbert-base-uncased", 8, 64),
+    ("roberta-base", 4, 64), ("gpt2", 2, 128), ("vgg11", 8, 128), ("alexnet", 8, 224),
+)
+"""Development cases of weight-heavy layers (session cpu8, `--set gemm`): wide ResNets at batch 1-2 (1024 -> 1024 3x3
+convolutions with 36 MiB of weights), DenseNets above batch 1, transformer encoders at 256-512 tokens and the FC heads
+of VGG/AlexNet above batch 1; none is a case of cpu_latency.CASES."""
+SETS = {"default": DEV, "transformers": DEV_TRANSFORMERS, "gemm": DEV_GEMM, "all": DEV + DEV_TRANSFORMERS + DEV_GEMM}
+assert not set(DEV + DEV_TRANSFORMERS + DEV_GEMM) & set(cl.CASES)
 
 
 def main(argv: list[str] | None = None) -> int:
