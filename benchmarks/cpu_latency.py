@@ -55,6 +55,7 @@ from scipy.stats import spearmanr
 import fxenergy
 from fxenergy.calibrate import CpuWatch, run_calibration, save_calibration, wait_for_quiet
 from fxenergy.models import build_model
+from fxenergy.perf.validated import CPU_LATENCY_FILE
 
 # (model, batch, image side or sequence length); None = the model's default size. FIXED before fitting.
 CASES: tuple[tuple[str, int, int | None], ...] = (
@@ -275,6 +276,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--cli-calibration", action="store_true",
                    help="calibrate with the CLI in its own process, then time every case in this one (which did "
                         "not calibrate): a user's protocol")
+    p.add_argument("--write-validated", action="store_true",
+                   help="write this run's calibrated and spec-sheet errors to fxenergy's shipped "
+                        f"{CPU_LATENCY_FILE.name} (the expected time error `report` states for CPUs)")
     p.add_argument("--time-one", nargs=3, metavar=("MODEL", "BATCH", "SIZE"), help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     warnings.filterwarnings("ignore")
@@ -347,7 +351,28 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         Path(args.json).write_text(json.dumps({"cases": [asdict(c) for c in cases], "summary": s,
                                                "baseline_T_flops_per_s": T, "calibration": cal_path}, indent=1))
+    if args.write_validated and not args.models:
+        out = write_validated(s, cases, mode)
+        print(f"wrote {out}")
     return 0
+
+
+def write_validated(s: dict[str, dict[str, float]], cases: list[Case], mode: str) -> Path:
+    """This run's errors as the CPU latency figures fxenergy states (``fxenergy.predictors.physical``):
+    ``calibrated`` (the physical backend after ``calibrate --quick``) and ``spec_sheet`` (uncalibrated)."""
+    from fxenergy.hardware import detect_local
+
+    cpu = detect_local("cpu")
+    rows = {"calibrated": "physical", "spec_sheet": "spec"}
+    data = {"schema": 1, "measured_on": f"{cpu.display_name}, {torch.get_num_threads()} threads, torch "
+            f"{torch.__version__}", "date": time.strftime("%Y-%m-%d"), "cases": len(cases),
+            "models": len({c.model for c in cases}), "mode": mode,
+            "command": "uv run python benchmarks/cpu_latency.py --write-validated",
+            **{k: {"median_pct": round(100 * s[r]["median_ape"], 1), "mean_pct": round(100 * s[r]["mean_ape"], 1),
+                   "worst_pct": round(100 * s[r]["worst_ape"], 1), "spearman": round(s[r]["spearman"], 3)}
+               for k, r in rows.items()}}
+    CPU_LATENCY_FILE.write_text(json.dumps(data, indent=1) + "\n")
+    return CPU_LATENCY_FILE
 
 
 if __name__ == "__main__":

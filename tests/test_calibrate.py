@@ -210,6 +210,9 @@ def test_cli_report_accepts_calibration_file(cal, cal_file, capsys):
     assert d["info"]["predictor"] == "physical" and str(cal_file) in d["info"]["parameter_set"]
     assert d["info"]["hardware"] == cal.profile.name
     assert d["totals"]["energy_j"] > 0 and d["totals"]["duration_s"] > 0
+    # with the calibrated curves, the calibrated row of the shipped CPU latency run is the stated time error
+    assert d["info"]["expected_error"]["quantity"] == "time"
+    assert "after `fxenergy calibrate --quick`" in d["info"]["expected_error"]["basis"]
 
 
 def test_compare_predictors_keeps_the_calibration_curves(cal_file):

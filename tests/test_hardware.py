@@ -20,7 +20,7 @@ from fxenergy.hardware import (
     load_profile,
     save_profile,
 )
-from fxenergy.hardware.detect import _detect_cpu
+from fxenergy.hardware.detect import CPU_W_PER_CORE_GUESS, _detect_cpu
 
 KiB, MiB, GiB = 2**10, 2**20, 2**30
 GPUS = {
@@ -197,6 +197,13 @@ def test_detect_cpu_from_fake_sysfs(tmp_path):
         ("L1", 32 * KiB, "core", 2), ("L2", MiB, "core", 2), ("L3", int(24.75 * MiB), "socket", 1)]
     assert p.clock_hz == 3.0e9 and "clock_hz" not in p.estimated
     assert p.peak_flops["fp32"] == 2 * 16 * 2 * 2 * 3.0e9
+    # no /sys/class/powercap (a VM): the TDP is a per-core guess, marked estimated with its source
+    assert p.tdp_w == 2 * CPU_W_PER_CORE_GUESS and p.is_estimated("tdp_w") and "guess" in p.source_of("tdp_w")
+    rapl = sys / "class/powercap/intel-rapl:0"
+    rapl.mkdir(parents=True)
+    (rapl / "constraint_0_max_power_uw").write_text("140000000\n")  # 140 W package, 2 of its 14 cores ours
+    (proc / "cpuinfo").write_text((proc / "cpuinfo").read_text() + "cpu cores\t: 14\n")
+    assert _detect_cpu(proc, sys, allowed={0, 1, 2, 3}).tdp_w == pytest.approx(20.0)
     (sys / "fs/cgroup").mkdir(parents=True)
     (sys / "fs/cgroup/cpu.max").write_text("100000 100000\n")
     assert _detect_cpu(proc, sys, allowed={0, 1, 2, 3}).compute_units == 1
@@ -392,6 +399,13 @@ def test_show_marks_estimates_and_gives_sources():
     other = render_show(load_profile("h100-sxm"))  # no data of this GPU: an expectation, said so
     assert "validated error: not validated" in other and "not validated on this GPU; expected time error ±" in other
     assert "learned GPU model" not in render_show(load_profile("xeon-gold-5120"))
+    # a CPU without a validated backend states the CPU duration model's time errors where they were measured
+    from fxenergy.perf.validated import cpu_latency_error
+
+    cpu = render_show(load_profile("xeon-gold-6154"))
+    spec = cpu_latency_error("spec_sheet", "xeon-gold-6154")
+    assert spec is not None and f"expected time error ±{spec['pct']:.0f}% from the spec sheet" in cpu
+    assert "CPU durations" not in render_show(load_profile("xeon-gold-5120"))  # its own energy validation instead
 
 
 def test_validated_error_slot_reads_shipped_blocks(monkeypatch):

@@ -133,3 +133,23 @@ def test_summary_states_the_backends_validated_error():
     assert lines["expected error"].startswith(f"±{pct:.0f}% ({human(lo, 'joules')} … {human(hi, 'joules')}")
     assert basis in lines["expected error"] and "time error" in lines["expected error"]
     assert "expected error" not in dict(summary_lines(fxenergy.annotate(m, x, hardware="a30", predictor="roofline")))
+
+
+def test_uncalibrated_cpu_states_its_spec_sheet_time_error(monkeypatch):
+    """`report --hardware local` on a CPU that hides its TDP (a VM) gives a figure, with the spec-sheet time error
+    of the shipped CPU latency run and a note that energy rests on a guessed TDP; a profile whose fitted set
+    carries its own energy validation (xeon-gold-5120) keeps that instead."""
+    from fxenergy.hardware import detect_local
+    from fxenergy.perf.validated import CPU_LATENCY_FILE
+    from fxenergy.report.table import summary_lines
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    shipped = json.loads(CPU_LATENCY_FILE.read_text())
+    m, x = torch.nn.Sequential(torch.nn.Linear(256, 512), torch.nn.ReLU()), torch.randn(8, 256)
+    r = fxenergy.annotate(m, x, hardware=detect_local("cpu"), predictor="physical")
+    exp = r.info["expected_error"]
+    assert exp["quantity"] == "time" and exp["pct"] == shipped["spec_sheet"]["median_pct"]
+    assert "uncalibrated" in exp["basis"] and "energy not validated" in exp["energy"]
+    assert r.totals.energy_j > 0 and "energy not validated" in dict(summary_lines(r))["expected error"]
+    xeon = fxenergy.annotate(m, x, hardware="xeon-gold-5120", predictor="physical").info["expected_error"]
+    assert xeon["quantity"] == "energy" and "leave-one-architecture-out" in xeon["basis"]

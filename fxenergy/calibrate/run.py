@@ -19,12 +19,12 @@ from fxenergy.calibrate.fitting import _peaks, _profile_energy, fit_cpu_perf, fi
 from fxenergy.calibrate.meters import _meter, _meter_source, _power_windows
 from fxenergy.calibrate.timing import CpuWatch, Progress, _device, _Timer, measure
 from fxenergy.hardware import HardwareProfile, detect_local
+from fxenergy.hardware.detect import CPU_W_PER_CORE_GUESS
 from fxenergy.perf.cpu import local_thread_info
 from fxenergy.predictors.hef_law import HEFEnergy, HEFParameters
 
 __all__ = ["run_calibration"]
 
-_CPU_W_PER_CORE_GUESS = 6.0  # TDP guess when the profile has none: server CPUs have 3.5-8 W of TDP per core
 
 def _measure_launch_s(dev: torch.device, timer: _Timer) -> float:
     """Seconds per call of a one-element add: PyTorch's per-op dispatch (+ launch on CUDA) overhead."""
@@ -86,9 +86,9 @@ def _calibrated_profile(
     sources["kernel_launch_overhead_s"] = f"fxenergy calibrate {today}: median time of a one-element torch.add"
     estimated = [e for e in estimated if e != "kernel_launch_overhead_s"]
     if profile.tdp_w is None:
-        guess = _CPU_W_PER_CORE_GUESS * profile.compute_units if not profile.is_gpu else 250.0
+        guess = CPU_W_PER_CORE_GUESS * profile.compute_units if not profile.is_gpu else 250.0
         changes["tdp_w"] = guess
-        sources["tdp_w"] = (f"guess by fxenergy calibrate: {_CPU_W_PER_CORE_GUESS:g} W per core (no RAPL limit or "
+        sources["tdp_w"] = (f"guess by fxenergy calibrate: {CPU_W_PER_CORE_GUESS:g} W per core (no RAPL limit or "
                             "spec figure found)" if not profile.is_gpu else "guess by fxenergy calibrate: 250 W")
         estimated.append("tdp_w")
         notes.append(f"TDP unknown; {guess:.0f} W assumed for the profile power model")

@@ -251,4 +251,18 @@ def render_show(p: HardwareProfile) -> str:
         lines.append("validated error: not validated" + note)
     if p.is_gpu:
         lines.append(_learned_line(p))
+    elif not errors:
+        lines.append(_cpu_latency_line(p))
     return "\n".join(line.rstrip() for line in lines)
+
+
+def _cpu_latency_line(p: HardwareProfile) -> str:
+    """The CPU duration model's time error where it was measured (benchmarks/cpu_latency.py), not on this CPU."""
+    from fxenergy.perf.validated import cpu_latency_error
+
+    spec, cal = cpu_latency_error("spec_sheet", p.name), cpu_latency_error("calibrated", p.name)
+    if spec is None or cal is None:
+        return "CPU durations (physical backend): no latency validation shipped"
+    return (f"CPU durations (physical backend): expected time error ±{spec['pct']:.0f}% from the spec sheet, "
+            f"±{cal['pct']:.0f}% after `fxenergy calibrate --quick`; measured by {cal['basis'].split(' (')[0]}, "
+            "which may not be this CPU; energy adds the power figures above")

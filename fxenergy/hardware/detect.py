@@ -18,7 +18,7 @@ from fxenergy.errors import UserInputError
 from fxenergy.hardware.registry import load_profile
 from fxenergy.hardware.schema import _LEVELS, CacheLevel, HardwareProfile
 
-__all__ = ["detect_local"]
+__all__ = ["detect_local", "CPU_W_PER_CORE_GUESS"]
 
 # Device-name patterns (lower case, tried in order) -> bundled profile.
 _GPU_NAMES: tuple[tuple[str, str], ...] = (
@@ -61,6 +61,11 @@ _CC_TABLE: dict[tuple[int, int], tuple[int, int, float]] = {
     (9, 0): (128, 4096, 1 / 2), (10, 0): (128, 8192, 1 / 2), (12, 0): (128, 1024, 1 / 64),
 }
 _DETECTED_LAUNCH_S = {"gpu": 5e-6, "cpu": 3e-6}
+CPU_W_PER_CORE_GUESS = 6.0
+"""TDP per core (W) assumed for a CPU with no RAPL limit and no spec figure (a VM that hides its model number):
+server CPUs have 3.5-8 W of TDP per core (Xeon Gold 5120: 105 W / 14 cores = 7.5; EPYC 7763: 280 W / 64 = 4.4).
+Marked estimated, so energy on such a profile says it rests on a guess; `fxenergy calibrate` with a readable RAPL
+interface replaces it."""
 
 
 def detect_local(kind: str | None = None) -> HardwareProfile:
@@ -277,8 +282,12 @@ def _detect_cpu(
         estimated.append("memory_bytes")
     package_cores = int(info.get("cpu cores") or cores) * sockets
     tdp = _rapl_tdp_w(sys, min(1.0, cores / package_cores))
-    if tdp is not None:
-        estimated.append("tdp_w")
+    tdp_src = "RAPL package power limit, scaled to the cores available"
+    if tdp is None:  # a guess beats refusing energy: time stays a spec-sheet figure, energy is flagged as estimated
+        tdp = CPU_W_PER_CORE_GUESS * cores
+        tdp_src = (f"guess: {CPU_W_PER_CORE_GUESS:g} W per core x {cores} (no RAPL limit and no spec figure; server "
+                   "CPUs have 3.5-8 W per core)")
+    estimated.append("tdp_w")
     vendor = {"GenuineIntel": "Intel", "AuthenticAMD": "AMD"}.get(info.get("vendor_id", ""))
     return HardwareProfile(
         name=_slug(model) + "-detected", display_name=f"{model}, {cores} cores (detected)", kind="cpu",
@@ -305,7 +314,7 @@ def _detect_cpu(
             f" x {clock / 1e9:.2f} GHz ({clock_src}); fp64 half; bf16 2x and int8 4x fp32 with avx512_bf16 / VNNI",
             "memory_bytes": "/proc/meminfo MemTotal, capped by the cgroup memory.max" if mem_kib else "guessed 8 GiB",
             "memory_bandwidth_bytes_per_s": "rough guess: 12 GB/s per core, at most 300 GB/s per socket",
-            "tdp_w": "RAPL package power limit, scaled to the cores available" if tdp else "unknown (no RAPL limit)",
+            "tdp_w": tdp_src,
             "kernel_launch_overhead_s": "typical PyTorch eager CPU op dispatch overhead",
         },
     )

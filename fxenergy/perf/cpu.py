@@ -58,6 +58,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from fxenergy.errors import UserInputError
+from fxenergy.hardware.detect import CPU_W_PER_CORE_GUESS as W_PER_CORE_GUESS
 from fxenergy.passes.families import FAMILIES, work_for
 from fxenergy.passes.ops import family_of
 from fxenergy.predictors.hef_law import PowerLaw
@@ -114,7 +115,6 @@ VECTOR_EFFICIENCY = 0.25
 FMA_UNITS_ASSUMED = 2
 SIMD_BITS_ASSUMED = 256
 BUSY_SHARE = 0.75
-W_PER_CORE_GUESS = 6.0  # TDP guess when a profile has none: server CPUs have 3.5-8 W of TDP per core
 IDLE_FRACTION_ASSUMED = 0.25
 
 MMAP_THRESHOLD_BYTES = 32 * 2**20
@@ -692,6 +692,8 @@ class CpuPowerModel:
         if tdp is None:
             tdp = W_PER_CORE_GUESS * profile.compute_units
             notes.append(f"{profile.name}: TDP unknown; {W_PER_CORE_GUESS:g} W per core assumed ({tdp:.0f} W)")
+        elif profile.is_estimated("tdp_w"):
+            notes.append(f"{profile.name}: TDP {tdp:.0f} W is an estimate ({profile.source_of('tdp_w')})")
         self.tdp_w = float(tdp)
         if idle_w is None:
             if profile.idle_w is None:

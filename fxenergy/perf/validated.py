@@ -1,5 +1,5 @@
-"""The learned GPU model's validated error per device, read from its shipped JSON without importing torch
-(``fxenergy hardware show`` must start without it).
+"""Validated errors read from shipped JSON without importing torch (``fxenergy hardware show`` must start
+without it): the learned GPU model's per device, and the CPU duration model's (``cpu_latency_error``).
 
 The JSON's ``params.validated`` block holds ``devices`` (GPUs the model was validated on: each held out of
 its own fit, leave-one-GPU-out on the kernel data or leave-one-model-out on the operator logs) and
@@ -15,9 +15,30 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-__all__ = ["expected_error", "device_error", "lookup"]
+__all__ = ["expected_error", "device_error", "lookup", "CPU_LATENCY_FILE", "cpu_latency_error"]
 
 _PARAMS = Path(__file__).resolve().parents[1] / "predictors" / "params" / "learned-gpu.json"
+CPU_LATENCY_FILE = _PARAMS.with_name("cpu-latency-validated.json")
+"""The errors of the last ``benchmarks/cpu_latency.py --write-validated`` run: the CPU time error stated where no
+energy validation applies, for the calibrated (``calibrated``) and the spec-sheet (``spec_sheet``) duration models."""
+
+
+def cpu_latency_error(kind: str, profile_name: str) -> dict[str, Any] | None:
+    """The expected-error record (``EnergyEstimate.expected_error``: ``pct``, ``quantity``, ``basis``, ``energy``) of
+    CPU durations of ``kind`` (``"calibrated"`` or ``"spec_sheet"``) from :data:`CPU_LATENCY_FILE`, None without it.
+    It is a *time* error measured on one machine; energy on top rests on the profile's power figures."""
+    if not CPU_LATENCY_FILE.is_file():
+        return None
+    data = json.loads(CPU_LATENCY_FILE.read_text())
+    row = data.get(kind)
+    if not isinstance(row, Mapping):
+        return None
+    what = "after `fxenergy calibrate --quick`" if kind == "calibrated" else "from the spec sheet, uncalibrated"
+    return {"pct": float(row["median_pct"]), "quantity": "time",
+            "basis": f"benchmarks/cpu_latency.py on {data['measured_on']} ({data['cases']} cases, {data['models']} "
+                     f"models, {what}, {data['date']}): median APE {row['median_pct']}%, mean {row['mean_pct']}%, "
+                     f"worst {row['worst_pct']}%; on another CPU than that one ({profile_name} here) it may differ",
+            "energy": "energy not validated here: it adds the profile's power figures (TDP, idle) to this time"}
 
 
 @lru_cache(maxsize=1)

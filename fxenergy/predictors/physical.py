@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import torch
 
 from fxenergy.errors import UserInputError
+from fxenergy.perf.validated import cpu_latency_error
 from fxenergy.predictors.base import EnergyEstimate, register_predictor
 from fxenergy.predictors.interface import check_artifact, make_artifact, params_dir
 from fxenergy.records import COST, DURATION, TRACE, get_record
@@ -45,7 +46,7 @@ class PhysicalPredictor:
 
     def __init__(self, *, threads: int | None = None, perf: Any = None, power: Mapping[str, Any] | None = None,
                  parameter_set: str | None = None, hardware: str | None = None, fitted_on: Any = None,
-                 notes: tuple[str, ...] = (), validated: Mapping[str, Any] | None = None):
+                 notes: tuple[str, ...] = (), validated: Mapping[str, Any] | None = None, durations: str = "fitted"):
         self.threads = threads
         self.perf = perf  # fxenergy.perf.cpu.CpuPerfParams or None (spec sheet)
         self.power = dict(power or {})
@@ -55,6 +56,8 @@ class PhysicalPredictor:
         self.extra_notes = tuple(notes)
         # the parameter set's validated energy error on its own hardware at its own threads (artifact "validated")
         self.validated = dict(validated or {})
+        # where the durations come from: "fitted" (a parameter set), "calibrated" (a calibration file), "spec_sheet"
+        self.durations = durations
 
     # -- construction ------------------------------------------------------------------------------
     @classmethod
@@ -94,9 +97,10 @@ class PhysicalPredictor:
             perf = CpuPerfParams.from_dict({k: v for k, v in cpu.items() if k != "power"},
                                            origin=f"calibration file {calibration}") if cpu else None
             return cls(threads=threads or (perf.threads if perf else None) or default_threads(profile), perf=perf,
-                       power=power, parameter_set=f"calibration {calibration}", hardware=profile.name)
+                       power=power, parameter_set=f"calibration {calibration}", hardware=profile.name,
+                       durations="calibrated" if perf else "spec_sheet")
         return cls(threads=threads or default_threads(profile), parameter_set=f"{profile.name} spec sheet",
-                   hardware=profile.name)
+                   hardware=profile.name, durations="spec_sheet")
 
     # -- models ------------------------------------------------------------------------------------
     def duration_model(self, profile: HardwareProfile) -> Any:
@@ -133,6 +137,8 @@ class PhysicalPredictor:
         expected = {"pct": float(v["median_pct"]), "quantity": str(v.get("quantity", "energy")),
                     "basis": f"{v.get('on', '?')}: median APE {v['median_pct']}%, mean {v.get('mean_pct')}%, "
                              f"worst {v.get('worst_pct')}%"} if v else None
+        if expected is None and self.durations in ("calibrated", "spec_sheet"):
+            expected = cpu_latency_error(self.durations, profile.name)
         return EnergyEstimate(energies, 0.0, "physical", self.parameter_set or "spec sheet", notes, expected)
 
     def bounds(self, profile: HardwareProfile) -> tuple[float, float]:

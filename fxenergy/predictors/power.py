@@ -52,10 +52,13 @@ class PowerModel:
         return (self.idle_w + (self.tdp_w - self.idle_w) * u) * duration_s
 
     def notes(self) -> tuple[str, ...]:
+        out = []
+        if self.profile.is_estimated("tdp_w"):
+            out.append(f"{self.profile.name}: TDP {self.tdp_w:.0f} W is an estimate ({self.profile.source_of('tdp_w')})")
         if self.idle_assumed:
-            return (f"{self.profile.name}: idle power not in the profile; {IDLE_FRACTION_ASSUMED:.0%} of TDP "
-                    f"({self.idle_w:.0f} W) assumed",)
-        return ()
+            out.append(f"{self.profile.name}: idle power not in the profile; {IDLE_FRACTION_ASSUMED:.0%} of TDP "
+                       f"({self.idle_w:.0f} W) assumed")
+        return tuple(out)
 
 
 def node_energies(gm: torch.fx.GraphModule, energy_of) -> dict[str, float]:  # noqa: ANN001

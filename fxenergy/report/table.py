@@ -88,7 +88,9 @@ def _expected_band(info: dict[str, Any], energy_j: float | None, duration_s: flo
     if duration_s:
         text += f", {human(duration_s * (1 - f), 'seconds')} … {human(duration_s * (1 + f), 'seconds')}"
     text += f"): its {quantity} error, validated on {exp.get('basis', '?')}"
-    if quantity != "energy":
+    if exp.get("energy"):
+        text += f"; {exp['energy']}"
+    elif quantity != "energy":
         text += "; energy taken to carry the same relative error"
     return text
 
