@@ -2,8 +2,11 @@
 
     flock /tmp/fxenergy-cpu.lock uv run python benchmarks/cpu_heap_faults.py mnasnet1_0:8:224 resnet50:8:224 ...
 
-Each argument is MODEL:BATCH:SIDE (torchvision). A 64 MiB tensor is allocated and freed first (glibc thresholds at
-their maximum, as after a calibration); faults are ``ru_minflt`` x 4 KiB around a pass, median of 3 after 2 warm-ups.
+Each argument is MODEL:BATCH:SIDE (torchvision); faults are ``ru_minflt`` x 4 KiB around a pass, median of 3 after
+2 warm-ups. A 64 MiB tensor is allocated and freed first; that does NOT raise glibc's thresholds (only a freed mmapped
+chunk of at most 32 MiB does), so this is the ``"fresh"`` allocator state of fxenergy.perf.cpu.ALLOCATOR_STATE. With
+``--calibrated`` first argument, a 31 MiB tensor is allocated and freed instead: thresholds near their maximum, the
+state a calibration leaves (``"calibrated"``).
 """
 
 from __future__ import annotations
@@ -29,8 +32,11 @@ def faulted_bytes() -> int:
 def main(specs: list[str]) -> None:
     warnings.filterwarnings("ignore")
     torch.set_grad_enabled(False)
-    x = torch.empty(64 * 2**20 // 4).fill_(1)  # thresholds at their maximum, as after a calibration
+    calibrated = bool(specs) and specs[0] == "--calibrated"
+    specs = specs[1:] if calibrated else specs
+    x = torch.empty((31 if calibrated else 64) * 2**20 // 4).fill_(1)  # 31 MiB: raises glibc's thresholds
     del x
+    print("allocator state:", "calibrated (31 MiB freed)" if calibrated else "fresh (64 MiB freed: thresholds unmoved)")
     tot_f = tot_b = 0
     for spec in specs:
         name, b, s = spec.split(":")
