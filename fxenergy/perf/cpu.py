@@ -146,14 +146,17 @@ in-process quick calibration first) 12 development models faulted 0 of 67-237 Mi
 and with the thresholds pinned at 32 / 64 MiB (``mallopt``) 5 of them faulted none either."""
 
 ALLOCATOR_STATES = ("calibrated", "fresh")
-ALLOCATOR_STATE = "calibrated"
+ALLOCATOR_STATE = "fresh"
 """State of glibc's allocator in the process that runs the model, for :func:`heap_fault_share`:
 ``"calibrated"`` (its dynamic mmap threshold at its 32 MiB maximum, as in a process that ran a calibration
 or freed any tensor of about 32 MiB: heap outputs are not returned to the system between passes, no heap
 faults) or ``"fresh"`` (thresholds below the maximum, as in a new process running one model: the
 :data:`HEAP_FAULT_SHARE` of its 1..32 MiB outputs faults on every pass). Measured on this project's VM
-(``benchmarks/cpu_heap_faults.py``; docs/validation.md, session cpu9). The default is the state of
-``benchmarks/cpu_latency.py``'s process, on which the stated CPU error rests."""
+(``benchmarks/cpu_heap_faults.py``; docs/validation.md, session cpu9). The default is ``"fresh"``: a user's
+``report`` or ``annotate`` after ``fxenergy calibrate`` ran in its own process times the model in a process that
+never calibrated, and even in the benchmark's process, which had calibrated, mobile networks at batch 16
+faulted (cpu9's runs: priced 27-44% fast without the charge). ``benchmarks/cpu_latency.py`` with its in-process
+calibration predicts in the ``"calibrated"`` state (session 7)."""
 
 GROUPED_OVERLAP_P = 2.0
 """A grouped convolution (calibrated) costs ``(t_mem**p + t_fma**p)**(1/p)``: ``t_mem`` a power law over the
