@@ -362,7 +362,8 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def write_validated(s: dict[str, dict[str, float]], cases: list[Case], mode: str) -> Path:
+def write_validated(s: dict[str, dict[str, float]], cases: list[Case], mode: str,
+                    argv: list[str] | None = None) -> Path:
     """This run's errors as the CPU latency figures fxenergy states (``fxenergy.predictors.physical``):
     ``calibrated`` (the physical backend after ``calibrate --quick``) and ``spec_sheet`` (uncalibrated)."""
     import fxenergy.perf.cpu as cpu_model
@@ -373,7 +374,7 @@ def write_validated(s: dict[str, dict[str, float]], cases: list[Case], mode: str
     data = {"schema": 1, "measured_on": f"{cpu.display_name}, {torch.get_num_threads()} threads, torch "
             f"{torch.__version__}", "date": time.strftime("%Y-%m-%d"), "cases": len(cases),
             "models": len({c.model for c in cases}), "mode": mode, "allocator_state": cpu_model.ALLOCATOR_STATE,
-            "command": "uv run python benchmarks/cpu_latency.py --write-validated",
+            "command": " ".join(["uv run python benchmarks/cpu_latency.py", *(sys.argv[1:] if argv is None else argv)]),
             **{k: {"median_pct": round(100 * s[r]["median_ape"], 1), "mean_pct": round(100 * s[r]["mean_ape"], 1),
                    "worst_pct": round(100 * s[r]["worst_ape"], 1), "spearman": round(s[r]["spearman"], 3)}
                for k, r in rows.items()}}
