@@ -97,19 +97,17 @@ def measurement_class(m: Measurement) -> str:
 
 def fault_s(m: Measurement, fault_s_per_byte: float, threads: int = 0) -> float:
     """Seconds of ``m`` spent page-faulting fresh outputs above the allocator's mmap threshold, and a
-    convolution's blocked copies (input, output, and weights at or over the threshold where the call runs on
-    oneDNN: :func:`fxenergy.perf.cpu.conv_weight_fault_bytes`); ``threads`` those of the calibration (0 = unknown)."""
+    convolution's blocked copies (:func:`fxenergy.perf.cpu.conv_fault_bytes`, the rule the duration model
+    charges); ``threads`` those of the calibration (0 = unknown)."""
     from fxenergy.perf import cpu
 
     out = m.out_bytes * fault_s_per_byte if m.out_bytes > cpu.MMAP_THRESHOLD_BYTES else 0.0
-    if m.family == "convolution":  # oneDNN's blocked copies of input and output (fxenergy.perf.cpu.conv_reorder_bytes)
-        copies = (4 * int(np.prod(m.shape[0])), m.out_bytes)
-        out += sum(b for b in copies if b > cpu.MMAP_THRESHOLD_BYTES) * fault_s_per_byte
-        w_bytes = 4 * int(np.prod(m.shape[1]))
-        if cpu.WEIGHT_REORDER_FAULTS and w_bytes >= cpu.MMAP_THRESHOLD_BYTES and cpu.conv_uses_onednn(
-                m.shape[0], m.shape[1], stride=_pair(m.params.get("stride", 1)),
-                dilation=_pair(m.params.get("dilation", 1)), groups=int(m.params.get("groups", 1)), threads=threads):
-            out += w_bytes * fault_s_per_byte
+    if m.family == "convolution":
+        copies, weights = cpu.conv_fault_bytes(
+            m.shape[0], m.shape[1], input_bytes=4 * int(np.prod(m.shape[0])), output_bytes=m.out_bytes,
+            weight_bytes=4 * int(np.prod(m.shape[1])), stride=_pair(m.params.get("stride", 1)),
+            dilation=_pair(m.params.get("dilation", 1)), groups=int(m.params.get("groups", 1)), threads=threads)
+        out += (copies + (weights if cpu.WEIGHT_REORDER_FAULTS else 0)) * fault_s_per_byte
     return out
 
 

@@ -72,7 +72,7 @@ __all__ = [
     "CpuPowerModel", "default_threads", "SPEC_LAWS", "cgroup_cpu_quota", "fresh_output_bytes",
     "MMAP_THRESHOLD_BYTES", "HEAP_FAULT_SHARE", "heap_fault_share", "ALLOCATOR_STATE", "ALLOCATOR_STATES", "split_calls",
     "LAYOUT_OPS", "LAYOUT_BENCH_OPS", "SPLIT_MIXED_NODES", "GROUPED_OVERLAP_P", "grouped_time_s",
-    "conv_reorder_bytes", "conv_uses_onednn", "conv_weight_fault_bytes", "WEIGHT_REORDER_FAULTS",
+    "conv_reorder_bytes", "conv_uses_onednn", "conv_weight_fault_bytes", "conv_fault_bytes", "WEIGHT_REORDER_FAULTS",
 ]
 
 CONV_CLASSES = ("conv_dense", "conv_stem", "conv_pointwise", "conv_grouped", "conv_depthwise")
@@ -261,15 +261,7 @@ def conv_reorder_bytes(trace: NodeTrace | None, threshold: int = MMAP_THRESHOLD_
     >>> conv_reorder_bytes(None)
     0
     """
-    if trace is None:
-        return 0
-    total = 0
-    for call in trace.calls:
-        if call.name in ("convolution", "_convolution") and call.args and isinstance(call.args[0], TensorSpec):
-            outs = call.out if isinstance(call.out, (tuple, list)) else (call.out,)
-            sizes = [call.args[0].nbytes, *(o.nbytes for o in outs if isinstance(o, TensorSpec))]
-            total += sum(b for b in sizes if b > threshold)
-    return total
+    return _trace_conv_faults(trace, 0, threshold)[0]
 
 
 WEIGHT_REORDER_FAULTS = True
@@ -312,22 +304,43 @@ def conv_weight_fault_bytes(trace: NodeTrace | None, threads: int = 0, threshold
     >>> conv_weight_fault_bytes(None)
     0
     """
-    if trace is None:
-        return 0
-    total = 0
-    for call in trace.calls:
-        if call.name not in ("convolution", "_convolution") or len(call.args) < 2:
-            continue
-        x, w = call.args[0], call.args[1]
-        if not (isinstance(x, TensorSpec) and isinstance(w, TensorSpec)) or w.nbytes < threshold:
-            continue
+    return _trace_conv_faults(trace, threads, threshold)[1]
+
+
+def conv_fault_bytes(input_shape: Any, weight_shape: Any, *, input_bytes: int, output_bytes: int, weight_bytes: int,
+                     stride: Any = (1, 1), dilation: Any = (1, 1), groups: int = 1, threads: int = 0,
+                     threshold: int = MMAP_THRESHOLD_BYTES) -> tuple[int, int]:
+    """``(copies, weights)``: the bytes of one convolution call's faulting oneDNN copies, its input's and its
+    output's (each over ``threshold``: :func:`conv_reorder_bytes`) and its weights' (at least ``threshold``, on
+    oneDNN: :func:`conv_weight_fault_bytes`). The one rule the duration model charges and the calibration's fit
+    (:func:`fxenergy.calibrate.fitting.fault_s`) takes off its rows.
+
+    >>> conv_fault_bytes((1, 1024, 8, 8), (1024, 1024, 3, 3), input_bytes=2**18, output_bytes=2**18, weight_bytes=2**25 + 2**22)
+    (0, 37748736)
+    """
+    copies = sum(b for b in (input_bytes, output_bytes) if b > threshold)
+    weights = weight_bytes if weight_bytes >= threshold and conv_uses_onednn(
+        input_shape, weight_shape, stride=stride, dilation=dilation, groups=groups, threads=threads) else 0
+    return copies, weights
+
+
+def _trace_conv_faults(trace: NodeTrace | None, threads: int, threshold: int) -> tuple[int, int]:
+    """:func:`conv_fault_bytes` summed over the convolution calls of ``trace``."""
+    copies = weights = 0
+    for call in trace.calls if trace is not None else ():
         a = call.args
-        stride = a[3] if len(a) > 3 and isinstance(a[3], (tuple, list)) else (1,)
-        dilation = a[5] if len(a) > 5 and isinstance(a[5], (tuple, list)) else (1,)
-        groups = int(a[8]) if len(a) > 8 else 1
-        if conv_uses_onednn(x.shape, w.shape, stride=stride, dilation=dilation, groups=groups, threads=threads):
-            total += w.nbytes
-    return total
+        if call.name not in ("convolution", "_convolution") or len(a) < 2 or not (
+                isinstance(a[0], TensorSpec) and isinstance(a[1], TensorSpec)):
+            continue
+        outs = call.out if isinstance(call.out, (tuple, list)) else (call.out,)
+        c, w = conv_fault_bytes(
+            a[0].shape, a[1].shape, input_bytes=a[0].nbytes, weight_bytes=a[1].nbytes,
+            output_bytes=sum(o.nbytes for o in outs if isinstance(o, TensorSpec)),
+            stride=a[3] if len(a) > 3 and isinstance(a[3], (tuple, list)) else (1,),
+            dilation=a[5] if len(a) > 5 and isinstance(a[5], (tuple, list)) else (1,),
+            groups=int(a[8]) if len(a) > 8 else 1, threads=threads, threshold=threshold)
+        copies, weights = copies + c, weights + w
+    return copies, weights
 
 
 def heap_bytes(trace: NodeTrace | None) -> int:
@@ -600,10 +613,9 @@ class CpuDurationModel:
         fault = 0.0
         if self.params.fault_s_per_byte:  # first touch of fresh mmapped outputs (0 in older calibrations)
             fault = fresh_output_bytes(trace) * self.params.fault_s_per_byte
-            if cls in CONV_CLASSES:  # and oneDNN's blocked copies of a convolution's input and output
-                fault += conv_reorder_bytes(trace) * self.params.fault_s_per_byte
-                if WEIGHT_REORDER_FAULTS:  # and of its weights, where they are over the mmap threshold
-                    fault += conv_weight_fault_bytes(trace, self.threads) * self.params.fault_s_per_byte
+            if cls in CONV_CLASSES:  # and oneDNN's blocked copies of a convolution's input, output and weights
+                copies, weights = _trace_conv_faults(trace, self.threads, MMAP_THRESHOLD_BYTES)
+                fault += (copies + (weights if WEIGHT_REORDER_FAULTS else 0)) * self.params.fault_s_per_byte
             if self.heap_share:  # heap outputs returned to the system between passes fault in again
                 fault += self.heap_share * heap_bytes(trace) * self.params.fault_s_per_byte
         law = next((self.params.laws[c] for c in (*_chain(cls), _family_fallback(cls)) if c in self.params.laws), None)
