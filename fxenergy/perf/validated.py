@@ -23,13 +23,17 @@ CPU_LATENCY_FILE = _PARAMS.with_name("cpu-latency-validated.json")
 energy validation applies, for the calibrated (``calibrated``) and the spec-sheet (``spec_sheet``) duration models."""
 
 
+@lru_cache(maxsize=1)
+def _cpu_latency() -> dict:
+    """:data:`CPU_LATENCY_FILE` read once per process ({} without it): every CPU prediction states it."""
+    return json.loads(CPU_LATENCY_FILE.read_text()) if CPU_LATENCY_FILE.is_file() else {}
+
+
 def cpu_latency_error(kind: str, profile_name: str) -> dict[str, Any] | None:
     """The expected-error record (``EnergyEstimate.expected_error``: ``pct``, ``quantity``, ``basis``, ``energy``) of
     CPU durations of ``kind`` (``"calibrated"`` or ``"spec_sheet"``) from :data:`CPU_LATENCY_FILE`, None without it.
     It is a *time* error measured on one machine; energy on top rests on the profile's power figures."""
-    if not CPU_LATENCY_FILE.is_file():
-        return None
-    data = json.loads(CPU_LATENCY_FILE.read_text())
+    data = _cpu_latency()
     row = data.get(kind)
     if not isinstance(row, Mapping):
         return None
