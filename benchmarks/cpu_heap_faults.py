@@ -19,10 +19,8 @@ import torch
 import torchvision
 
 from fxenergy.analysis import analyse
-from fxenergy.perf.cpu import MMAP_THRESHOLD_BYTES, fresh_output_bytes
+from fxenergy.perf.cpu import MMAP_THRESHOLD_BYTES, fresh_output_bytes, heap_bytes
 from fxenergy.records import TRACE, get_record
-
-LO = 2**20
 
 
 def faulted_bytes() -> int:
@@ -47,7 +45,7 @@ def main(specs: list[str]) -> None:
         for n in an.graph_module.graph.nodes:
             tr = get_record(n, TRACE) if n.op in ("call_function", "call_module", "call_method") else None
             big += fresh_output_bytes(tr, MMAP_THRESHOLD_BYTES)
-            mid += fresh_output_bytes(tr, LO) - fresh_output_bytes(tr, MMAP_THRESHOLD_BYTES)
+            mid += heap_bytes(tr)
         for _ in range(2):
             m(inp)
         fs = []

@@ -10,7 +10,6 @@ model the median of 5 timed passes after 2 warm-ups, with ``ru_minflt`` x 4 KiB 
 from __future__ import annotations
 
 import argparse
-import resource
 import statistics
 import sys
 import time
@@ -21,6 +20,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
 import cpu_latency as cl  # noqa: E402
+from cpu_heap_faults import faulted_bytes  # noqa: E402
 
 from fxenergy.analysis import analyse  # noqa: E402
 from fxenergy.calibrate import run_calibration, save_calibration  # noqa: E402
@@ -28,10 +28,6 @@ from fxenergy.perf.cpu import fresh_output_bytes, heap_bytes, heap_fault_share  
 from fxenergy.records import TRACE, get_record  # noqa: E402
 
 MIB = 2**20
-
-
-def faulted_bytes() -> int:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt * 4096
 
 
 def main(argv: list[str] | None = None) -> int:
