@@ -111,6 +111,8 @@ class Case:
     nivcsw_per_pass: float = math.nan
     steal_share: float | None = None
     attempts: int = 1
+    canary_gflops: float = math.nan
+    canary_copy_gbs: float = math.nan
 
 
 def real_model(built, name: str, size: int | None) -> torch.nn.Module:  # noqa: ANN001 - BuiltModel
@@ -201,6 +203,31 @@ class PassCounters:
                 "nivcsw_per_pass": round(self.nivcsw_per_pass, 3), "steal_share": self.steal_share}
 
 
+_CANARY: dict[str, torch.Tensor] = {}
+
+
+def speed_canary() -> dict[str, float]:
+    """The VM's speed right now, on two fixed kernels (best of 5 calls each): a 512x512x512 fp32 matmul (GFLOP/s) and
+    a 32 MiB copy between preallocated tensors (GB/s, read + write; no page faults once warm). A case timed while the
+    host gave this VM less (hyperthread siblings busy, frequency lowered: invisible to steal) reads lower here.
+    Measurement only; about 20 ms."""
+    if not _CANARY:
+        g = torch.Generator().manual_seed(1)
+        _CANARY.update(a=torch.randn(512, 512, generator=g), b=torch.randn(512, 512, generator=g),
+                       c=torch.empty(512, 512), src=torch.randn(8 * 2**20, generator=g), dst=torch.empty(8 * 2**20))
+        torch.mm(_CANARY["a"], _CANARY["b"], out=_CANARY["c"])
+        _CANARY["dst"].copy_(_CANARY["src"])
+    mm = cp = math.inf
+    for _ in range(5):
+        t = time.perf_counter()
+        torch.mm(_CANARY["a"], _CANARY["b"], out=_CANARY["c"])
+        mm = min(mm, time.perf_counter() - t)
+        t = time.perf_counter()
+        _CANARY["dst"].copy_(_CANARY["src"])
+        cp = min(cp, time.perf_counter() - t)
+    return {"canary_gflops": round(2 * 512**3 / mm / 1e9, 1), "canary_copy_gbs": round(2 * 32 * 2**20 / cp / 1e9, 1)}
+
+
 def measure_latency(model: torch.nn.Module, args: tuple, kwargs: dict, repeats: int,
                     budget_s: float) -> tuple[float, int, PassCounters]:
     """(median seconds, timed passes, counters over the timed passes) after two untimed passes."""
@@ -256,10 +283,11 @@ def time_case(name: str, batch: int, size: int | None, repeats: int, budget_s: f
     for attempt in range(3):  # a timing disturbed by other processes or steal is taken again once they are gone
         if attempt:
             wait_for_quiet(30.0)
+        canary = speed_canary()
         with CpuWatch() as watch:
             measured, n, counters = measure_latency(model, args, kwargs, repeats, budget_s)
         if best is None or measured < best[0]:
-            best = (measured, n, watch.share, counters.as_dict())
+            best = (measured, n, watch.share, counters.as_dict() | canary)
         why = [r for r, bad in (("other", (watch.share or 0.0) > 0.05),
                                 ("steal", (counters.steal_share or 0.0) > STEAL_RETIME_SHARE)) if bad]
         if not why:
@@ -296,7 +324,9 @@ def predict_case(name: str, batch: int, size: int | None, cal_path: str, timed: 
                 float(spec.totals.duration_s), phys.totals.flops + phys.totals.elementwise_flops, n, share,
                 faults_mib_per_pass=counters.get("faults_mib_per_pass", math.nan),
                 nivcsw_per_pass=counters.get("nivcsw_per_pass", math.nan),
-                steal_share=counters.get("steal_share"), attempts=counters.get("attempts", 1))
+                steal_share=counters.get("steal_share"), attempts=counters.get("attempts", 1),
+                canary_gflops=counters.get("canary_gflops", math.nan),
+                canary_copy_gbs=counters.get("canary_copy_gbs", math.nan))
 
 
 def ape_stats(preds: list[float], meas: list[float]) -> dict[str, float]:
@@ -411,7 +441,8 @@ def main(argv: list[str] | None = None) -> int:
             steal = counters["steal_share"]
             print(f"  {name:<26} b{batch:<3} {size or '-':>4}: measured {m * 1e3:8.2f} ms ({n} runs){busy}{retimed}; "
                   f"faults {counters['faults_mib_per_pass']:.1f} MiB/pass, steal "
-                  f"{'?' if steal is None else f'{steal:.1%}'}, {counters['nivcsw_per_pass']:.1f} invol. switches/pass",
+                  f"{'?' if steal is None else f'{steal:.1%}'}, {counters['nivcsw_per_pass']:.1f} invol. switches/pass; canary "
+                  f"{counters['canary_gflops']:.0f} GFLOP/s, {counters['canary_copy_gbs']:.1f} GB/s",
                   flush=True)
         print(f"lock held {time.perf_counter() - tl:.0f} s", flush=True)
     if args.json:  # the timings first: they cost the machine lock, predictions can be redone
@@ -422,14 +453,15 @@ def main(argv: list[str] | None = None) -> int:
     for c in cases:
         c.baseline_s = c.work_flops / T
     print("\n| model | batch | size | measured ms | physical ms | APE | hef ms | APE | spec ms | APE | FLOPs/T ms | APE "
-          "| faults MiB/pass | steal | invol. sw./pass |")
-    print("|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|")
+          "| faults MiB/pass | steal | invol. sw./pass | canary GFLOP/s | canary GB/s |")
+    print("|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|")
     for c in cases:
         cells = "".join(f" {getattr(c, k) * 1e3:.2f} | {abs(getattr(c, k) / c.measured_s - 1):.1%} |"
                         for k in ("physical_s", "hef_s", "spec_s", "baseline_s"))
         steal = "?" if c.steal_share is None else f"{c.steal_share:.1%}"
         print(f"| {c.model} | {c.batch} | {c.size or '-'} | {c.measured_s * 1e3:.2f} |{cells} "
-              f"{c.faults_mib_per_pass:.1f} | {steal} | {c.nivcsw_per_pass:.1f} |")
+              f"{c.faults_mib_per_pass:.1f} | {steal} | {c.nivcsw_per_pass:.1f} | {c.canary_gflops:.0f} | "
+              f"{c.canary_copy_gbs:.1f} |")
     s = summary(cases)
     print("\n| predictor | median APE | mean APE | worst APE | Spearman |")
     print("|---|--:|--:|--:|--:|")
