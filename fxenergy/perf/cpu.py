@@ -533,8 +533,30 @@ class CpuPerfParams:
             raise UserInputError(f"{origin}: CPU perf parameters: {e}") from None
 
 
+BYTES_BASIS_CLASSES = frozenset({"conv_depthwise"})
+"""Compute classes whose calibrated law runs over bytes moved, not FLOPs. A depthwise convolution does 9 (3x3) to 49
+(7x7) MACs per output element and is bound by moving its activations: on the 04:26 UTC quick calibration of session
+cpu10 (``/tmp/cpu10-devcal.json``) one FLOP law priced the 3x3 rows at batch 4-64 at 0.32-0.66 of their measured
+time while the 7x7 rows of the same tensors came out at 1.05-1.73 (same bytes, 5x the FLOPs); in whole development
+models timed in a long-lived process with no page faults (mobilenet_v2 b16/128, mobilenet_v3_large b16/128 and
+b8/192, mnasnet1_0 b8/192; ``benchmarks/cpu_process_history.py`` fillers first, forward hooks per module) the
+depthwise layers took 1.4-2x their FLOP-law prediction, every other class 0.9-1.1x except in-place elementwise
+ops (priced 1.55-1.7x slow, not changed). Calibration files whose law is in FLOPs are priced as
+before (the law's unit decides, :func:`_law_basis`)."""
+
+
 def _basis(cls: str) -> str:
-    return "flops" if cls in _COMPUTE else "bytes"
+    return "flops" if cls in _COMPUTE and cls not in BYTES_BASIS_CLASSES else "bytes"
+
+
+def _law_basis(law: PowerLaw, cls: str) -> str:
+    """The basis a fitted law runs over: its unit's (FLOPs or bytes), else the class's."""
+    unit = str(getattr(law, "unit", "")).upper()
+    if unit.endswith("FLOP"):
+        return "flops"
+    if unit in ("B", "KB", "MB", "GB", "TB"):
+        return "bytes"
+    return _basis(cls)
 
 
 class CpuDurationModel:
@@ -642,7 +664,7 @@ class CpuDurationModel:
         law = next((self.params.laws[c] for c in (*_chain(cls), _family_fallback(cls)) if c in self.params.laws), None)
         if law is None:
             return spec_t + dispatch + fault, f"cpu-spec-fallback/{level}", cls
-        basis = _basis(cls) if cls in self.params.laws else FAMILIES[_family_fallback(cls)].basis
+        basis = _law_basis(law, cls) if cls in self.params.laws else FAMILIES[_family_fallback(cls)].basis
         work = work_for(basis, flops=cost.flops, elementwise_flops=cost.elementwise_flops,
                         bytes_moved=cost.bytes_read + cost.bytes_written)
         if work <= 0:
