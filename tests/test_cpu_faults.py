@@ -124,9 +124,9 @@ def test_benchmark_records_faults_steal_and_canary_per_pass() -> None:
     from pathlib import Path
 
     sys.path.insert(0, str(Path(__file__).parents[1] / "benchmarks"))
-    import cpu_latency as cl
-
     import mmap
+
+    import cpu_latency as cl
 
     buf = mmap.mmap(-1, 8 * 2**20)  # a fresh anonymous mapping: every page faults on first touch, whatever the heap
     with cl.PassCounters() as ctr:
