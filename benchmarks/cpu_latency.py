@@ -26,9 +26,13 @@ default thread count; two warm-up runs, then the median of at least 3 timed runs
 
 Targets (issue 12): median APE <= 10%, worst <= 30%, Spearman >= 0.97.
 
+Per case the run also records, over the timed passes, minor page faults per pass, involuntary context switches, the
+VM's steal share and a speed canary (:class:`PassCounters`, :func:`speed_canary`), in the JSON and the table.
+
 NB: timings on a shared machine are only as good as its quiet: the script holds the project's flock
 (/tmp/fxenergy-cpu.lock) while it calibrates and times, and a case timed while other processes used
-over 5% of the CPUs is timed again once they are gone.
+over 5% of the CPUs, or with over 5% of the VM's jiffies stolen, or with its speed canary under 80% of the one
+measured around the calibration, is timed again (:data:`STEAL_RETIME_SHARE`, :data:`CANARY_RETIME_RATIO`).
 """
 
 from __future__ import annotations
