@@ -293,7 +293,7 @@ def dumps(analysis: Analysis, k: Mapping[str, Any]) -> str:
     doc = {
         "schema": FORMAT,
         "key": dict(k),
-        "class_name": type(gm).__name__ if "GraphModuleImpl" not in type(gm).__name__ else _class_name(gm),
+        "class_name": type(gm).__name__,  # GraphModule(class_name=...) names the instance's class
         "lazy": _is_lazy(gm),
         "gm_meta": _enc_dict(gm.meta, enc),
         "nodes": nodes,
@@ -309,13 +309,6 @@ def dumps(analysis: Analysis, k: Mapping[str, Any]) -> str:
         return json.dumps(doc, separators=(",", ":"), allow_nan=False)
     except (TypeError, ValueError) as e:
         raise NotCacheable(str(e)) from None
-
-
-def _class_name(gm: Any) -> str:
-    for cls in type(gm).__mro__:
-        if cls.__name__ != "GraphModuleImpl":
-            return "GraphModule" if cls.__name__ in ("_LazyGraphModule",) else cls.__name__
-    return "GraphModule"
 
 
 def _is_lazy(gm: Any) -> bool:
@@ -381,10 +374,11 @@ def loads(text: str, k: Mapping[str, Any] | None = None) -> Analysis:
             s = specs[k_] = TensorSpec(tuple(shape), dtype(dt))
         return s
 
-    layouts = {str(v).removeprefix("torch."): v for v in (torch.strided, torch.sparse_coo, torch._mkldnn)
-               if isinstance(v, torch.layout)}
-    formats = {str(v).removeprefix("torch."): v for v in (torch.contiguous_format, torch.channels_last,
-                                                          torch.channels_last_3d, torch.preserve_format)}
+    def torch_value(name: str, kind: type) -> Any:  # torch.strided, torch.channels_last...: nothing else
+        v = getattr(torch, name)
+        if not isinstance(v, kind):
+            raise ValueError(f"not a {kind.__name__}: {name!r}")
+        return v
 
     def hook(d: dict[str, Any]) -> Any:
         if len(d) == 1:
@@ -400,9 +394,9 @@ def loads(text: str, k: Mapping[str, Any] | None = None) -> Analysis:
             if tag == "dv":
                 return torch.device(v)
             if tag == "ly":
-                return layouts[v]
+                return torch_value(v, torch.layout)
             if tag == "mf":
-                return formats[v]
+                return torch_value(v, torch.memory_format)
             if tag == "sl":
                 return slice(*v)
             if tag == "f":
@@ -421,7 +415,7 @@ def loads(text: str, k: Mapping[str, Any] | None = None) -> Analysis:
             if tag == "NT":
                 return NodeTrace(v[0], v[1], v[2], tuple(v[3]), v[4])
             if tag == "NC":
-                return NodeCost(*v[:7], tuple(v[7]))
+                return NodeCost(v[0], v[1], v[2], v[3], v[4], v[5], v[6], tuple(v[7]))
             if tag == "NW":
                 return NodeWorkingSet(*v)
             if tag == "rec":
@@ -489,9 +483,13 @@ def loads(text: str, k: Mapping[str, Any] | None = None) -> Analysis:
     got_b = [n for n, _ in gm.named_buffers(remove_duplicate=False)]
     if got_p != doc["parameters"] or got_b != doc["buffers"]:
         raise ValueError("parameters or buffers came back in another order")
-    rows = tuple(Row(*[tuple(v) if type(v) is list else v for v in r]) for r in doc["rows"])
+    rows = tuple(Row(*_row_values(r)) for r in doc["rows"])
     ws = ModelWorkingSets(**doc["working_sets"])
     return Analysis(gm, rows, ws, MappingProxyType(doc["info"]))
+
+
+def _row_values(r: list[Any]) -> list[Any]:
+    return [tuple(v) if type(v) is list else v for v in r]
 
 
 def _module(root: torch.nn.Module, path: str) -> torch.nn.Module:
