@@ -13,10 +13,12 @@ What is stored: the graph (every node's name, op, target, arguments and its fxen
 cost, working set), the graph module's parameters and buffers (name, shape, dtype, requires_grad:
 they live on the meta device, no values exist), the rows, the model working sets and the analysis
 info. Other ``node.meta`` entries (e.g. ``nn_module_stack``) are not stored: no prediction or report
-reads them. The format is JSON with tagged values, not pickle: reading a file runs no code, node
-targets are looked up only among ATen operators, a few standard modules (``operator``, ``builtins``,
-``math``, ``torch``, ``torch.nn.functional``) and ``record``'s named stand-ins; anything else is not
-cached. The key is stored in the file and compared on load. A file that is unreadable, corrupt, of
+reads them. The format is JSON with tagged values, not pickle: reading a file runs no code and
+imports nothing. Node targets are looked up only among ATen operators and a few standard modules
+(``operator``, ``builtins``, ``math``, ``torch``, ``torch.nn.functional``); any other function target
+(``record``'s stand-ins, ``torchvision.ops.stochastic_depth``...) comes back as a stand-in of the same
+name that raises if called (predictions read a target's name only; its costs are in the records). A
+value the format does not represent makes the analysis uncached, not wrong. The key is stored in the file and compared on load. A file that is unreadable, corrupt, of
 another key or format, or not owned by the current user is never used (one note on stderr) and is
 replaced by the next write; writes are atomic (:func:`fxenergy._files.write_atomic`).
 
@@ -255,6 +257,11 @@ def _target_of(node: torch.fx.Node) -> Any:
         for mod in _FUNCTION_MODULES:  # operator.add, torch.flatten, F.relu...: the same object under its name
             if getattr(sys.modules.get(mod), name, None) is target:
                 return {"fn": [mod, name]}
+    if callable(target) and isinstance(name, str) and name.isidentifier():
+        # Any other function (e.g. torchvision.ops.stochastic_depth, wrapped by symbolic_trace): its
+        # call's ATen ops and costs are in the records; the target itself is only ever read for its
+        # name (perf.kernels.is_sdpa_target), so a named stand-in is stored, never an import.
+        return {"stub": [str(module or ""), str(getattr(target, "__qualname__", name)), name]}
     raise NotCacheable(f"node target {target!r}")
 
 
@@ -420,6 +427,8 @@ def loads(text: str, k: Mapping[str, Any] | None = None) -> Analysis:
                 return NodeWorkingSet(*v)
             if tag == "rec":
                 return _recorded(v)
+            if tag == "stub":
+                return _stand_in(*v)
             if tag == "fn":
                 return _function(v[0], v[1])
         if set(d) == {"d", "i"}:
@@ -523,22 +532,29 @@ def _attr(gm: torch.nn.Module, target: str) -> Any:
     return obj
 
 
-_STUBS: dict[str, Callable[..., Any]] = {}
+_STUBS: dict[tuple[str, str, str], Callable[..., Any]] = {}
 
 
 def _recorded(name: str) -> Callable[..., Any]:
     """A named stand-in target like the ``record`` capture's (a record of one run cannot be called)."""
-    stub = _STUBS.get(name)
+    return _stand_in(_RECORDED, name, name)
+
+
+def _stand_in(module: str, qualname: str, name: str) -> Callable[..., Any]:
+    """A function named like a graph's original target, which raises if called: the cached graph is a
+    record of costs, not a program (and loading it imports nothing)."""
+    key = (module, qualname, name)
+    stub = _STUBS.get(key)
     if stub is None:
-        if not name.isidentifier():
-            raise ValueError(f"bad target name {name!r}")
+        parts = [*(module.split(".") if module else []), *qualname.split(".")]
+        if not name.isidentifier() or not all(p.isidentifier() for p in parts if p != "<locals>"):
+            raise ValueError(f"bad target name {module}:{qualname}")
 
         def stub(*args: Any, **kwargs: Any) -> Any:
-            raise RuntimeError("a graph captured by `record` is a record of one run and cannot be called")
+            raise RuntimeError("a graph read from fxenergy's analysis cache is a record of one run and cannot be called")
 
-        stub.__name__ = stub.__qualname__ = name
-        stub.__module__ = _RECORDED
-        _STUBS[name] = stub
+        stub.__name__, stub.__qualname__, stub.__module__ = name, qualname, module
+        _STUBS[key] = stub
     return stub
 
 

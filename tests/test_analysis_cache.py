@@ -23,6 +23,7 @@ from fxenergy.cli import main
 
 RESNET = ["resnet18", "--image-size", "32"]  # symbolic_trace: a root module with submodules
 GPT2 = ["gpt2", "--seq-len", "16"]  # record: a dict root of get_attr tensors, tied weights
+EFFNET = ["efficientnet_b0", "--image-size", "32"]  # a torchvision function target (stochastic_depth)
 
 
 def _report(tmp_path: Path, model: list[str], *options: str, name: str = "r.json") -> str:
@@ -46,7 +47,7 @@ def _files() -> list[Path]:
     return sorted(d.glob("*.json")) if d.exists() else []
 
 
-@pytest.mark.parametrize("model", [RESNET, GPT2], ids=["resnet18", "gpt2"])
+@pytest.mark.parametrize("model", [RESNET, GPT2, EFFNET], ids=["resnet18", "gpt2", "efficientnet_b0"])
 def test_cached_report_is_byte_identical_for_every_backend(model, tmp_path, monkeypatch):
     all_cases = {
         "default": (),  # a100-80gb-pcie with its default backend and the band of every backend
@@ -57,7 +58,7 @@ def test_cached_report_is_byte_identical_for_every_backend(model, tmp_path, monk
         "cpu-physical": ("--hardware", "xeon-gold-5120", "--threads", "2"),
         "none": ("--hardware", "none"),
     }
-    keep = all_cases if model is RESNET else ("default", "cpu-all", "gpu-all")  # GPT-2: the suite's time
+    keep = all_cases if model is RESNET else ("default", "cpu-all", "gpu-all")  # the suite's time
     cases = {k: v for k, v in all_cases.items() if k in keep}
     computed = {k: _report(tmp_path, model, "--no-cache", *opts, name=f"{k}-0.json") for k, opts in cases.items()}
     assert _files() == []  # --no-cache wrote nothing
@@ -98,6 +99,34 @@ def test_analysis_round_trip_keeps_every_record_and_tensor():
     assert tensors == [(n, tuple(p.shape), p.dtype, p.requires_grad) for n, p in back.graph_module.named_parameters()]
     with pytest.raises(TypeError):  # immutable, like the analysis it stands for
         fxenergy.records.put_record(new[5], "duration", 1.0)
+
+
+def test_other_function_targets_come_back_as_named_stand_ins():
+    from fxenergy.models import build_model
+
+    b = build_model("efficientnet_b0", image_size=32)
+    a = fxenergy.analysis.analyse(b.model, b.args, name=b.name)
+    k = {"model": "efficientnet_b0"}
+    back = cache.loads(cache.dumps(a, k), k)
+    old = [n.target for n in a.graph_module.graph.nodes if getattr(n.target, "__name__", "") == "stochastic_depth"]
+    new = [n.target for n in back.graph_module.graph.nodes if getattr(n.target, "__name__", "") == "stochastic_depth"]
+    assert old and len(new) == len(old)
+    assert (new[0].__module__, new[0].__qualname__) == (old[0].__module__, old[0].__qualname__)
+    with pytest.raises(RuntimeError, match="cannot be called"):
+        new[0](torch.zeros(1), 0.1, "row")
+
+
+def test_a_cached_report_imports_neither_transformers_nor_torchvision(tmp_path):
+    import subprocess
+    import sys
+
+    _report(tmp_path, GPT2)  # computed and stored in this process
+    code = ("import sys; from fxenergy.cli import main; "
+            f"main(['report', *{GPT2!r}, '--format', 'json', '-o', {str(tmp_path / 'b.json')!r}]); "
+            "print(sorted(m for m in ('transformers', 'torchvision', 'torch._dynamo') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True, env=os.environ)
+    assert out.stdout.strip() == "[]", out.stdout + out.stderr
+    assert (tmp_path / "b.json").read_text() == (tmp_path / "r.json").read_text()
 
 
 def test_every_key_part_misses(tmp_path):
