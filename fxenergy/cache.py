@@ -233,12 +233,18 @@ def _enc_dict(d: Mapping[str, Any], enc: Callable[[Any], Any]) -> list[list[Any]
     return out
 
 
-def _op_name(op: Any) -> str:
-    import torch
+_OP_NAMES: dict[Any, str] = {}
 
-    if not isinstance(op, torch._ops.OpOverload):
-        raise NotCacheable(f"op {op!r}")
-    return f"{op.namespace}::{op._opname}.{op._overloadname}"
+
+def _op_name(op: Any) -> str:
+    name = _OP_NAMES.get(op)
+    if name is None:
+        import torch
+
+        if not isinstance(op, torch._ops.OpOverload):
+            raise NotCacheable(f"op {op!r}")
+        name = _OP_NAMES[op] = f"{op.namespace}::{op._opname}.{op._overloadname}"  # .namespace is slow
+    return name
 
 
 def _target_of(node: torch.fx.Node) -> Any:
