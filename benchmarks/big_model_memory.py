@@ -28,7 +28,8 @@ def main() -> None:
             t = time.perf_counter()
             before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
             subprocess.run([sys.executable, "-m", "fxenergy", "report", model, "--seq-len", str(a.seq_len),
-                            "--format", "json", "-o", out], check=True)
+                            "--format", "json", "-o", out], check=True,
+                           env={**os.environ, "FXENERGY_CACHE_DIR": d})  # an empty analysis cache: a first run
             wall = time.perf_counter() - t
             rss_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
             import json

@@ -3,7 +3,8 @@
     uv run python benchmarks/cold_ab.py /work/main/.venv/bin/python .venv/bin/python --model gpt2 --runs 4
 
 Each run is a fresh ``PYTHON -m fxenergy report MODEL --format json -o FILE``; the two interpreters
-alternate so that both see the same load. Child CPU (user+sys, from getrusage) scatters less than
+alternate so that both see the same load. Each run has an empty analysis cache of its own
+(``$FXENERGY_CACHE_DIR``, :mod:`fxenergy.cache`), so both always build and capture. Child CPU (user+sys, from getrusage) scatters less than
 wall time on a shared machine. Wall-clock and CPU only (no energy is measured).
 """
 
@@ -31,8 +32,10 @@ def main() -> None:
         for _ in range(a.runs):
             for py in runs:
                 r0, t = resource.getrusage(resource.RUSAGE_CHILDREN), time.perf_counter()
+                cache = tempfile.mkdtemp(dir=d)  # an empty analysis cache each run: always a first run
                 subprocess.run([py, "-m", "fxenergy", "report", a.model, "--format", "json", "-o",
-                                os.path.join(d, "r.json")], check=True, capture_output=True)
+                                os.path.join(d, "r.json")], check=True, capture_output=True,
+                               env={**os.environ, "FXENERGY_CACHE_DIR": cache})
                 wall, r1 = time.perf_counter() - t, resource.getrusage(resource.RUSAGE_CHILDREN)
                 runs[py].append((wall, r1.ru_utime - r0.ru_utime + r1.ru_stime - r0.ru_stime))
     print(f"load average at end: {os.getloadavg()[0]:.2f}")

@@ -3,13 +3,16 @@
     uv run python benchmarks/speed.py [--max-nodes 100000] [--repeats 3] [--skip-cold | --cold-only]
 
 * cold CLI (fresh processes): ``fxenergy --help``, ``models``, ``hardware list`` (median of --repeats),
-  ``report gpt2`` and ``report resnet18`` (one each, ``--format json -o FILE``), each through
-  ``python -m fxenergy`` and through the installed console script (``fxenergy`` next to the interpreter:
-  what a user types; neither includes ``uv run``'s own start-up);
+  ``report gpt2`` and ``report resnet18`` (one each, ``--format json -o FILE``, with an empty analysis
+  cache: the issue's figure), each through ``python -m fxenergy`` and through the installed console
+  script (``fxenergy`` next to the interpreter: what a user types; neither includes ``uv run``'s own
+  start-up), then ``python -m fxenergy`` again with the analysis the first run cached (median of
+  --repeats; :mod:`fxenergy.cache`; the cache lives in a temporary ``$FXENERGY_CACHE_DIR``);
 * in one process: ``annotate`` / fvcore ``FlopCountAnalysis`` time on GPT-2 (seq 128) and resnet50
   (medians after a warm-up; fvcore runs the real model, annotate the meta copy);
 * training mode on GPT-2 (seq 128, AdamW) in one process;
-* ``report llama-2-70b`` in a fresh process: wall time and the child's peak RSS (ru_maxrss);
+* ``report llama-2-70b`` in a fresh process: wall time and the child's peak RSS (ru_maxrss), with an
+  empty analysis cache and then with the cached analysis;
 * cost per 1,000 nodes for chains of Linear+ReLU from 100 to --max-nodes nodes.
 
 Wall-clock only (no energy is measured here). NB: on a shared 2-core machine the figures are only as
@@ -37,20 +40,29 @@ def row(name: str, measured: str, target: str, ok: bool | None) -> None:
     print(f"{name:<44} {measured:>16}   target {target:<14} met: {ROWS[-1][3]}", flush=True)
 
 
-def cold(argv: list[str], script: str | None = None) -> float:
+def cold(argv: list[str], script: str | None = None, env: dict[str, str] | None = None) -> float:
     t = time.perf_counter()
     subprocess.run([*([script] if script else [sys.executable, "-m", "fxenergy"]), *argv], check=True,
-                   capture_output=True)
+                   capture_output=True, env=env)
     return time.perf_counter() - t
 
 
-def peak_rss_child(argv: list[str]) -> tuple[float, float]:
+def cache_env(directory: str, *, empty: bool) -> dict[str, str]:
+    """The environment of a report run whose analysis cache is ``directory`` (emptied first if ``empty``)."""
+    if empty:
+        for name in os.listdir(directory):
+            os.unlink(os.path.join(directory, name))
+    return {**os.environ, "FXENERGY_CACHE_DIR": directory}
+
+
+def peak_rss_child(argv: list[str], env: dict[str, str] | None = None) -> tuple[float, float]:
     """(wall s, peak RSS GB) of ``python -m fxenergy ARGV`` measured by a wrapper process of its own."""
     code = ("import resource, subprocess, sys, time\n"
             "t = time.perf_counter()\n"
             f"subprocess.run([sys.executable, '-m', 'fxenergy', *{argv!r}], check=True, capture_output=True)\n"
             "print(time.perf_counter() - t, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)")
-    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True).stdout.split()
+    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True,
+                         env=env).stdout.split()
     return float(out[0]), float(out[1]) * 1024 / 1e9  # ru_maxrss is in KiB on Linux
 
 
@@ -67,17 +79,24 @@ def main() -> None:
         for argv, target in ((["--help"], 0.5), (["models"], 0.5), (["hardware", "list"], 0.5)):
             t = statistics.median(cold(argv) for _ in range(a.repeats))
             row(f"cold `fxenergy {' '.join(argv)}`", f"{t:.2f} s", f"<= {target} s", t <= target)
-        with tempfile.TemporaryDirectory() as d:
+        with tempfile.TemporaryDirectory() as d, tempfile.TemporaryDirectory() as cache_dir:
             script = os.path.join(os.path.dirname(sys.executable), "fxenergy")
             for model, target in (("gpt2", 5.0), ("resnet18", 4.0)):
-                t = cold(["report", model, "--format", "json", "-o", os.path.join(d, "r.json")])
-                row(f"cold `fxenergy report {model}`", f"{t:.2f} s", f"<= {target} s", t <= target)
+                argv = ["report", model, "--format", "json", "-o", os.path.join(d, "r.json")]
+                t = cold(argv, env=cache_env(cache_dir, empty=True))
+                row(f"cold `fxenergy report {model}`, empty cache", f"{t:.2f} s", f"<= {target} s", t <= target)
                 if os.access(script, os.X_OK):
-                    t = cold(["report", model, "--format", "json", "-o", os.path.join(d, "r.json")], script)
+                    t = cold(argv, script, env=cache_env(cache_dir, empty=True))
                     row("  same, installed console script", f"{t:.2f} s", f"<= {target} s", t <= target)
-        t, gb = peak_rss_child(["report", "llama-2-70b", "--format", "json", "-o", os.devnull])
-        row("cold `fxenergy report llama-2-70b` time", f"{t:.2f} s", "<= 10 s", t <= 10)
-        row("cold `fxenergy report llama-2-70b` peak RSS", f"{gb:.2f} GB", "<= 1 GB", gb <= 1.0)
+                t = statistics.median(cold(argv, env=cache_env(cache_dir, empty=False)) for _ in range(a.repeats))
+                row("  same, analysis cached by the run before", f"{t:.2f} s", f"<= {target} s", t <= target)
+            argv = ["report", "llama-2-70b", "--format", "json", "-o", os.devnull]
+            t, gb = peak_rss_child(argv, env=cache_env(cache_dir, empty=True))
+            row("cold `fxenergy report llama-2-70b` time, empty cache", f"{t:.2f} s", "<= 10 s", t <= 10)
+            row("cold `fxenergy report llama-2-70b` peak RSS", f"{gb:.2f} GB", "<= 1 GB", gb <= 1.0)
+            t, gb = peak_rss_child(argv, env=cache_env(cache_dir, empty=False))
+            row("  same, analysis cached: time", f"{t:.2f} s", "<= 10 s", t <= 10)
+            row("  same, analysis cached: peak RSS", f"{gb:.2f} GB", "<= 1 GB", gb <= 1.0)
     if a.cold_only:
         _print_table()
         return

@@ -114,6 +114,9 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--threads", type=_positive_int, default=None,
                    help="CPU threads the run uses, for durations and active-core power (default: what torch "
                         "would use there)")
+    r.add_argument("--no-cache", action="store_true",
+                   help="neither read nor write the analysis cache (catalogue models only; "
+                        "$FXENERGY_CACHE_DIR, else $XDG_CACHE_HOME/fxenergy, else ~/.cache/fxenergy)")
     r.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
 
     c = sub.add_parser("calibrate", help="fit HEF curves for this machine and write a calibration file",
@@ -188,10 +191,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
-    import torch
-
     from fxenergy.api import compare_hardware, compare_predictors
-    from fxenergy.models import build_model
     from fxenergy.report import comparison_data, render, rich_table, table_data
     from fxenergy.report.table import auto_depth
     from fxenergy.resolve import split_hardware
@@ -217,33 +217,21 @@ def _cmd_report(args: argparse.Namespace) -> int:
         from fxenergy.resolve import resolve
 
         resolve(devices[0], args.predictor, args.params, force=args.force)  # bad options fail before the build
-    built = build_model(
-        args.model,
-        batch_size=args.batch_size,
-        seq_len=args.seq_len or 128,
-        image_size=args.image_size,
-        dtype=getattr(torch, args.dtype),
-        lean_imports=args.one_shot,  # a one-shot process: transformers skips scipy/torchvision it would not use
-    )
-    _warn_inapplicable(args, built)
-    options = dict(example_kwargs=built.kwargs, mode=args.mode, optimizer=args.optimizer,
-                   convention=args.convention, name=built.name)
+    analysis = _analysis(args)
     result: Any
     if len(devices) > 1:
-        result = compare_hardware(built.model, built.args, hardware=devices, predictor=args.predictor,
-                                  params=args.params, force=args.force, **options)
+        result = compare_hardware(analysis, hardware=devices, predictor=args.predictor, params=args.params,
+                                  force=args.force)
     elif args.predictor == "all":
-        result = compare_predictors(built.model, built.args, hardware=devices[0] if devices else None, **options,
-                                    **gpu_options(args))
+        result = compare_predictors(analysis, hardware=devices[0] if devices else None, **gpu_options(args))
     else:
-        from fxenergy.analysis import analyse, predict
+        from fxenergy.analysis import predict
         from fxenergy.api import predictor_band, with_gpu_options
         from fxenergy.resolve import resolve
 
         setup = resolve(devices[0] if devices else None, args.predictor, args.params, force=args.force,
                         threads=args.threads)
         setup = with_gpu_options(setup, **gpu_options(args))
-        analysis = analyse(built.model, built.args, **options)
         if setup.backend is None:
             result = analysis.result()
         else:
@@ -274,16 +262,50 @@ def _cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
-def _warn_inapplicable(args: argparse.Namespace, built: Any) -> None:
+def _analysis(args: argparse.Namespace) -> Any:
+    """The report's :class:`~fxenergy.analysis.Analysis`: read from the analysis cache for a catalogue
+    model whose key is stored there (no model build, no capture), else built, analysed and stored
+    (unless --no-cache). A ``file.py:factory`` model is never cached."""
+    from fxenergy import cache
+
+    seq_len = args.seq_len or 128
+    key = None if args.no_cache else cache.key(
+        args.model, batch_size=args.batch_size, seq_len=seq_len, image_size=args.image_size, dtype=args.dtype,
+        mode=args.mode, optimizer=args.optimizer, convention=args.convention)
+    if key is not None:
+        analysis = cache.load(key)
+        if analysis is not None:
+            _warn_inapplicable(args, key["model"], key["task"])
+            return analysis
+    import torch
+
+    from fxenergy.analysis import analyse
+    from fxenergy.models import build_model
+
+    built = build_model(
+        args.model,
+        batch_size=args.batch_size,
+        seq_len=seq_len,
+        image_size=args.image_size,
+        dtype=getattr(torch, args.dtype),
+        lean_imports=args.one_shot,  # a one-shot process: transformers skips scipy/torchvision it would not use
+    )
+    if built.info is not None:  # a file.py:factory model builds its own inputs
+        _warn_inapplicable(args, built.name, built.info.task)
+    analysis = analyse(built.model, built.args, example_kwargs=built.kwargs, mode=args.mode,
+                       optimizer=args.optimizer, convention=args.convention, name=built.name)
+    if key is not None:
+        cache.store(analysis, key)
+    return analysis
+
+
+def _warn_inapplicable(args: argparse.Namespace, name: str, task: str) -> None:
     """One line on stderr per option the model does not use (never silence)."""
-    task = getattr(getattr(built, "info", None), "task", None)
-    if task is None:  # a file.py:factory model builds its own inputs
-        return
     if args.image_size is not None and task != "image-classification":
-        print(f"fxenergy: warning: --image-size does not apply to {built.name} (a {task} model); ignored",
+        print(f"fxenergy: warning: --image-size does not apply to {name} (a {task} model); ignored",
               file=sys.stderr)
     if args.seq_len is not None and task == "image-classification":
-        print(f"fxenergy: warning: --seq-len does not apply to {built.name} (an image model); ignored", file=sys.stderr)
+        print(f"fxenergy: warning: --seq-len does not apply to {name} (an image model); ignored", file=sys.stderr)
 
 
 def _cmd_check(args: argparse.Namespace) -> int:

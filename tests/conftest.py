@@ -64,6 +64,13 @@ def pytest_xdist_make_scheduler(config, log):  # noqa: ANN001, ANN201
     return GroupScheduling(config, log)
 
 
+@pytest.fixture(autouse=True)
+def _own_analysis_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every test gets an empty analysis cache of its own (``fxenergy report`` reads and writes
+    ``$FXENERGY_CACHE_DIR``; subprocesses inherit it): no test reads another's, or the user's, cache."""
+    monkeypatch.setenv("FXENERGY_CACHE_DIR", str(tmp_path_factory.mktemp("fxenergy-cache")))
+
+
 def meta(*shape: int, dtype: torch.dtype = torch.float32) -> torch.Tensor:
     return torch.empty(*shape, dtype=dtype, device="meta")
 
