@@ -75,9 +75,10 @@ def main(argv: list[str] | None = None) -> int:
         gen, rows = torch.Generator().manual_seed(0), []
         with cl.machine_lock(None if args.no_lock else cl.LOCK):
             for name, b, s in SETS[args.set]:
-                m, n, share = (cl.time_case_fresh(name, b, s, 5, 1.5) if args.fresh_process
-                               else cl.time_case(name, b, s, 5, 1.5, gen))
-                print(f"  {name:<22} b{b:<3} {s:4d}: measured {m * 1e3:8.2f} ms ({n} runs, others {share or 0:.0%})",
+                m, n, share, ctr = (cl.time_case_fresh(name, b, s, 5, 1.5) if args.fresh_process
+                                    else cl.time_case(name, b, s, 5, 1.5, gen))
+                print(f"  {name:<22} b{b:<3} {s:4d}: measured {m * 1e3:8.2f} ms ({n} runs, others {share or 0:.0%}, "
+                      f"faults {ctr['faults_mib_per_pass']:.1f} MiB/pass, steal {ctr['steal_share'] or 0:.1%})",
                       flush=True)
                 rows.append([name, b, s, m, share])
         path.write_text(json.dumps(rows))

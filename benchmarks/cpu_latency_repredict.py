@@ -28,7 +28,7 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     warnings.filterwarnings("ignore")
     cases = json.loads(Path(args.timings).read_text())["cases"]
-    cl.predict_timed([(name, batch, size, measured) for name, batch, size, measured, _runs, _share in cases],
+    cl.predict_timed([(name, batch, size, measured) for name, batch, size, measured, *_ in cases],
                      args.calibration)
     return 0
 

@@ -108,7 +108,30 @@ def fault_s(m: Measurement, fault_s_per_byte: float, threads: int = 0) -> float:
             weight_bytes=4 * int(np.prod(m.shape[1])), stride=_pair(m.params.get("stride", 1)),
             dilation=_pair(m.params.get("dilation", 1)), groups=int(m.params.get("groups", 1)), threads=threads)
         out += (copies + (weights if cpu.WEIGHT_REORDER_FAULTS else 0)) * fault_s_per_byte
+        depthwise = int(m.params.get("groups", 1)) > 1 and int(m.params.get("groups", 1)) == int(m.shape[0][1])
+        if HEAP_CHURN_FAULTS and depthwise:  # measured on depthwise convolutions only
+            out += conv_heap_churn_bytes(4 * int(np.prod(m.shape[0])), m.out_bytes) * fault_s_per_byte
     return out
+
+
+HEAP_CHURN_FAULTS = True
+"""Take a convolution row's heap churn faults off it before fitting (:func:`conv_heap_churn_bytes`); False: as before."""
+
+
+def conv_heap_churn_bytes(input_bytes: int, output_bytes: int) -> int:
+    """Bytes of a calibration convolution's heap buffers (under the mmap threshold) that fault on every call because
+    the call allocates and frees more than glibc's trim threshold at the heap's top: oneDNN's copy of the input, the
+    output and oneDNN's copy of the output, where the three total over :data:`fxenergy.perf.cpu.HEAP_TRIM_BYTES`.
+    A convolution timed alone in a loop has nothing else on the heap, so the freed top is returned and faulted in
+    again. Measured (session cpu10, ``ru_minflt`` around 10 warm calls, 2 threads): a depthwise 3x3 on 16x32x112x112
+    (3 x 24.5 MiB) faulted 73.4 MiB per call with glibc's thresholds fresh, raised by a freed 31 MiB tensor, or
+    pinned at 32 / 64 MiB with ``mallopt`` (41-45 ms per call, against 0.95-1.3 ms at batch 4); 16x96x64x64
+    (3 x 24 MiB) 71.9 MiB raised or pinned. Calibration side only: in a model the heap holds other tensors and the
+    long-lived process's share (:data:`fxenergy.perf.cpu.HEAP_FAULT_SHARE_LONG_LIVED`) prices what faults there."""
+    from fxenergy.perf import cpu
+
+    heap = [b for b in (input_bytes, output_bytes, output_bytes) if b <= cpu.MMAP_THRESHOLD_BYTES]
+    return sum(heap) if sum((input_bytes, output_bytes, output_bytes)) > cpu.HEAP_TRIM_BYTES else 0
 
 
 def _pair(v: Any) -> tuple[int, ...]:
@@ -237,7 +260,7 @@ def fit_cpu_perf(
     (:func:`weight_stream_bytes_per_s`) is fitted first; compute-class rows it explains
     (:data:`MEMORY_BOUND_SHARE`) are left out of the FLOP curves, since the duration model prices them
     by their weight bytes. In-sample errors in ``fitted_on["in_sample"]``."""
-    from fxenergy.perf.cpu import CpuPerfParams
+    from fxenergy.perf.cpu import BYTES_BASIS_CLASSES, CpuPerfParams
 
     weight_bps = weight_stream_bytes_per_s(ms)
     weight_law = fit_weight_law(ms, peak_bytes_per_s)
@@ -256,7 +279,8 @@ def fit_cpu_perf(
         if cls == "conv_grouped" and GROUPED_BYTES_AND_FMA:  # activation bytes and FMA work (off: see the flag)
             laws[cls], grouped_rate, stats[cls] = fit_grouped(rows, peak_flops, peak_bytes_per_s, fault_s_per_byte, loss)
             continue
-        basis = "flops" if cls in ("matmul", "bmm") or cls.startswith("conv") else "bytes"
+        basis = "flops" if (cls in ("matmul", "bmm") or cls.startswith("conv")) and cls not in BYTES_BASIS_CLASSES \
+            else "bytes"
         work = np.array([m.work(basis) for m in rows])
         t_all = np.array([m.median_s for m in rows])
         faults = np.array([fault_s(m, fault_s_per_byte, threads) for m in rows])

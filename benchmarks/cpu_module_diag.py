@@ -1,0 +1,81 @@
+"""Per-module measured vs predicted time of DEVELOPMENT cases, summed per kernel class, in a process that first
+times N other development models (the state of the issue's protocol; session cpu10).
+
+    flock /tmp/fxenergy-cpu.lock uv run python benchmarks/cpu_module_diag.py CAL.json N MODEL:BATCH:SIDE ...
+
+Forward hooks time each leaf module of the real model (5 passes after 2 warm-ups); the prediction is the physical
+backend with CAL per fx node of the same module; faults per pass and the speed canary are printed beside. Use it on
+cases that are NOT cases of cpu_latency.CASES.
+"""
+
+from __future__ import annotations
+
+import collections
+import resource
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).parent))
+import cpu_latency as cl  # noqa: E402
+import cpu_process_history as history  # noqa: E402
+
+from fxenergy.analysis import analyse, predict  # noqa: E402
+from fxenergy.resolve import resolve  # noqa: E402
+
+RUNS = 5
+
+
+def main(argv: list[str]) -> int:
+    warnings.filterwarnings("ignore")
+    cal, fillers, specs = argv[0], int(argv[1]), argv[2:]
+    gen = torch.Generator().manual_seed(0)
+    for name, b, s in history.FILLERS[:fillers]:
+        cl.time_case(name, b, s, 3, 0.3, gen)
+    setup = resolve(cal, "physical")
+    for spec in specs:
+        name, b, s = spec.split(":")
+        batch, side = int(b), int(s)
+        assert (name, batch, side) not in cl.CASES, "a benchmark case: use development cases only"
+        built = cl.build(name, batch, side)
+        an = analyse(built.model, built.args, name=name)
+        pred = predict(an, setup)
+        node_of = {str(n.target): n.name for n in an.graph_module.graph.nodes if n.op == "call_module"}
+        model = cl.real_model(built, name, side)
+        xs, kw = cl.real_inputs(built, gen)
+        spent: dict[str, float] = collections.defaultdict(float)
+        started: dict[int, float] = {}
+        for qn, mod in model.named_modules():
+            if qn in node_of and not list(mod.children()):
+                mod.register_forward_pre_hook(lambda m, _i, st=started: st.__setitem__(id(m), time.perf_counter()))
+                mod.register_forward_hook(lambda m, _i, _o, qn=qn, sp=spent, st=started: sp.__setitem__(
+                    qn, sp[qn] + time.perf_counter() - st[id(m)]))
+        with torch.no_grad():
+            for _ in range(2):
+                model(*xs, **kw)
+            spent.clear()
+            f0, t0 = resource.getrusage(resource.RUSAGE_SELF).ru_minflt, time.perf_counter()
+            for _ in range(RUNS):
+                model(*xs, **kw)
+            total = (time.perf_counter() - t0) / RUNS
+            faults = (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - f0) * cl.PAGE_BYTES / 2**20 / RUNS
+        by: dict[str, list[float]] = collections.defaultdict(lambda: [0.0, 0.0, 0])
+        for qn, node in node_of.items():
+            if qn in spent:
+                fam = pred.durations[node].family if node in pred.durations else "?"
+                row = by[fam]
+                row[0] += pred.duration_s.get(node, 0.0)
+                row[1] += spent[qn] / RUNS
+                row[2] += 1
+        print(f"{spec}: measured {total * 1e3:.1f} ms (hooked), predicted {sum(pred.duration_s.values()) * 1e3:.1f} ms, "
+              f"faults {faults:.1f} MiB/pass, canary {cl.speed_canary()}")
+        for fam, (p, m, n) in sorted(by.items(), key=lambda kv: -kv[1][1]):
+            print(f"   {fam:<18} n {int(n):3d}  pred {p * 1e3:7.2f}  meas {m * 1e3:7.2f}  ratio {p / m if m else 0:.2f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
