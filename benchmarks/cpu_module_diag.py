@@ -37,6 +37,7 @@ def main(argv: list[str]) -> int:
     for name, b, s in history.FILLERS[:fillers]:
         cl.time_case(name, b, s, 3, 0.3, gen)
     setups = [resolve(c, "physical") for c in cal.split(",")]
+    width = 2 + len(setups)
     for spec in specs:
         name, b, s = spec.split(":")
         batch, side = int(b), int(s)
@@ -65,7 +66,7 @@ def main(argv: list[str]) -> int:
             total = (time.perf_counter() - t0) / RUNS
             faults = (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - f0) * cl.PAGE_BYTES / 2**20 / RUNS
         # rows by the first file's kernel class; meas, count, then one predicted sum per file
-        by: dict[str, list[float]] = collections.defaultdict(lambda k=len(preds): [0.0, 0] + [0.0] * k)
+        by: dict[str, list[float]] = collections.defaultdict(lambda: [0.0] * width)
         for qn, node in node_of.items():
             if qn in spent:
                 fam = pred.durations[node].family if node in pred.durations else "?"
