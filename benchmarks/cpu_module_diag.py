@@ -1,11 +1,12 @@
 """Per-module measured vs predicted time of DEVELOPMENT cases, summed per kernel class, in a process that first
 times N other development models (the state of the issue's protocol; session cpu10).
 
-    flock /tmp/fxenergy-cpu.lock uv run python benchmarks/cpu_module_diag.py CAL.json N MODEL:BATCH:SIDE ...
+    flock /tmp/fxenergy-cpu.lock uv run python benchmarks/cpu_module_diag.py CAL.json[,CAL2.json,...] N MODEL:BATCH:SIDE ...
 
 Forward hooks time each leaf module of the real model (5 passes after 2 warm-ups); the prediction is the physical
 backend with CAL per fx node of the same module; faults per pass and the speed canary are printed beside. Use it on
-cases that are NOT cases of cpu_latency.CASES.
+cases that are NOT cases of cpu_latency.CASES. Several comma-separated calibration files are each predicted on the
+same timings (one ``pred``/``ratio`` pair per file, in the order given).
 """
 
 from __future__ import annotations
@@ -35,14 +36,16 @@ def main(argv: list[str]) -> int:
     gen = torch.Generator().manual_seed(0)
     for name, b, s in history.FILLERS[:fillers]:
         cl.time_case(name, b, s, 3, 0.3, gen)
-    setup = resolve(cal, "physical")
+    setups = [resolve(c, "physical") for c in cal.split(",")]
+    width = 2 + len(setups)
     for spec in specs:
         name, b, s = spec.split(":")
         batch, side = int(b), int(s)
         assert (name, batch, side) not in cl.CASES, "a benchmark case: use development cases only"
         built = cl.build(name, batch, side)
         an = analyse(built.model, built.args, name=name)
-        pred = predict(an, setup)
+        preds = [predict(an, setup) for setup in setups]
+        pred = preds[0]
         node_of = {str(n.target): n.name for n in an.graph_module.graph.nodes if n.op == "call_module"}
         model = cl.real_model(built, name, side)
         xs, kw = cl.real_inputs(built, gen)
@@ -62,18 +65,22 @@ def main(argv: list[str]) -> int:
                 model(*xs, **kw)
             total = (time.perf_counter() - t0) / RUNS
             faults = (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - f0) * cl.PAGE_BYTES / 2**20 / RUNS
-        by: dict[str, list[float]] = collections.defaultdict(lambda: [0.0, 0.0, 0])
+        # rows by the first file's kernel class; meas, count, then one predicted sum per file
+        by: dict[str, list[float]] = collections.defaultdict(lambda: [0.0] * width)
         for qn, node in node_of.items():
             if qn in spent:
                 fam = pred.durations[node].family if node in pred.durations else "?"
                 row = by[fam]
-                row[0] += pred.duration_s.get(node, 0.0)
-                row[1] += spent[qn] / RUNS
-                row[2] += 1
-        print(f"{spec}: measured {total * 1e3:.1f} ms (hooked), predicted {sum(pred.duration_s.values()) * 1e3:.1f} ms, "
+                row[0] += spent[qn] / RUNS
+                row[1] += 1
+                for i, p_ in enumerate(preds):
+                    row[2 + i] += p_.duration_s.get(node, 0.0)
+        totals = " / ".join(f"{sum(p_.duration_s.values()) * 1e3:.1f}" for p_ in preds)
+        print(f"{spec}: measured {total * 1e3:.1f} ms (hooked), predicted {totals} ms, "
               f"faults {faults:.1f} MiB/pass, canary {cl.speed_canary()}")
-        for fam, (p, m, n) in sorted(by.items(), key=lambda kv: -kv[1][1]):
-            print(f"   {fam:<18} n {int(n):3d}  pred {p * 1e3:7.2f}  meas {m * 1e3:7.2f}  ratio {p / m if m else 0:.2f}")
+        for fam, (m, n, *ps) in sorted(by.items(), key=lambda kv: -kv[1][0]):
+            cols = "  ".join(f"pred {p * 1e3:7.2f} ratio {p / m if m else 0:.2f}" for p in ps)
+            print(f"   {fam:<18} n {int(n):3d}  meas {m * 1e3:7.2f}  {cols}")
     return 0
 
 

@@ -36,6 +36,7 @@ class Bench:
     fn: Callable[..., Any]
     inputs: tuple[Any, ...]
     kwargs: Mapping[str, Any] = field(default_factory=dict)
+    hot: bool = False  # timed on one set of inputs (cache-resident between calls), whatever the cold sweep asks
 
     def tensors(self, device: torch.device | str, gen: torch.Generator | None = None) -> list[torch.Tensor]:
         out = []
@@ -181,6 +182,18 @@ def _nhwc_copy(x: torch.Tensor) -> torch.Tensor:
     return x.permute(0, 2, 3, 1).contiguous()  # NCHW -> NHWC, as ConvNeXt/Swin blocks do
 
 
+def _relu_(x: torch.Tensor) -> torch.Tensor:
+    return x.relu_()
+
+
+def _add_(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    return x.add_(y)  # grows by < 1.5 per call: thousands of calls stay far from float32's range
+
+
+def _hardsigmoid_(x: torch.Tensor) -> torch.Tensor:
+    return F.hardsigmoid(x, inplace=True)  # converges to 0.6 (hardswish_ would decay to denormals)
+
+
 def _bias_add(x: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
     return x + bias[:, None, None]
 
@@ -264,6 +277,11 @@ def benchmarks(device: str = "cpu", *, quick: bool = False) -> list[Bench]:
                 Bench("elementwise", "sigmoid", torch.sigmoid, ((n,),))]
         if not quick:
             out += [Bench("elementwise", "hardtanh", F.hardtanh, ((n,),))]
+        # in place on a hot input, as a network runs relu_ / add_ / hardswish_ right after the op that wrote the
+        # tensor (the ``inplace`` class, fxenergy.perf.cpu.INPLACE_BENCH_OPS)
+        out += [Bench("elementwise", "relu_", _relu_, ((n,),), hot=True),
+                Bench("elementwise", "add_", _add_, ((n,), (n,)), hot=True),
+                Bench("elementwise", "hardsigmoid_", _hardsigmoid_, ((n,),), hot=True)]
         rows = max(1, n // 768)
         out.append(Bench("normalization", "layer_norm", _layer_norm, ((rows, 768), (768,), (768,))))
         out.append(Bench("softmax", "softmax", torch.softmax, ((max(1, n // 128), 128),), {"dim": -1}))

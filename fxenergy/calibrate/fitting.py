@@ -80,7 +80,7 @@ def _profile_energy(ms: Sequence[Measurement], profile: HardwareProfile) -> HEFE
 
 def measurement_class(m: Measurement) -> str:
     """The kernel class (:data:`fxenergy.perf.cpu.KERNEL_CLASSES`) of a measurement."""
-    from fxenergy.perf.cpu import ACTIVATION_OPS, LAYOUT_BENCH_OPS, conv_class
+    from fxenergy.perf.cpu import ACTIVATION_OPS, INPLACE_BENCH_OPS, LAYOUT_BENCH_OPS, conv_class
 
     if m.family == "convolution":
         return conv_class(m.shape[1], int(m.params.get("groups", 1)))
@@ -92,6 +92,8 @@ def measurement_class(m: Measurement) -> str:
         return "bmm"
     if m.op in LAYOUT_BENCH_OPS:
         return "layout"
+    if m.family == "elementwise" and m.op in INPLACE_BENCH_OPS:
+        return "inplace"
     return m.family
 
 

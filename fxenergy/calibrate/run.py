@@ -15,7 +15,7 @@ from fxenergy.calibrate.benches import Bench, benchmarks, skipped_in_quick
 from fxenergy.calibrate.files import Calibration
 from fxenergy.calibrate.fitting import PEAK_MARGIN as _PEAK_MARGIN
 from fxenergy.calibrate.fitting import UNITS as _UNITS
-from fxenergy.calibrate.fitting import _peaks, _profile_energy, fit_cpu_perf, fit_families
+from fxenergy.calibrate.fitting import _peaks, _profile_energy, fit_cpu_perf, fit_families, measurement_class
 from fxenergy.calibrate.meters import _meter, _meter_source, _power_windows
 from fxenergy.calibrate.timing import CpuWatch, Progress, _device, _Timer, measure
 from fxenergy.hardware import HardwareProfile, detect_local
@@ -135,10 +135,13 @@ def run_calibration(
                                         _measure_stream(dev, profile, timer)[0]])
     stream_prof = dataclasses.replace(profile, memory_bandwidth_bytes_per_s=stream_bps) \
         if profile.is_estimated("memory_bandwidth_bytes_per_s") else profile
-    peaks = _peaks(ms, stream_prof)
+    # the hot in-place rows (kernel class ``inplace``) stream from a cache, not DRAM: they fit their own CPU curve
+    # only, not the bytes peak nor the per-family laws, which describe ops on cold inputs
+    cold = [m for m in ms if measurement_class(m) != "inplace"]
+    peaks = _peaks(cold, stream_prof)
     cal_profile, notes = _calibrated_profile(profile, peaks, launch_s, stream_bps, today)
     units = _UNITS[dev.type]
-    laws, stats = fit_families(ms, peaks["flops"]["value"], peaks["bytes"]["value"], units=units)
+    laws, stats = fit_families(cold, peaks["flops"]["value"], peaks["bytes"]["value"], units=units)
     if watch.share is not None and watch.share > 0.05:
         notes.append(f"other processes used {watch.share:.0%} of the CPUs while the benchmarks ran: timings may be "
                      "inflated; calibrate on a quiet machine")

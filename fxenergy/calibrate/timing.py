@@ -206,7 +206,7 @@ def measure(
         for i, (b, (flops, ew, nbytes)) in enumerate(zip(benches, works)):
             if progress:
                 progress(b.family, i, len(benches))
-            copies = min(64, max(1, -(-cold_bytes // max(1, b.input_bytes()))))
+            copies = 1 if b.hot else min(64, max(1, -(-cold_bytes // max(1, b.input_bytes()))))
             first = b.tensors(dev, gen)
             sets = [first] + [[x.clone() for x in first] for _ in range(copies - 1)]  # same values, other memory
             turn = itertools.cycle(sets)

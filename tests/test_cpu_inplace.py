@@ -1,0 +1,92 @@
+"""In-place element-wise ops on a CPU (issue 12, session cpu11): their own kernel class ``inplace``, measured by the
+calibration on a hot input, and priced as before (``elementwise``) by a file without that class. The class is off by
+default (``INPLACE_CLASS``, see its docstring): these tests switch it on."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+import torch
+
+import fxenergy.perf.cpu as cpu
+from fxenergy.analysis import analyse
+from fxenergy.calibrate.benches import benchmarks
+from fxenergy.calibrate.fitting import fit_cpu_perf, measurement_class
+from fxenergy.calibrate.timing import Measurement
+from fxenergy.hardware import load_profile
+from fxenergy.perf.cpu import INPLACE_BENCH_OPS, CpuDurationModel, kernel_class
+from fxenergy.predictors.hef_law import PowerLaw
+from fxenergy.records import COST, TRACE, get_record
+
+PEAK_FLOPS, PEAK_BPS = 150e9, 80e9
+COLD = PowerLaw(0.5, 1e-3, 1.0, "MB")  # out of place on cold inputs
+HOT = PowerLaw(0.5, 1e-3, 1.0, "MB")
+
+
+def _rows() -> list[Measurement]:
+    out = []
+    for n in (2**10, 2**16, 2**20, 2**22):
+        for op, k, bps in (("relu", 1, 40e9), ("add", 2, 45e9), ("relu_", 1, 150e9), ("add_", 2, 180e9),
+                           ("hardsigmoid_", 1, 70e9)):
+            nbytes = 4 * n * (k + 1)
+            out.append(Measurement("elementwise", op, ((n,),) * k, {}, 0, n, nbytes, nbytes / bps + 2e-6, 5, 10))
+    return out
+
+
+def _nodes(module: torch.nn.Module, shape: tuple[int, ...]):  # noqa: ANN202
+    an = analyse(module, (torch.empty(*shape, device="meta"),))
+    return [(get_record(n, TRACE), get_record(n, COST)) for n in an.graph_module.graph.nodes
+            if get_record(n, COST) is not None and not get_record(n, COST).free and get_record(n, TRACE).phase != "input"]
+
+
+class _Act(torch.nn.Module):
+    def __init__(self, inplace: bool):
+        super().__init__()
+        self.inplace = inplace
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = x * 2.0
+        return torch.nn.functional.hardswish(y, inplace=self.inplace)
+
+
+@pytest.fixture(autouse=True)
+def _inplace_on(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(cpu, "INPLACE_CLASS", True)
+
+
+def test_default_keeps_inplace_ops_in_elementwise(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(cpu, "INPLACE_CLASS", False)
+    (_, _), (trace, cost) = _nodes(_Act(True), (16, 72, 32, 32))
+    assert cost.op == "hardswish_" and kernel_class(trace, cost) == "elementwise"
+
+
+def test_inplace_ops_have_their_class_and_activations_keep_theirs() -> None:
+    for inplace, cls in ((True, "inplace"), (False, "elementwise")):
+        (_, _), (trace, cost) = _nodes(_Act(inplace), (16, 72, 32, 32))
+        assert cost.op.endswith("_") == inplace
+        assert kernel_class(trace, cost) == cls
+    (trace, cost), = _nodes(torch.nn.SiLU(inplace=True), (4, 8))  # an exponential per element: activation
+    assert kernel_class(trace, cost) == "activation"
+
+
+def test_calibration_measures_inplace_rows_hot_and_fits_their_curve() -> None:
+    quick = [b for b in benchmarks(quick=True) if b.op in INPLACE_BENCH_OPS]
+    assert {b.op for b in quick} == INPLACE_BENCH_OPS and all(b.hot for b in quick) and len(quick) >= 12
+    assert not any(b.hot for b in benchmarks(quick=True) if b.op not in INPLACE_BENCH_OPS)
+    rows = _rows()
+    assert {measurement_class(m) for m in rows} == {"elementwise", "inplace"}
+    perf = fit_cpu_perf(rows, PEAK_FLOPS, PEAK_BPS, threads=2, dispatch_s=2e-6)
+    assert {"elementwise", "inplace"} <= set(perf.laws)
+    model = CpuDurationModel(load_profile("xeon-gold-5120"), 2, perf)
+    (_, _), (trace, cost) = _nodes(_Act(True), (16, 72, 32, 32))  # 4.5 MiB, hardswish_: between relu_ and add_ rows
+    t_in = model.node_duration(trace, cost, 1)[0]
+    nbytes = cost.bytes_read + cost.bytes_written
+    assert nbytes / 180e9 < t_in < nbytes / 70e9 * 1.2
+
+    # a file without the class (older calibrations) prices the same node by the elementwise curve, as before
+    old = CpuDurationModel(load_profile("xeon-gold-5120"), 2,
+                           dataclasses.replace(perf, laws={k: v for k, v in perf.laws.items() if k != "inplace"}))
+    t_old = old.node_duration(trace, cost, 1)[0]
+    assert t_old == pytest.approx(nbytes / 42e9, rel=0.25)
+    assert t_old > 2 * t_in
