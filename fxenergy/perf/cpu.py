@@ -109,7 +109,7 @@ LAYOUT_BENCH_OPS = frozenset({"contiguous", "permute NCHW->NHWC", "roll"})
 INPLACE_BENCH_OPS = frozenset({"relu_", "add_", "hardsigmoid_"})
 """Labels of the calibration's microbenchmarks that measure the ``inplace`` class: cheap element-wise ops written
 into their input, timed on a hot input (no fresh copies between calls), as a network runs them right after the op
-that wrote that input. On this project's VM (session cpu11, ``/tmp/cpu11/inplace_micro.py``, 1 Dec 05:35 UTC) an
+that wrote that input. On this project's VM (session cpu11, ``benchmarks/cpu_inplace_micro.py``, 1 Dec 05:35 UTC) an
 in-place ``relu_`` / ``add_`` on a hot 4-7 MiB tensor streamed 150-225 GB/s (2x bytes) where the out-of-place op on
 cold inputs, the ``elementwise`` rows of the calibration, streamed 40-50: the input comes from the cache its producer
 left it in, and nothing is allocated or first touched. The same in-place ops on cold inputs ran at the cold rate
@@ -554,7 +554,7 @@ class CpuPerfParams:
 BYTES_BASIS_CLASSES = frozenset({"conv_depthwise"})
 """Compute classes whose calibrated law runs over bytes moved, not FLOPs. A depthwise convolution does 9 (3x3) to 49
 (7x7) MACs per output element and is bound by moving its activations: on the 04:26 UTC quick calibration of session
-cpu10 (``/tmp/cpu10-devcal.json``) one FLOP law priced the 3x3 rows at batch 4-64 at 0.32-0.66 of their measured
+cpu10 (``fxenergy calibrate --quick``; docs/validation.md, cpu10's section) one FLOP law priced the 3x3 rows at batch 4-64 at 0.32-0.66 of their measured
 time while the 7x7 rows of the same tensors came out at 1.05-1.73 (same bytes, 5x the FLOPs); in whole development
 models timed in a long-lived process with no page faults (mobilenet_v2 b16/128, mobilenet_v3_large b16/128 and
 b8/192, mnasnet1_0 b8/192; ``benchmarks/cpu_process_history.py`` fillers first, forward hooks per module) the
