@@ -12,7 +12,6 @@ same timings (one ``pred``/``ratio`` pair per file, in the order given).
 from __future__ import annotations
 
 import collections
-import resource
 import sys
 import time
 import warnings
@@ -60,11 +59,13 @@ def main(argv: list[str]) -> int:
             for _ in range(2):
                 model(*xs, **kw)
             spent.clear()
-            f0, t0 = resource.getrusage(resource.RUSAGE_SELF).ru_minflt, time.perf_counter()
-            for _ in range(RUNS):
-                model(*xs, **kw)
-            total = (time.perf_counter() - t0) / RUNS
-            faults = (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - f0) * cl.PAGE_BYTES / 2**20 / RUNS
+            with cl.PassCounters() as counters:
+                t0 = time.perf_counter()
+                for _ in range(RUNS):
+                    model(*xs, **kw)
+                total = (time.perf_counter() - t0) / RUNS
+                counters.passes = RUNS
+            faults = counters.faults_mib_per_pass
         # rows by the first file's kernel class; meas, count, then one predicted sum per file
         by: dict[str, list[float]] = collections.defaultdict(lambda: [0.0] * width)
         for qn, node in node_of.items():

@@ -110,7 +110,7 @@ def fault_s(m: Measurement, fault_s_per_byte: float, threads: int = 0) -> float:
             weight_bytes=4 * int(np.prod(m.shape[1])), stride=_pair(m.params.get("stride", 1)),
             dilation=_pair(m.params.get("dilation", 1)), groups=int(m.params.get("groups", 1)), threads=threads)
         out += (copies + (weights if cpu.WEIGHT_REORDER_FAULTS else 0)) * fault_s_per_byte
-        depthwise = int(m.params.get("groups", 1)) > 1 and int(m.params.get("groups", 1)) == int(m.shape[0][1])
+        depthwise = cpu.conv_class(m.shape[1], int(m.params.get("groups", 1))) == "conv_depthwise"
         if HEAP_CHURN_FAULTS and depthwise:  # measured on depthwise convolutions only
             out += conv_heap_churn_bytes(4 * int(np.prod(m.shape[0])), m.out_bytes) * fault_s_per_byte
     return out
@@ -262,7 +262,7 @@ def fit_cpu_perf(
     (:func:`weight_stream_bytes_per_s`) is fitted first; compute-class rows it explains
     (:data:`MEMORY_BOUND_SHARE`) are left out of the FLOP curves, since the duration model prices them
     by their weight bytes. In-sample errors in ``fitted_on["in_sample"]``."""
-    from fxenergy.perf.cpu import BYTES_BASIS_CLASSES, CpuPerfParams
+    from fxenergy.perf.cpu import KERNEL_CLASSES, CpuPerfParams, class_basis
 
     weight_bps = weight_stream_bytes_per_s(ms)
     weight_law = fit_weight_law(ms, peak_bytes_per_s)
@@ -281,8 +281,8 @@ def fit_cpu_perf(
         if cls == "conv_grouped" and GROUPED_BYTES_AND_FMA:  # activation bytes and FMA work (off: see the flag)
             laws[cls], grouped_rate, stats[cls] = fit_grouped(rows, peak_flops, peak_bytes_per_s, fault_s_per_byte, loss)
             continue
-        basis = "flops" if (cls in ("matmul", "bmm") or cls.startswith("conv")) and cls not in BYTES_BASIS_CLASSES \
-            else "bytes"
+        # a class's law over its class's work, the family fallback's over the family's: as the duration model prices them
+        basis = class_basis(cls) if cls in KERNEL_CLASSES else FAMILIES[cls].basis
         work = np.array([m.work(basis) for m in rows])
         t_all = np.array([m.median_s for m in rows])
         faults = np.array([fault_s(m, fault_s_per_byte, threads) for m in rows])

@@ -72,7 +72,7 @@ __all__ = [
     "CpuPowerModel", "default_threads", "SPEC_LAWS", "cgroup_cpu_quota", "fresh_output_bytes",
     "MMAP_THRESHOLD_BYTES", "HEAP_FAULT_SHARE", "HEAP_FAULT_SHARE_LONG_LIVED", "heap_fault_share", "ALLOCATOR_STATE", "ALLOCATOR_STATES", "split_calls",
     "LAYOUT_OPS", "LAYOUT_BENCH_OPS", "INPLACE_BENCH_OPS", "INPLACE_CLASS", "SPLIT_MIXED_NODES", "GROUPED_OVERLAP_P", "grouped_time_s",
-    "conv_reorder_bytes", "conv_uses_onednn", "conv_weight_fault_bytes", "conv_fault_bytes", "WEIGHT_REORDER_FAULTS",
+    "class_basis", "conv_reorder_bytes", "conv_uses_onednn", "conv_weight_fault_bytes", "conv_fault_bytes", "WEIGHT_REORDER_FAULTS",
 ]
 
 CONV_CLASSES = ("conv_dense", "conv_stem", "conv_pointwise", "conv_grouped", "conv_depthwise")
@@ -560,21 +560,14 @@ models timed in a long-lived process with no page faults (mobilenet_v2 b16/128, 
 b8/192, mnasnet1_0 b8/192; ``benchmarks/cpu_process_history.py`` fillers first, forward hooks per module) the
 depthwise layers took 1.4-2x their FLOP-law prediction, every other class 0.9-1.1x except in-place elementwise
 ops (priced 1.55-1.7x slow, not changed). Calibration files whose law is in FLOPs are priced as
-before (the law's unit decides, :func:`_law_basis`)."""
+before (the law's unit decides, :attr:`PowerLaw.basis`)."""
 
 
-def _basis(cls: str) -> str:
+def class_basis(cls: str) -> str:
+    """The work a kernel class's calibrated law is fitted over (``fxenergy calibrate``): ``"flops"`` for GEMMs and
+    convolutions, except :data:`BYTES_BASIS_CLASSES`; ``"bytes"`` for the rest. A fitted law states its own basis
+    in its unit (:attr:`PowerLaw.basis`), which is what prices it: older files keep the basis they were fitted on."""
     return "flops" if cls in _COMPUTE and cls not in BYTES_BASIS_CLASSES else "bytes"
-
-
-def _law_basis(law: PowerLaw, cls: str) -> str:
-    """The basis a fitted law runs over: its unit's (FLOPs or bytes), else the class's."""
-    unit = str(getattr(law, "unit", "")).upper()
-    if unit.endswith("FLOP"):
-        return "flops"
-    if unit in ("B", "KB", "MB", "GB", "TB"):
-        return "bytes"
-    return _basis(cls)
 
 
 class CpuDurationModel:
@@ -668,13 +661,13 @@ class CpuDurationModel:
             t = at_cal * scale * (spec_t / at_cal if at_cal > 0 else 1.0)
             return t + dispatch, f"cpu-fitted/{level}", cls
         ws = cost.bytes_read + cost.bytes_written
-        floor = ws / self._floor_spec.level_of(ws)[1]
-        if cls == "inplace" and cls in self.params.laws:
+        ws_level, ws_bw = self._floor_spec.level_of(ws)
+        floor = ws / ws_bw
+        if cls == "inplace" and cls in self.params.laws and ws_level != self._floor_spec.levels[-1][0]:
             # measured on hot inputs at 150-225 GB/s, 4x the spec's 16 B/cycle per core for the L3: like the
-            # physical bounds (fxenergy.predictors.bounds), a working set the last-level cache holds streams free
-            # of the DRAM floor, a larger one is floored at DRAM bandwidth
-            llc = self._floor_spec.levels[-2][1] if len(self._floor_spec.levels) > 1 else 0.0
-            floor = ws / self._floor_spec.levels[-1][2] if ws > llc else 0.0
+            # physical bounds (fxenergy.predictors.bounds), a working set a cache holds streams free of the
+            # floor; one only DRAM holds keeps the DRAM floor
+            floor = 0.0
         if cls in _COMPUTE and cost.param_bytes_read > 0:  # a GEMV-like node streams its (cold) weights
             floor = max(floor, self._weight_s(cost.param_bytes_read))
         fault = 0.0
@@ -688,7 +681,7 @@ class CpuDurationModel:
         law = next((self.params.laws[c] for c in (*_chain(cls), _family_fallback(cls)) if c in self.params.laws), None)
         if law is None:
             return spec_t + dispatch + fault, f"cpu-spec-fallback/{level}", cls
-        basis = _law_basis(law, cls) if cls in self.params.laws else FAMILIES[_family_fallback(cls)].basis
+        basis = law.basis if cls in self.params.laws else FAMILIES[_family_fallback(cls)].basis
         work = work_for(basis, flops=cost.flops, elementwise_flops=cost.elementwise_flops,
                         bytes_moved=cost.bytes_read + cost.bytes_written)
         if work <= 0:
