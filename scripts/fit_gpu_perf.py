@@ -47,6 +47,7 @@ from fxenergy.perf.fitting import (  # noqa: E402
     op_floors,
     uncensored,
 )
+from fxenergy.perf.features import GEMM_FOREST_DROPPED, design_features, forest_features  # noqa: E402
 from fxenergy.perf.trees import Forest, forest_to_json  # noqa: E402
 
 FLOOR_MULT = 3.0
@@ -72,13 +73,14 @@ def ape(pred: np.ndarray, meas: np.ndarray) -> np.ndarray:
 
 
 def logo_and_fit(rows, sample: float, seed: int = 0, logo: bool = True, harness: str = "max",  # noqa: ANN001, ANN201
-                 families: tuple[str, ...] = MODEL_FAMILIES):
+                 families: tuple[str, ...] = MODEL_FAMILIES, gemm_dropped: tuple[str, ...] = GEMM_FOREST_DROPPED):
     """Per family: leave-one-GPU-out table rows and the forest fitted on every GPU.
 
     GEMM and conv: the harness floor is taken as additive and rows within 3x of it are left out.
     Memory families (``harness="max"``): ``measured = max(floor_op, lead·floor_op + t_kernel)``
     (fitting.harness_time), every row above 1.25x its op's floor is fitted; ``harness="additive"`` is
-    the treatment before (as GEMM), kept to print the comparison."""
+    the treatment before (as GEMM), kept to print the comparison. ``gemm_dropped``: design columns the GEMM
+    forest leaves out (features.forest_features; ``()`` = every column, the forests before gpu6)."""
     rng = np.random.default_rng(seed)
     fam = np.array([k.family for k in rows.kernels])
     devs = np.asarray(rows.device)
@@ -106,6 +108,8 @@ def logo_and_fit(rows, sample: float, seed: int = 0, logo: bool = True, harness:
         else:
             X, y, tb = design(ks, meas, d.tolist(), GEOMETRY[f], offset_s=fl)
             fit_rows = big
+        names = forest_features(f, gemm_dropped)
+        X = X[:, [design_features(GEOMETRY[f]).index(c) for c in names]]  # the forest's own columns
         if logo:
             for held in sorted(set(d)):
                 tr, te = (d != held) & fit_rows, d == held
@@ -138,7 +142,7 @@ def logo_and_fit(rows, sample: float, seed: int = 0, logo: bool = True, harness:
                               "harness": "max" if memory else "additive"})
                 print(_fmt(table[-1]), flush=True)
         model = fit_forest(X[fit_rows], y[fit_rows], seed=seed)
-        js = forest_to_json(model, _feature_names(f))
+        js = forest_to_json(model, names)
         # the JSON forest must reproduce sklearn's predictions
         check = Forest(js).predict(X[:500])
         assert np.allclose(check, model.predict(X[:500]), atol=1e-5), "forest serialisation mismatch"
@@ -197,7 +201,7 @@ def chip_corrections(rows, forests: dict, floors: dict, sample: float, seed: int
             else:
                 X, y, tb = design(ks, meas, [d] * len(ks), GEOMETRY[f], offset_s=floors[d])
                 keep = meas > FLOOR_MULT * floors[d]
-            resid = y - np.maximum(forest.predict(X), 0.0)
+            resid = y - np.maximum(forest.predict(X, design_features(GEOMETRY[f])), 0.0)
             half = rng.random(len(idx)) < 0.5
             cur = fit_correction(resid[keep & half], tb[keep & half])
             te = keep & ~half
@@ -221,9 +225,7 @@ def chip_corrections(rows, forests: dict, floors: dict, sample: float, seed: int
 
 
 def _feature_names(f: str) -> tuple[str, ...]:
-    from fxenergy.perf.features import GEMM_FEATURES, MEMORY_FEATURES
-
-    return GEMM_FEATURES if GEOMETRY[f] else MEMORY_FEATURES
+    return forest_features(f)
 
 
 def _fmt(r: dict) -> str:
@@ -326,6 +328,7 @@ def main(argv: list[str] | None = None) -> int:
         "memory_harness": None if mh is None else {
             "lead_fraction": round(mh["lead"], 4), "lead_per_device": {k: round(v, 4) for k, v in mh["lead_per_device"].items()},
             "op_floor_s": {f"{d}:{o}": round(v, 9) for (d, o), v in mh["op_floor_s"].items()}},
+        "gemm_forest_dropped": list(GEMM_FOREST_DROPPED),
         "leave_one_gpu_out": table, "nicolai": nic["report"],
         "script": "scripts/fit_gpu_perf.py",
     }

@@ -34,7 +34,7 @@ from torch.utils import _pytree as pytree
 from fxenergy.errors import UserInputError
 from fxenergy.passes.costs import get_convention, lookup, op_arith, op_bytes
 from fxenergy.perf.device import DeviceSpec, check_math_options, device_spec
-from fxenergy.perf.features import chip_key, correction_log, features
+from fxenergy.perf.features import chip_key, correction_log, design_features, features
 from fxenergy.perf.kernels import (
     Kernel,
     foreach_launches,
@@ -177,10 +177,12 @@ class LearnedGPUModel:
             idx = np.flatnonzero(fam == f)
             ks = [kernels[i] for i in idx]
             forest = self.params.forest(f)
-            X, bound = features(ks, self.device, geometry=f in ("gemm", "conv"),
+            geometry = f in ("gemm", "conv")
+            X, bound = features(ks, self.device, geometry=geometry,
                                 matmul_precision=self.matmul_precision, conv_tf32=self.conv_tf32)
-            slow = np.exp(np.maximum(forest.predict(X), 0.0))
-            tc = X[:, forest.features.index("tensor_cores")] > 0 if "tensor_cores" in forest.features else np.zeros(len(ks), bool)
+            names = design_features(geometry)
+            slow = np.exp(np.maximum(forest.predict(X, names), 0.0))  # the forest picks its own columns
+            tc = X[:, names.index("tensor_cores")] > 0 if "tensor_cores" in names else np.zeros(len(ks), bool)
             if f in chip:  # this GPU's own die was measured: its fitted correction (CUDA-core kernels)
                 slow = np.where(tc, slow, np.maximum(slow, 1.0) * np.exp(correction_log(chip[f], bound)))
             if f in ("gemm", "conv"):

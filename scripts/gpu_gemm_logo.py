@@ -1,0 +1,61 @@
+"""Leave-one-GPU-out of the GEMM and conv forests with every design column against the shipped columns.
+
+    flock /tmp/fxenergy-cpu.lock nice -n 19 uv run python scripts/gpu_gemm_logo.py            # ~1 min, 15% sample
+    flock /tmp/fxenergy-cpu.lock nice -n 19 uv run python scripts/gpu_gemm_logo.py --seed 1   # another sample
+
+Both runs use :func:`fit_gpu_perf.logo_and_fit` on the same rows (the fit's sample and seed): fit on four GPUs of
+gpu-kernels-neusight, predict every row of the fifth. ``before``: the forests fitted on every column of the GEMM
+design (as shipped before gpu6); ``after``: the GEMM forest without ``features.GEMM_FOREST_DROPPED`` (conv keeps
+every column). Figures are on kernel-dominated rows (> 3x the harness floor), APE = |pred/meas - 1|, with the
+plain roofline under the same floor beside them. Time only: public per-call latencies, no GPU ran here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "scripts"))
+
+import fit_gpu_perf as fit  # noqa: E402
+
+from fxenergy.perf.datasets import load_neusight  # noqa: E402
+from fxenergy.perf.features import GEMM_FOREST_DROPPED  # noqa: E402
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--sample", type=float, default=0.15, help="fraction of kernel rows (default 0.15, the fit's)")
+    ap.add_argument("--seed", type=int, default=0, help="sampling seed (default 0, the fit's)")
+    args = ap.parse_args(argv)
+    # linear, bmm and conv rows, plus `add` for the harness floors: the GEMM and conv draws equal the fit's
+    rows = load_neusight(ops=("linear", "bmm", "conv", "add"))
+    out = {}
+    for label, dropped in (("before", ()), ("after", GEMM_FOREST_DROPPED)):
+        print(f"== {label}: GEMM forest without {list(dropped) or 'nothing'}; {args.sample:.0%} sample, seed {args.seed}")
+        print(fit.HEADER)
+        table, *_ = fit.logo_and_fit(rows, args.sample, seed=args.seed, harness="additive", families=("gemm", "conv"),
+                                     gemm_dropped=dropped)
+        out[label] = {(r["family"], r["held_out"]): r for r in table}
+    print("\nkernel-dominated rows, median APE % (p90) per held-out GPU; roofline beside")
+    print(f"{'family':<7}{'held-out GPU':<17}{'before':>15}{'after':>15}{'roofline':>10}{'bias before':>13}{'after':>7}")
+    for fam in ("gemm", "conv"):
+        keys = [k for k in out["after"] if k[0] == fam]
+        for k in keys:
+            b, a = out["before"][k], out["after"][k]
+            print(f"{fam:<7}{k[1]:<17}{b['median_kernel']:>8.1f} ({b['p90_kernel']:>4.0f}){a['median_kernel']:>8.1f} "
+                  f"({a['p90_kernel']:>4.0f}){a['roofline_median_kernel']:>10.1f}{b['bias_kernel']:>+13.2f}{a['bias_kernel']:>+7.2f}")
+        mb = np.mean([out["before"][k]["median_kernel"] for k in keys])
+        ma = np.mean([out["after"][k]["median_kernel"] for k in keys])
+        mr = np.mean([out["after"][k]["roofline_median_kernel"] for k in keys])
+        print(f"{fam:<7}{'mean of medians':<17}{mb:>15.1f}{ma:>15.1f}{mr:>10.1f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
