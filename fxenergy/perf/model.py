@@ -259,10 +259,20 @@ class LearnedGPUModel:
         foreach = self._foreach_optimizer(nodes, t_node)
         from fxenergy.perf.kernels import family_of_op
 
+        lower = None
         for i, (node, cost, trace, is_fused) in enumerate(nodes):
             # a fused attention node's own cost figures are its math decomposition's (S x S scores in DRAM),
             # which the fused kernel never moves: its bound is the sum of its kernels' bounds
             bound = float(b_node[i]) if is_fused else self.node_bound_s(cost, trace)
+            if is_fused:
+                # ... but never below the physical bound every estimate is checked against
+                # (fxenergy.predictors.bounds: the node's cost at the highest peak, its bytes at DRAM bandwidth
+                # when they exceed the largest cache), else a 3xTF32-priced attention node can break it
+                if lower is None:
+                    from fxenergy.passes.durations import LowerBound
+
+                    lower = LowerBound(self.profile)
+                bound = max(bound, lower(cost))
             self._bounds[node.name] = bound
             t = max(float(t_node[i]), bound, 0.0 if i in foreach else self.params.dispatch_floor_s)
             put_record(node, DURATION, NodeDuration(t, "learned", family_of_op(cost.op)))
