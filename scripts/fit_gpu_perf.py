@@ -34,13 +34,14 @@ sys.path.insert(0, str(ROOT))
 
 from fxenergy.perf import nicolai  # noqa: E402
 from fxenergy.perf.datasets import data_root, load_neusight  # noqa: E402
+from fxenergy.perf.features import GEMM_FOREST_DROPPED, design_features, forest_features  # noqa: E402
 from fxenergy.perf.fitting import (  # noqa: E402
     CENSOR_MULT,
     GEOMETRY,
     HYPER,
     MEMORY_MODEL_FAMILIES,
-    THROTTLED,
     MODEL_FAMILIES,
+    THROTTLED,
     design,
     fit_forest,
     harness_time,
@@ -49,7 +50,6 @@ from fxenergy.perf.fitting import (  # noqa: E402
     throttled,
     uncensored,
 )
-from fxenergy.perf.features import GEMM_FOREST_DROPPED, design_features, forest_features  # noqa: E402
 from fxenergy.perf.trees import Forest, forest_to_json  # noqa: E402
 
 FLOOR_MULT = 3.0
