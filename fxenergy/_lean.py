@@ -155,6 +155,9 @@ def dynamo_deferred(*, torchvision: bool = False) -> Iterator[int]:
     """
     if torchvision:
         import_torchvision()
+    import fxenergy.capture  # noqa: F401 - its dispatch modes' wrappers are made when it is imported: before the scan
+    import torch.fx.experimental.proxy_tensor  # noqa: F401 - make_fx's dispatch_trace (training mode)
+
     if _dynamo_loaded():
         yield 0
         return
