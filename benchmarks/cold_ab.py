@@ -26,7 +26,8 @@ def main() -> None:
     ap.add_argument("--model", default="gpt2")
     ap.add_argument("--runs", type=int, default=4)
     a = ap.parse_args()
-    runs: dict[str, list[tuple[float, float]]] = {a.python_a: [], a.python_b: []}
+    # Absolute (not resolved: a venv's python is found through its symlink), as runs start in another cwd.
+    runs: dict[str, list[tuple[float, float]]] = {os.path.abspath(a.python_a): [], os.path.abspath(a.python_b): []}
     print(f"load average at start: {os.getloadavg()[0]:.2f}")
     for py in runs:  # which checkout each interpreter runs (it must differ, or the A/B compares one code with itself)
         where = subprocess.run([py, "-c", "import fxenergy; print(fxenergy.__file__)"], capture_output=True,
