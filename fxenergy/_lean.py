@@ -19,12 +19,21 @@ process that IS the command (``cli.main()`` with no argv) and only while the rep
 
 * :func:`import_torchvision` imports torchvision while ``torch._dynamo`` and ``torch._dynamo.utils``
   are placeholder modules in ``sys.modules`` whose ``is_compile_supported`` imports and calls the real
-  one; the placeholders are removed as soon as the import returns, and any other attribute asked of
-  them during it imports the real package and answers from it;
+  one; the placeholders are removed as soon as the import returns; any other attribute asked of them
+  during it imports the real package and answers from it, and a submodule import through them fails
+  loudly. Only for the torchvision releases in :data:`CHECKED_TORCHVISION` (others: a plain import);
 * :func:`dynamo_deferred` pre-sets each existing ``_disable_dynamo`` wrapper's cache to a delegate that
   calls ``fn`` directly while torch._dynamo is not imported and, once it is, builds the real
   ``torch._dynamo.disable(fn)``, stores it where torch would have and calls it; on exit every cache it
-  set and that torch has not replaced is deleted, so torch caches its own on the next call.
+  set and that torch has not replaced is deleted, so torch caches its own on the next call. Wrappers
+  made after the scan, and whatever else imports torch._dynamo (training mode's backward under make_fx
+  does), import it as usual: slower, never different.
+
+What it does not reach: transformers (5.x) imports torch._dynamo, torch.distributed.tensor, flex
+attention and sympy itself while ``GPT2LMHeadModel`` & co. are imported (``torch.compiler.disable``,
+``torch._dynamo.assume_constant_result`` and ``allow_in_graph`` run in its module and class bodies), so
+the CLI does not enter :func:`dynamo_deferred` for transformers models (docs/validation.md, "Cold
+``report`` without torch._dynamo").
 
 ``tests/test_cold_start.py`` checks, in fresh processes, that models analysed this way give the same
 nodes, MACs, FLOPs, bytes, parameter counts and report totals as the normal path, that torch._dynamo
@@ -155,8 +164,9 @@ def dynamo_deferred(*, torchvision: bool = False) -> Iterator[int]:
     """
     if torchvision:
         import_torchvision()
-    import fxenergy.capture  # noqa: F401 - its dispatch modes' wrappers are made when it is imported: before the scan
     import torch.fx.experimental.proxy_tensor  # noqa: F401 - make_fx's dispatch_trace (training mode)
+
+    import fxenergy.capture  # noqa: F401 - its dispatch modes' wrappers are made when it is imported: before the scan
 
     if _dynamo_loaded():
         yield 0

@@ -288,7 +288,9 @@ def _analysis(args: argparse.Namespace) -> Any:
         if args.one_shot:  # this process ends with the command: build and analyse without importing torch._dynamo
             from fxenergy import _lean
 
-            lean.enter_context(_lean.dynamo_deferred(torchvision=_is_torchvision(args.model)))
+            family = _family(args.model)
+            if family != "transformers":  # transformers imports torch._dynamo itself (see _lean): nothing to gain
+                lean.enter_context(_lean.dynamo_deferred(torchvision=family == "torchvision"))
         built = build_model(
             args.model,
             batch_size=args.batch_size,
@@ -306,14 +308,14 @@ def _analysis(args: argparse.Namespace) -> Any:
     return analysis
 
 
-def _is_torchvision(model: str) -> bool:
-    """Whether ``model`` names a torchvision classifier of the catalogue (no torch import)."""
+def _family(model: str) -> str | None:
+    """``"torchvision"`` or ``"transformers"`` for a catalogue model, None for any other (no torch import)."""
     from fxenergy.models.catalog import lookup
 
     try:
-        return lookup(model).family == "torchvision"
+        return lookup(model).family
     except FxEnergyError:  # a file.py:factory or module:callable model, or an unknown name (build_model says why)
-        return False
+        return None
 
 
 def _warn_inapplicable(args: argparse.Namespace, name: str, task: str) -> None:

@@ -202,7 +202,6 @@ def test_delegate_is_a_plain_call_until_dynamo_then_torchs_own() -> None:
     finally:
         if saved is not None:
             sys.modules["torch._dynamo"] = saved
-    import torch._dynamo
 
     assert delegate(2) == 3 and calls == [1, 2]
     assert getattr(fn, "__dynamo_disable") is not delegate  # torch's own disable wrapper, cached where torch caches it
