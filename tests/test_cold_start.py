@@ -125,7 +125,13 @@ with window as preset:
 left = [fn for fn, _ in _lean.disable_wrappers() if getattr(getattr(fn, "__dynamo_disable", None), "__fxenergy_lean__", False)]
 out["delegates_left"] = len(left)
 # torch stays usable in this process: dynamo imports, compiles, and torch.fx's disabled tracer still runs
-import torch._dynamo
+import torch._dynamo, torch._dynamo.utils, torchvision.ops.roi_align
+ra = sys.modules["torchvision.ops.roi_align"]  # the module (the package attribute of that name is the function)
+out["placeholders_gone"] = type(sys.modules["torch._dynamo"]).__name__ == "module" and hasattr(torch._dynamo, "disable")
+# roi_align's is_compile_supported (the placeholder's delegate in the deferred process) answers as torch's does
+out["roi_align_from"] = ra.is_compile_supported.__module__
+out["compile_supported"] = [ra.is_compile_supported(d) == torch._dynamo.utils.is_compile_supported(d)
+                            for d in ("cpu", "cuda", "meta")]
 f = torch.compile(lambda x: torch.sin(x) + 1, backend="eager")
 out["compiled"] = f(torch.ones(3)).tolist() == (torch.sin(torch.ones(3)) + 1).tolist()
 gm = torch.fx.symbolic_trace(torch.nn.Sequential(torch.nn.Linear(4, 4), torch.nn.ReLU()))
@@ -155,6 +161,8 @@ def test_dynamo_deferred_changes_no_number_and_leaves_torch_usable() -> None:
     assert deferred["preset"] > 50  # torch's wrappers were found (0 would mean the mechanism silently did nothing)
     assert deferred["delegates_left"] == 0  # every pre-set cache removed on exit
     assert deferred["compiled"] and plain["compiled"]
+    assert (deferred["roi_align_from"], plain["roi_align_from"]) == ("fxenergy._lean", "torch._dynamo.utils")
+    assert deferred["placeholders_gone"] and all(deferred["compile_supported"]) and all(plain["compile_supported"])
     assert deferred["traced_after"] == plain["traced_after"] == 4
     assert deferred["models"] == plain["models"]
     assert all(m["macs"] > 0 and m["energy_j"] > 0 for m in deferred["models"].values())
