@@ -104,7 +104,8 @@ out = {"models": {}}
 window = _lean.dynamo_deferred(torchvision=True) if deferred else contextlib.nullcontext()
 with window as preset:
     out["preset"] = preset
-    out["placeholders_used"] = _lean.import_torchvision() if not deferred else None
+    if not deferred:
+        import torchvision.models  # the normal import (the deferred window imported it with the placeholders)
     for spec in sys.argv[2:]:
         name, mode = spec.split(":")
         b = build_model(name, batch_size=2)
