@@ -53,3 +53,17 @@ def test_big_fp32_gemms_of_unseen_gpus_stay_near_the_roofline(device):
           gemm_kernel(1, 32768, 10240, 2560, torch.float32, bias=True)]
     t, tb = LearnedGPUModel(load_profile(device)).kernel_durations_s(ks)
     assert np.all(t >= tb) and np.all(t / tb < 2.0), (t / tb).tolist()
+
+
+@pytest.mark.parametrize("device", ["a100-80gb-pcie", "t4"])
+def test_fused_attention_floor_is_the_checks_own_bound(device):
+    """perf.model restates passes.durations.LowerBound (an import cycle otherwise): the two must agree."""
+    from types import SimpleNamespace
+
+    from fxenergy.passes.durations import LowerBound
+    from fxenergy.perf.model import _physical_lower_bound
+
+    prof = load_profile(device)
+    for flops, nbytes in ((1e9, 1e6), (1e12, 4e9), (0.0, 2e9)):
+        cost = SimpleNamespace(flops=flops, elementwise_flops=flops / 100, bytes_read=nbytes / 2, bytes_written=nbytes / 2)
+        assert _physical_lower_bound(prof)(cost) == pytest.approx(LowerBound(prof)(cost), rel=1e-12)

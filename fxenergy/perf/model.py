@@ -137,6 +137,22 @@ def load_perf_params(name_or_path: str = DEFAULT_PARAMS) -> PerfParams:
         raise UserInputError(f"learned parameter file {name_or_path!r} is malformed ({type(e).__name__}: {e})") from None
 
 
+def _physical_lower_bound(profile: HardwareProfile) -> Any:
+    """``cost -> seconds``: the bound :class:`fxenergy.passes.durations.LowerBound` puts on a node (FLOPs at the
+    device's highest peak, bytes at DRAM bandwidth only past the largest cache), which the estimate's physical
+    check sums. Restated here: that module imports this one."""
+    peak = max(profile.peak_flops_for(torch.float32), profile.peak_flops_for(torch.float16))
+    cache = max((c.total_bytes for c in profile.caches), default=0)
+    bw = profile.memory_bandwidth_bytes_per_s
+
+    def bound(cost: Any) -> float:
+        t = (cost.flops + cost.elementwise_flops) / peak
+        ws = cost.bytes_read + cost.bytes_written
+        return max(t, ws / bw) if ws > cache else t
+
+    return bound
+
+
 def _fast_fp32_bounds(kernels: list[Kernel], dev: DeviceSpec, bound: np.ndarray) -> np.ndarray:
     """Roofline bounds of fp32 kernels that run as 3xTF32 on tensor cores (never above the fp32 bound)."""
     peak = max(dev.peak_flops["tf32"] / 3.0, dev.peak_flops["fp32"])
@@ -269,9 +285,7 @@ class LearnedGPUModel:
                 # (fxenergy.predictors.bounds: the node's cost at the highest peak, its bytes at DRAM bandwidth
                 # when they exceed the largest cache), else a 3xTF32-priced attention node can break it
                 if lower is None:
-                    from fxenergy.passes.durations import LowerBound
-
-                    lower = LowerBound(self.profile)
+                    lower = _physical_lower_bound(self.profile)
                 bound = max(bound, lower(cost))
             self._bounds[node.name] = bound
             t = max(float(t_node[i]), bound, 0.0 if i in foreach else self.params.dispatch_floor_s)
