@@ -26,16 +26,23 @@ def main() -> None:
     ap.add_argument("--model", default="gpt2")
     ap.add_argument("--runs", type=int, default=4)
     a = ap.parse_args()
-    runs: dict[str, list[tuple[float, float]]] = {a.python_a: [], a.python_b: []}
+    # Absolute (not resolved: a venv's python is found through its symlink), as runs start in another cwd.
+    runs: dict[str, list[tuple[float, float]]] = {os.path.abspath(a.python_a): [], os.path.abspath(a.python_b): []}
     print(f"load average at start: {os.getloadavg()[0]:.2f}")
+    for py in runs:  # which checkout each interpreter runs (it must differ, or the A/B compares one code with itself)
+        where = subprocess.run([py, "-c", "import fxenergy; print(fxenergy.__file__)"], capture_output=True,
+                               text=True, check=True, cwd=tempfile.gettempdir()).stdout.strip()
+        print(f"{py}: fxenergy from {where}")
     with tempfile.TemporaryDirectory() as d:
         for _ in range(a.runs):
             for py in runs:
                 r0, t = resource.getrusage(resource.RUSAGE_CHILDREN), time.perf_counter()
                 cache = tempfile.mkdtemp(dir=d)  # an empty analysis cache each run: always a first run
+                # cwd outside any checkout: `python -m` puts the working directory first on sys.path, so
+                # run from a checkout both interpreters would import THAT checkout's fxenergy.
                 subprocess.run([py, "-m", "fxenergy", "report", a.model, "--format", "json", "-o",
                                 os.path.join(d, "r.json")], check=True, capture_output=True,
-                               env={**os.environ, "FXENERGY_CACHE_DIR": cache})
+                               env={**os.environ, "FXENERGY_CACHE_DIR": cache}, cwd=d)
                 wall, r1 = time.perf_counter() - t, resource.getrusage(resource.RUSAGE_CHILDREN)
                 runs[py].append((wall, r1.ru_utime - r0.ru_utime + r1.ru_stime - r0.ru_stime))
     print(f"load average at end: {os.getloadavg()[0]:.2f}")

@@ -277,26 +277,45 @@ def _analysis(args: argparse.Namespace) -> Any:
         if analysis is not None:
             _warn_inapplicable(args, key["model"], key["task"])
             return analysis
+    import contextlib
+
     import torch
 
     from fxenergy.analysis import analyse
     from fxenergy.models import build_model
 
-    built = build_model(
-        args.model,
-        batch_size=args.batch_size,
-        seq_len=seq_len,
-        image_size=args.image_size,
-        dtype=getattr(torch, args.dtype),
-        lean_imports=args.one_shot,  # a one-shot process: transformers skips scipy/torchvision it would not use
-    )
-    if built.info is not None:  # a file.py:factory model builds its own inputs
-        _warn_inapplicable(args, built.name, built.info.task)
-    analysis = analyse(built.model, built.args, example_kwargs=built.kwargs, mode=args.mode,
-                       optimizer=args.optimizer, convention=args.convention, name=built.name)
+    with contextlib.ExitStack() as lean:
+        if args.one_shot:  # this process ends with the command: build and analyse without importing torch._dynamo
+            from fxenergy import _lean
+
+            family = _family(args.model)
+            if family != "transformers":  # transformers imports torch._dynamo itself (see _lean): nothing to gain
+                lean.enter_context(_lean.dynamo_deferred(torchvision=family == "torchvision"))
+        built = build_model(
+            args.model,
+            batch_size=args.batch_size,
+            seq_len=seq_len,
+            image_size=args.image_size,
+            dtype=getattr(torch, args.dtype),
+            lean_imports=args.one_shot,  # a one-shot process: transformers skips scipy/torchvision it would not use
+        )
+        if built.info is not None:  # a file.py:factory model builds its own inputs
+            _warn_inapplicable(args, built.name, built.info.task)
+        analysis = analyse(built.model, built.args, example_kwargs=built.kwargs, mode=args.mode,
+                           optimizer=args.optimizer, convention=args.convention, name=built.name)
     if key is not None:
         cache.store(analysis, key)
     return analysis
+
+
+def _family(model: str) -> str | None:
+    """``"torchvision"`` or ``"transformers"`` for a catalogue model, None for any other (no torch import)."""
+    from fxenergy.models.catalog import lookup
+
+    try:
+        return lookup(model).family
+    except FxEnergyError:  # a file.py:factory or module:callable model, or an unknown name (build_model says why)
+        return None
 
 
 def _warn_inapplicable(args: argparse.Namespace, name: str, task: str) -> None:
