@@ -42,7 +42,7 @@ def main(argv: list[str]) -> int:
         batch, side = int(b), int(s)
         assert (name, batch, side) not in cl.CASES, "a benchmark case: use development cases only"
         built = cl.build(name, batch, side)
-        an = analyse(built.model, built.args, name=name)
+        an = analyse(built.model, built.args, example_kwargs=built.kwargs, name=name)
         preds = [predict(an, setup) for setup in setups]
         pred = preds[0]
         node_of = {str(n.target): n.name for n in an.graph_module.graph.nodes if n.op == "call_module"}

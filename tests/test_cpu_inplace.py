@@ -1,6 +1,6 @@
-"""In-place element-wise ops on a CPU (issue 12, session cpu11): their own kernel class ``inplace``, measured by the
-calibration on a hot input, and priced as before (``elementwise``) by a file without that class. The class is off by
-default (``INPLACE_CLASS``, see its docstring): these tests switch it on."""
+"""In-place element-wise ops on a CPU (issue 12, sessions cpu11 and cpu12): their own kernel class ``inplace``, measured
+by the calibration on a hot input and right after their producer, and priced as before (``elementwise``) by a file
+without that class. The class is on by default since cpu12 (``INPLACE_CLASS``, see its docstring)."""
 
 from __future__ import annotations
 
@@ -55,10 +55,14 @@ def _inplace_on(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(cpu, "INPLACE_CLASS", True)
 
 
-def test_default_keeps_inplace_ops_in_elementwise(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(cpu, "INPLACE_CLASS", False)
+def test_default_prices_inplace_ops_by_their_class_and_the_switch_restores_elementwise(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.undo()  # the module's default, not the fixture's
+    assert cpu.INPLACE_CLASS is True  # on since session cpu12
     (_, _), (trace, cost) = _nodes(_Act(True), (16, 72, 32, 32))
-    assert cost.op == "hardswish_" and kernel_class(trace, cost) == "elementwise"
+    assert cost.op == "hardswish_" and kernel_class(trace, cost) == "inplace"
+    monkeypatch.setattr(cpu, "INPLACE_CLASS", False)
+    assert kernel_class(trace, cost) == "elementwise"
 
 
 def test_inplace_ops_have_their_class_and_activations_keep_theirs() -> None:
@@ -90,3 +94,32 @@ def test_calibration_measures_inplace_rows_hot_and_fits_their_curve() -> None:
     t_old = old.node_duration(trace, cost, 1)[0]
     assert t_old == pytest.approx(nbytes / 42e9, rel=0.25)
     assert t_old > 2 * t_in
+
+
+def test_rows_timed_after_their_producer_fit_the_class_less_the_producer() -> None:
+    from fxenergy.calibrate.fitting import inplace_rows
+    from fxenergy.perf.cpu import INPLACE_AFTER_PRODUCER
+
+    quick = [b for b in benchmarks(quick=True) if b.op in INPLACE_AFTER_PRODUCER]
+    bn = {tuple(map(tuple, b.shapes())) for b in benchmarks(quick=True) if b.op == "batch_norm"}
+    assert len(quick) >= 12 and all(b.producer == "normalization" and not b.hot for b in quick)
+    assert {tuple(map(tuple, b.shapes())) for b in quick} <= bn  # each pair has its producer's row
+    rows, pairs = _rows(), []
+    for n in (2**16, 2**18, 2**20, 2**22):  # batch norm at 30 GB/s, then relu_ at 100 GB/s on what it wrote
+        shape = ((n // 64, 64, 1, 1), (64,), (64,), (64,), (64,))
+        t_bn, t_relu = 8 * n / 30e9, 8 * n / 100e9
+        rows.append(Measurement("normalization", "batch_norm", shape, {}, 0, 2 * n, 8 * n, t_bn, 5, 10))
+        pairs.append(Measurement("elementwise", "relu_ after batch_norm", shape, {}, 0, n, 8 * n, t_bn + t_relu, 5, 10))
+    rows.append(Measurement("elementwise", "relu_ after batch_norm", ((7, 7),), {}, 0, 49, 392, 1e-5, 5, 10))  # no producer
+    fitted = inplace_rows(rows + pairs)
+    inplace = [m for m in fitted if measurement_class(m) == "inplace"]
+    assert {m.op for m in inplace} == {"relu_ after batch_norm"} and len(inplace) == 4  # the hot rows and the orphan out
+    for m in inplace:
+        assert m.bytes / m.median_s == pytest.approx(100e9, rel=1e-6)
+    assert len([m for m in fitted if m.op == "batch_norm"]) == 4  # producers keep fitting their own class
+    # a file with only hot rows (cpu11's) fits the class on them, as before
+    assert {m.op for m in inplace_rows(_rows()) if measurement_class(m) == "inplace"} == INPLACE_BENCH_OPS
+    perf = fit_cpu_perf(rows + pairs, PEAK_FLOPS, PEAK_BPS, threads=2, dispatch_s=2e-6)
+    law = perf.laws["inplace"]
+    t = float(law.duration_s(8 * 2**20, PEAK_BPS))
+    assert t == pytest.approx(8 * 2**20 / 100e9, rel=0.2)

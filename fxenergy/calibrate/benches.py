@@ -37,6 +37,7 @@ class Bench:
     inputs: tuple[Any, ...]
     kwargs: Mapping[str, Any] = field(default_factory=dict)
     hot: bool = False  # timed on one set of inputs (cache-resident between calls), whatever the cold sweep asks
+    producer: str | None = None  # family of an op ``fn`` runs first, to time the measured op after it; its work is not counted
 
     def tensors(self, device: torch.device | str, gen: torch.Generator | None = None) -> list[torch.Tensor]:
         out = []
@@ -194,6 +195,10 @@ def _hardsigmoid_(x: torch.Tensor) -> torch.Tensor:
     return F.hardsigmoid(x, inplace=True)  # converges to 0.6 (hardswish_ would decay to denormals)
 
 
+def _batch_norm_relu_(x: torch.Tensor, mean: torch.Tensor, var: torch.Tensor, w: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    return _batch_norm(x, mean, var, w, b).relu_()  # the in-place op on the tensor its producer just wrote
+
+
 def _bias_add(x: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
     return x + bias[:, None, None]
 
@@ -254,8 +259,9 @@ def benchmarks(device: str = "cpu", *, quick: bool = False) -> list[Bench]:
             picked = _pick(shapes, quick, 2 if b == 1 or kind == "grouped" else 3)
             if quick and kind == "dense" and b > 1:
                 # dense convolutions vary most in efficiency with their shape: above batch 1 the shapes batch 1
-                # skipped (3x3 at 56..14 px, DenseNet's 128 -> 32), and one stem
-                picked = [*shapes[1::2], shapes[6]]
+                # skipped (3x3 at 56..14 px, DenseNet's 128 -> 32), and both stems (3x3 and 7x7: 27 and 147 MACs per
+                # output element, which separates a stem's output cost from its FLOPs, fitting.OUTPUT_TERM_CLASSES)
+                picked = [*shapes[1::2], shapes[6], shapes[0]]
             for cin, cout, side, k, stride, groups in picked:
                 if _conv_flops(b, cin, cout, side, k, stride, groups) > cap:
                     continue
@@ -294,6 +300,10 @@ def benchmarks(device: str = "cpu", *, quick: bool = False) -> list[Bench]:
                               (960, 4), (1280, 2)), quick):
             x = (b, c, side, side)
             out.append(Bench("normalization", "batch_norm", _batch_norm, (x, (c,), (c,), (c,), (c,))))
+            # relu_ right after the batch norm that wrote its input, as networks run it: the fit takes the batch
+            # norm's row of the same shape off (fxenergy.perf.cpu.INPLACE_AFTER_PRODUCER)
+            out.append(Bench("elementwise", "relu_ after batch_norm", _batch_norm_relu_, (x, (c,), (c,), (c,), (c,)),
+                             producer="normalization"))
             if not quick:
                 out.append(Bench("normalization", "group_norm", _group_norm, (x, (c,), (c,))))
             out.append(Bench("reduction", "mean", _spatial_mean, (x,)))

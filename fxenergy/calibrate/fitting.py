@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -80,7 +81,13 @@ def _profile_energy(ms: Sequence[Measurement], profile: HardwareProfile) -> HEFE
 
 def measurement_class(m: Measurement) -> str:
     """The kernel class (:data:`fxenergy.perf.cpu.KERNEL_CLASSES`) of a measurement."""
-    from fxenergy.perf.cpu import ACTIVATION_OPS, INPLACE_BENCH_OPS, LAYOUT_BENCH_OPS, conv_class
+    from fxenergy.perf.cpu import (
+        ACTIVATION_OPS,
+        INPLACE_AFTER_PRODUCER,
+        INPLACE_BENCH_OPS,
+        LAYOUT_BENCH_OPS,
+        conv_class,
+    )
 
     if m.family == "convolution":
         return conv_class(m.shape[1], int(m.params.get("groups", 1)))
@@ -92,9 +99,27 @@ def measurement_class(m: Measurement) -> str:
         return "bmm"
     if m.op in LAYOUT_BENCH_OPS:
         return "layout"
-    if m.family == "elementwise" and m.op in INPLACE_BENCH_OPS:
+    if m.family == "elementwise" and (m.op in INPLACE_BENCH_OPS or m.op in INPLACE_AFTER_PRODUCER):
         return "inplace"
     return m.family
+
+
+def inplace_rows(ms: Sequence[Measurement]) -> list[Measurement]:
+    """``ms`` with the ``inplace`` rows the class is fitted on: where the calibration timed in-place ops right after
+    their producer (:data:`fxenergy.perf.cpu.INPLACE_AFTER_PRODUCER`), those rows less the producer's row of the same
+    shapes (time; their work is already the in-place op's own), and no hot rows; else the hot rows, as before (older
+    files). A pair with no producer row, or whose difference is under a tenth of the pair's time (noise), is dropped."""
+    from fxenergy.perf.cpu import INPLACE_AFTER_PRODUCER
+
+    producers = {(m.op, m.shape): m for m in ms if m.op in set(INPLACE_AFTER_PRODUCER.values())}
+    paired = []
+    for m in ms:
+        prod = producers.get((INPLACE_AFTER_PRODUCER.get(m.op, ""), m.shape))
+        if m.op in INPLACE_AFTER_PRODUCER and prod is not None and m.median_s - prod.median_s > 0.1 * m.median_s:
+            paired.append(dataclasses.replace(m, median_s=m.median_s - prod.median_s))
+    if not paired:
+        return [m for m in ms if m.op not in INPLACE_AFTER_PRODUCER]
+    return [m for m in ms if measurement_class(m) != "inplace"] + paired
 
 
 def fault_s(m: Measurement, fault_s_per_byte: float, threads: int = 0) -> float:
@@ -182,18 +207,20 @@ PACKING_GRID_S_PER_MB = tuple(i * 0.01e-3 for i in range(41))
 """Candidate per-weight-byte costs of a batched linear layer (0 to 0.4 ms per MB, i.e. down to 2.5 GB/s)."""
 
 
-def fit_packing(work: np.ndarray, weights: np.ndarray, t: np.ndarray, peak: float, loss: str) -> tuple[Any, float]:
+def fit_packing(work: np.ndarray, weights: np.ndarray, t: np.ndarray, peak: float, loss: str, *,
+                basis: str = "flops", grid_s_per_mb: Sequence[float] = PACKING_GRID_S_PER_MB) -> tuple[Any, float]:
     """``(law, s_per_byte)``: a FLOP power law plus a cost per weight byte, ``t = law(F) + W x s``,
     fitted to linear layers with more than one row (GEMM: the BLAS packs the weight matrix into its
     blocked layout on every call, a cost that scales with the weights, not the FLOPs). The per-byte
-    cost is chosen on :data:`PACKING_GRID_S_PER_MB` by the lowest sum of squared log errors, the law
-    refitted for each."""
+    cost is chosen on ``grid_s_per_mb`` (:data:`PACKING_GRID_S_PER_MB`) by the lowest sum of squared log
+    errors, the law refitted for each. The same form, a law over ``basis`` plus a cost per byte of
+    something else, prices stems and reductions by their output bytes (:data:`OUTPUT_TERM_CLASSES`)."""
     best: tuple[float, Any, float] | None = None
-    for s_mb in PACKING_GRID_S_PER_MB:
+    for s_mb in grid_s_per_mb:
         s_b = s_mb / 1e6
         rest = np.maximum(t - weights * s_b, 0.1 * t)
         try:
-            law = fit_power_law(work, rest, peak, unit=UNITS["cpu"]["flops"], method="log", loss=loss)
+            law = fit_power_law(work, rest, peak, unit=UNITS["cpu"][basis], method="log", loss=loss)
         except Exception:  # noqa: BLE001 - a candidate the optimiser cannot fit is not a candidate
             continue
         err = float(np.sum(np.log((law.duration_s(work, peak) + weights * s_b) / t) ** 2))
@@ -203,6 +230,26 @@ def fit_packing(work: np.ndarray, weights: np.ndarray, t: np.ndarray, peak: floa
     return best[1], best[2]
 
 
+OUTPUT_TERM_CLASSES: dict[str, tuple[float, ...]] = {
+    "conv_stem": tuple(i * 0.005e-3 for i in range(41)),  # 0 to 0.2 ms per MB of output (down to 5 GB/s)
+    "reduction": tuple(i * 0.05e-3 for i in range(61)),  # 0 to 3 ms per MB of output (4 B per row: 12 ns per row)
+}
+"""Kernel classes fitted as their law plus a cost per output byte, ``t = law(work) + bytes_written x s``, with the
+candidate costs (s per MB) the fit chooses from (:func:`fit_packing`'s grid search). Measured on this project's 2-core
+VM (session cpu12, ``benchmarks/cpu_stem_reduce_micro.py`` and the quick calibration of 1 Dec 06:53 UTC):
+
+* ``reduction``: a ``mean`` over H, W (``adaptive_avg_pool2d(1)``) on short rows costs per output, not per byte:
+  16x1280x2x2 and 16x1280x4x4 both took 0.081 ms (20480 rows, 4 ns each), 4x the bytes; one bytes law, dominated by the
+  long rows (``sum`` over 768, ``mean`` over 112x112), priced the short rows networks end with at 0.31-0.68 of their time.
+* ``conv_stem``: a 3-channel convolution does 27 (3x3) to 147 (7x7) MACs per output element, so writing its output
+  (oneDNN's blocked output and its reorder to NCHW) costs apart from its FLOPs: one FLOP law priced the 7x7 stem 1.4-1.6x
+  slow and the 3x3 stems of mobile networks 0.64-0.78x (``benchmarks/cpu_module_diag.py``).
+
+``fxenergy.perf.cpu.CpuPerfParams.out_s_per_byte`` holds the fitted costs; older files have none and price as before."""
+
+
+OUTPUT_TERM = True
+"""Fit :data:`OUTPUT_TERM_CLASSES` with their output-byte term (False: one law each, as before; for ablations)."""
 GROUPED_BYTES_AND_FMA = False
 """Fit ``conv_grouped`` as an activation-bytes law plus an FMA rate (:func:`fit_grouped`) instead of one FLOP
 power law. Off: on isolated microbenchmarks it is the better model (leave-one-out over a quick calibration's
@@ -271,7 +318,8 @@ def fit_cpu_perf(
               or weight_law.duration_s(param_bytes(m), peak_bytes_per_s) < MEMORY_BOUND_SHARE * m.median_s]
     elif weight_bps > 0:
         ms = [m for m in ms if param_bytes(m) / weight_bps < MEMORY_BOUND_SHARE * m.median_s]
-    laws, stats, packing, grouped_rate = {}, {}, 0.0, 0.0
+    ms = inplace_rows(ms)
+    laws, stats, packing, grouped_rate, out_s = {}, {}, 0.0, 0.0, {}
     groups = {cls: [m for m in ms if measurement_class(m) == cls] for cls in sorted({measurement_class(m) for m in ms})}
     # all convolutions together: the fallback of a convolution kind with too few measurements of its own
     groups["convolution"] = [m for m in ms if m.family == "convolution"]
@@ -292,6 +340,10 @@ def fit_cpu_perf(
             weights = np.array([param_bytes(m) if m.shape[0][0] > 1 else 0 for m in rows], dtype=float)
             law, packing = fit_packing(work, weights, t, peak, loss)
             faults = faults + weights * packing
+        elif cls in OUTPUT_TERM_CLASSES and OUTPUT_TERM:  # stems and reductions also pay per output byte
+            outs = np.array([m.out_bytes for m in rows], dtype=float)
+            law, out_s[cls] = fit_packing(work, outs, t, peak, loss, basis=basis, grid_s_per_mb=OUTPUT_TERM_CLASSES[cls])
+            faults = faults + outs * out_s[cls]
         else:
             law = fit_power_law(work, t, peak, unit=UNITS["cpu"][basis], method="log", loss=loss)
         ape = np.abs((law.duration_s(work, peak) + faults) / t_all - 1)
@@ -302,4 +354,4 @@ def fit_cpu_perf(
                          {**(fitted_on or {}), "in_sample": stats, "fault_s_per_byte": fault_s_per_byte},
                          fault_s_per_byte=fault_s_per_byte, dram_bytes_per_s=dram_bytes_per_s,
                          weight_bytes_per_s=weight_bps, weight_law=weight_law, packing_s_per_byte=packing,
-                         grouped_flops_per_s=grouped_rate)
+                         grouped_flops_per_s=grouped_rate, out_s_per_byte={k: v for k, v in out_s.items() if v > 0})

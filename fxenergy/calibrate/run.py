@@ -135,8 +135,8 @@ def run_calibration(
                                         _measure_stream(dev, profile, timer)[0]])
     stream_prof = dataclasses.replace(profile, memory_bandwidth_bytes_per_s=stream_bps) \
         if profile.is_estimated("memory_bandwidth_bytes_per_s") else profile
-    # the hot in-place rows (kernel class ``inplace``) stream from a cache, not DRAM: they fit their own CPU curve
-    # only, not the bytes peak nor the per-family laws, which describe ops on cold inputs
+    # the in-place rows (kernel class ``inplace``: hot, or timed after their producer, whose time they include) stream
+    # from a cache, not DRAM: they fit their own CPU curve only, not the bytes peak nor the per-family laws
     cold = [m for m in ms if measurement_class(m) != "inplace"]
     peaks = _peaks(cold, stream_prof)
     cal_profile, notes = _calibrated_profile(profile, peaks, launch_s, stream_bps, today)

@@ -71,7 +71,7 @@ __all__ = [
     "KERNEL_CLASSES", "kernel_class", "conv_class", "local_thread_info", "CpuSpec", "cpu_spec", "CpuPerfParams", "CpuDurationModel",
     "CpuPowerModel", "default_threads", "SPEC_LAWS", "cgroup_cpu_quota", "fresh_output_bytes",
     "MMAP_THRESHOLD_BYTES", "HEAP_FAULT_SHARE", "HEAP_FAULT_SHARE_LONG_LIVED", "heap_fault_share", "ALLOCATOR_STATE", "ALLOCATOR_STATES", "split_calls",
-    "LAYOUT_OPS", "LAYOUT_BENCH_OPS", "INPLACE_BENCH_OPS", "INPLACE_CLASS", "SPLIT_MIXED_NODES", "GROUPED_OVERLAP_P", "grouped_time_s",
+    "LAYOUT_OPS", "LAYOUT_BENCH_OPS", "INPLACE_BENCH_OPS", "INPLACE_AFTER_PRODUCER", "INPLACE_CLASS", "SPLIT_MIXED_NODES", "GROUPED_OVERLAP_P", "grouped_time_s",
     "class_basis", "conv_reorder_bytes", "conv_uses_onednn", "conv_weight_fault_bytes", "conv_fault_bytes", "WEIGHT_REORDER_FAULTS",
 ]
 
@@ -93,14 +93,17 @@ LAYOUT_OPS = frozenset({"clone", "roll"})
 calibration's permute / transpose copies move 5-15 GB/s on this project's VM where ``cat`` and embedding
 gathers of the same bytes move 20-66, so they are their own class, ``layout`` (measured by the calibration's
 ``contiguous``, ``permute NCHW->NHWC`` and ``roll`` benchmarks; ``embedding`` stands in for older files)."""
-INPLACE_CLASS = False
+INPLACE_CLASS = True
 """True prices a cheap element-wise op written in place (``relu_``, ``add_``, ``hardswish_``: an element-wise op whose
-name ends in ``_`` and that is not in the ``activation`` or ``tanh`` classes) by the ``inplace`` class
-(:data:`INPLACE_BENCH_OPS`; a calibration file without that class prices it by ``elementwise`` as before). **Off by
-default** (session cpu11): the ``elementwise`` curve prices these ops 1.6-2.0x slow in whole development models, but
-the hot-input rows of the calibration price them 0.54-1.06x (too fast in 2 of 3 models), and whole-model development
-errors did not improve (docs/validation.md, cpu11's section). The calibration measures and fits the class all the
-same, so that a better-founded rule can be tried on existing files."""
+name ends in ``_`` and that is not in the ``activation`` or ``tanh`` classes) by the ``inplace`` class (a calibration
+file without that class prices it by ``elementwise`` as before). Session cpu11 added the class off by default: the
+``elementwise`` curve (cold inputs) prices these ops 1.6-2.6x slow in whole development models, but its hot-loop rows
+(:data:`INPLACE_BENCH_OPS`) priced them 0.54-1.09x and whole models did not improve, the overprice offsetting stems and
+reductions priced too fast. **On by default since session cpu12**, which prices stems and reductions with an output-byte
+term (:data:`fxenergy.calibrate.fitting.OUTPUT_TERM_CLASSES`) and fits the class on ``relu_`` timed right after the
+batch norm that wrote its input (:data:`INPLACE_AFTER_PRODUCER`): on the same timings, the class on lowered the median
+error of every development set tried by 0.3-1.7 points (docs/validation.md, cpu12's section). False restores the
+``elementwise`` pricing (ablations)."""
 SPLIT_MIXED_NODES = True
 """Price a node whose calls span several kernel classes call by call (:func:`split_calls`); False restores the
 pricing of the whole node by its largest call's class (for ablations)."""
@@ -114,6 +117,13 @@ in-place ``relu_`` / ``add_`` on a hot 4-7 MiB tensor streamed 150-225 GB/s (2x 
 cold inputs, the ``elementwise`` rows of the calibration, streamed 40-50: the input comes from the cache its producer
 left it in, and nothing is allocated or first touched. The same in-place ops on cold inputs ran at the cold rate
 (40-57 GB/s), so the gain is the input's residency, not the op."""
+INPLACE_AFTER_PRODUCER = {"relu_ after batch_norm": "batch_norm"}
+"""Labels of the calibration's microbenchmarks that time an in-place op right after the op that wrote its input (label
+-> the producer's own benchmark label, timed on the same shapes): the fit takes the producer's time and work off and
+fits the ``inplace`` class on what is left, in preference to the hot rows of :data:`INPLACE_BENCH_OPS` (session cpu12).
+A network runs ``relu_`` / ``add_`` / ``hardswish_`` right after a batch norm or a convolution wrote the tensor, which
+leaves it less hot than a loop over one tensor does: cpu11 measured ``relu_`` after a ``batch_norm`` at 64-205 GB/s
+(median ~95) where the hot loop ran 146-225 (``benchmarks/cpu_inplace_micro.py``)."""
 _CLASS_FALLBACK = {"conv_stem": "conv_dense", "activation": "elementwise", "tanh": "activation",
                    "layout": "embedding", "inplace": "elementwise"}
 """The class whose curve (or scale) stands in where a parameter set has none for a class (older files)."""
@@ -496,7 +506,9 @@ class CpuPerfParams:
     weights stream (a FLOP-based curve cannot tell a GEMV from a GEMM of the same FLOPs).
     ``packing_s_per_byte`` is what a batched linear layer (more than one row: a GEMM) pays per
     weight byte on top of its FLOP curve (the BLAS repacks the weights on every call), fitted jointly
-    with the matmul curve. 0 / None = not measured (older files).
+    with the matmul curve. ``out_s_per_byte`` maps a class (stems, reductions:
+    :data:`fxenergy.calibrate.fitting.OUTPUT_TERM_CLASSES`) to what it pays per output byte on top of its
+    law, fitted jointly with it. 0 / None / empty = not measured (older files).
     """
 
     laws: Mapping[str, PowerLaw]
@@ -512,6 +524,7 @@ class CpuPerfParams:
     weight_law: PowerLaw | None = None
     packing_s_per_byte: float = 0.0
     grouped_flops_per_s: float = 0.0  # FMA rate of grouped convs; with it, laws["conv_grouped"] is over bytes
+    out_s_per_byte: Mapping[str, float] = field(default_factory=dict)  # class -> s per output byte, on top of its law
 
     def to_dict(self) -> dict[str, Any]:
         out = {"laws": {k: v.to_dict() for k, v in sorted(self.laws.items())}, "peak_flops": self.peak_flops,
@@ -524,6 +537,8 @@ class CpuPerfParams:
                 out[key] = getattr(self, key)
         if self.weight_law is not None:
             out["weight_law"] = self.weight_law.to_dict()
+        if self.out_s_per_byte:
+            out["out_s_per_byte"] = dict(sorted(self.out_s_per_byte.items()))
         return out
 
     @classmethod
@@ -541,12 +556,15 @@ class CpuPerfParams:
                            ("packing_s_per_byte", packing), ("grouped_flops_per_s", grouped)):
                 if not (math.isfinite(v) and v >= 0):
                     raise UserInputError(f"{key} must be finite and non-negative")
-            bad = sorted((set(laws) | set(scales)) - set(KERNEL_CLASSES) - set(FAMILIES))
+            out_s = {k: float(v) for k, v in d.get("out_s_per_byte", {}).items()}
+            if any(not (math.isfinite(v) and v >= 0) for v in out_s.values()):
+                raise UserInputError("out_s_per_byte must be finite and non-negative")
+            bad = sorted((set(laws) | set(scales) | set(out_s)) - set(KERNEL_CLASSES) - set(FAMILIES))
             if bad:
                 raise UserInputError(f"unknown kernel classes {', '.join(bad)}")
             return cls(laws, float(d["peak_flops"]), float(d["peak_bytes_per_s"]), int(d["threads"]),
                        float(d["dispatch_s"]), dict(d.get("fitted_on", {})), scales, fault, dram, weight,
-                       PowerLaw(**d["weight_law"]) if d.get("weight_law") else None, packing, grouped)
+                       PowerLaw(**d["weight_law"]) if d.get("weight_law") else None, packing, grouped, out_s)
         except (KeyError, TypeError, ValueError) as e:
             raise UserInputError(f"{origin}: CPU perf parameters: {e}") from None
 
@@ -690,6 +708,8 @@ class CpuDurationModel:
         t = float(law.duration_s(work, peak))
         if cls == "conv_grouped" and self.params.grouped_flops_per_s and cls in self.params.laws:
             t = self._grouped_s(law, cost)  # activation bytes and FMA work, not one FLOP curve
+        if cls in self.params.out_s_per_byte and cls in self.params.laws:  # stems, reductions: per output byte
+            t += cost.bytes_written * self.params.out_s_per_byte[cls]
         if cls == "matmul" and self.params.packing_s_per_byte and cost.param_bytes_read:
             # rows = FLOPs / (2 x weights): a GEMM (rows > 1) repacks its weights, a GEMV streams them (floor)
             rows = cost.flops / (2 * cost.param_bytes_read / 4)
