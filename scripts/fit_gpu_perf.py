@@ -34,17 +34,20 @@ sys.path.insert(0, str(ROOT))
 
 from fxenergy.perf import nicolai  # noqa: E402
 from fxenergy.perf.datasets import data_root, load_neusight  # noqa: E402
+from fxenergy.perf.features import GEMM_FOREST_DROPPED, design_features, forest_features  # noqa: E402
 from fxenergy.perf.fitting import (  # noqa: E402
     CENSOR_MULT,
     GEOMETRY,
     HYPER,
     MEMORY_MODEL_FAMILIES,
     MODEL_FAMILIES,
+    THROTTLED,
     design,
     fit_forest,
     harness_time,
     memory_harness,
     op_floors,
+    throttled,
     uncensored,
 )
 from fxenergy.perf.trees import Forest, forest_to_json  # noqa: E402
@@ -72,13 +75,16 @@ def ape(pred: np.ndarray, meas: np.ndarray) -> np.ndarray:
 
 
 def logo_and_fit(rows, sample: float, seed: int = 0, logo: bool = True, harness: str = "max",  # noqa: ANN001, ANN201
-                 families: tuple[str, ...] = MODEL_FAMILIES):
+                 families: tuple[str, ...] = MODEL_FAMILIES, gemm_dropped: tuple[str, ...] = GEMM_FOREST_DROPPED,
+                 drop_throttled: bool = True):
     """Per family: leave-one-GPU-out table rows and the forest fitted on every GPU.
 
     GEMM and conv: the harness floor is taken as additive and rows within 3x of it are left out.
     Memory families (``harness="max"``): ``measured = max(floor_op, lead·floor_op + t_kernel)``
     (fitting.harness_time), every row above 1.25x its op's floor is fitted; ``harness="additive"`` is
-    the treatment before (as GEMM), kept to print the comparison."""
+    the treatment before (as GEMM), kept to print the comparison. ``gemm_dropped``: design columns the GEMM
+    forest leaves out (features.forest_features; ``()`` = every column, the forests before gpu6);
+    ``drop_throttled``: the GEMM forest is not fitted on fitting.THROTTLED rows (they are still scored)."""
     rng = np.random.default_rng(seed)
     fam = np.array([k.family for k in rows.kernels])
     devs = np.asarray(rows.device)
@@ -106,6 +112,10 @@ def logo_and_fit(rows, sample: float, seed: int = 0, logo: bool = True, harness:
         else:
             X, y, tb = design(ks, meas, d.tolist(), GEOMETRY[f], offset_s=fl)
             fit_rows = big
+        if f == "gemm" and drop_throttled:  # rows taken while the GPU's clock had collapsed (fitting.THROTTLED)
+            fit_rows = fit_rows & ~throttled(d.tolist(), ops[idx].tolist(), meas - fl)
+        names = forest_features(f, gemm_dropped)
+        X = X[:, [design_features(GEOMETRY[f]).index(c) for c in names]]  # the forest's own columns
         if logo:
             for held in sorted(set(d)):
                 tr, te = (d != held) & fit_rows, d == held
@@ -136,14 +146,29 @@ def logo_and_fit(rows, sample: float, seed: int = 0, logo: bool = True, harness:
                               "n_above": int(ab.sum()), "median_above": float(np.median(e[ab])) if ab.any() else float("nan"),
                               "roofline_median_above": float(np.median(r[ab])) if ab.any() else float("nan"),
                               "harness": "max" if memory else "additive"})
+                if f == "gemm":  # two subsets: roofline bound > 1 ms, transformer-shaped calls
+                    sub = {"large": kb & (tb[te] > 1e-3), "transformer": kb & transformer_shaped(ks, ops[idx])[te]}
+                    table[-1]["sub"] = {k: float(np.median(e[v])) if v.any() else float("nan") for k, v in sub.items()}
                 print(_fmt(table[-1]), flush=True)
         model = fit_forest(X[fit_rows], y[fit_rows], seed=seed)
-        js = forest_to_json(model, _feature_names(f))
+        js = forest_to_json(model, names)
         # the JSON forest must reproduce sklearn's predictions
         check = Forest(js).predict(X[:500])
         assert np.allclose(check, model.predict(X[:500]), atol=1e-5), "forest serialisation mismatch"
         forests[f] = js
     return table, forests, floors, mh
+
+
+def transformer_shaped(kernels, ops) -> np.ndarray:  # noqa: ANN001
+    """GEMM rows shaped like transformer layers (benchmarks/gpu_transformer_kernels.py's rules): ``linear`` with
+    512..32768 tokens and 1024..10240 features in and out; ``bmm`` with batch >= 16, M in 512..2048 and one of
+    the other two dims in 64..128 (Q·Kᵀ or A·V)."""
+    b, m, n, k = (np.array([getattr(x, a) for x in kernels]) for a in ("batch", "m", "n", "k"))
+    ops = np.asarray(ops)
+    lin = (ops == "linear") & (m >= 512) & (m <= 32768) & (n >= 1024) & (n <= 10240) & (k >= 1024) & (k <= 10240)
+    bmm = ((ops == "bmm") & (b >= 16) & (m >= 512) & (m <= 2048)
+           & (((n >= 64) & (n <= 128)) | ((k >= 64) & (k <= 128))))
+    return lin | bmm
 
 
 def sample_masks(rows, sample: float, seed: int = 0) -> dict[str, np.ndarray]:  # noqa: ANN001
@@ -197,7 +222,7 @@ def chip_corrections(rows, forests: dict, floors: dict, sample: float, seed: int
             else:
                 X, y, tb = design(ks, meas, [d] * len(ks), GEOMETRY[f], offset_s=floors[d])
                 keep = meas > FLOOR_MULT * floors[d]
-            resid = y - np.maximum(forest.predict(X), 0.0)
+            resid = y - np.maximum(forest.predict(X, design_features(GEOMETRY[f])), 0.0)
             half = rng.random(len(idx)) < 0.5
             cur = fit_correction(resid[keep & half], tb[keep & half])
             te = keep & ~half
@@ -221,9 +246,7 @@ def chip_corrections(rows, forests: dict, floors: dict, sample: float, seed: int
 
 
 def _feature_names(f: str) -> tuple[str, ...]:
-    from fxenergy.perf.features import GEMM_FEATURES, MEMORY_FEATURES
-
-    return GEMM_FEATURES if GEOMETRY[f] else MEMORY_FEATURES
+    return forest_features(f)
 
 
 def _fmt(r: dict) -> str:
@@ -326,6 +349,9 @@ def main(argv: list[str] | None = None) -> int:
         "memory_harness": None if mh is None else {
             "lead_fraction": round(mh["lead"], 4), "lead_per_device": {k: round(v, 4) for k, v in mh["lead_per_device"].items()},
             "op_floor_s": {f"{d}:{o}": round(v, 9) for (d, o), v in mh["op_floor_s"].items()}},
+        "gemm_forest_dropped": list(GEMM_FOREST_DROPPED),
+        "gemm_rows_not_fitted": "fitting.THROTTLED (GPU, op, kernel seconds above which): "
+                                + str([list(t) for t in THROTTLED]),
         "leave_one_gpu_out": table, "nicolai": nic["report"],
         "script": "scripts/fit_gpu_perf.py",
     }

@@ -34,7 +34,7 @@ from torch.utils import _pytree as pytree
 from fxenergy.errors import UserInputError
 from fxenergy.passes.costs import get_convention, lookup, op_arith, op_bytes
 from fxenergy.perf.device import DeviceSpec, check_math_options, device_spec
-from fxenergy.perf.features import chip_key, correction_log, features
+from fxenergy.perf.features import chip_key, correction_log, design_features, features
 from fxenergy.perf.kernels import (
     Kernel,
     foreach_launches,
@@ -137,6 +137,22 @@ def load_perf_params(name_or_path: str = DEFAULT_PARAMS) -> PerfParams:
         raise UserInputError(f"learned parameter file {name_or_path!r} is malformed ({type(e).__name__}: {e})") from None
 
 
+def _physical_lower_bound(profile: HardwareProfile) -> Any:
+    """``cost -> seconds``: the bound :class:`fxenergy.passes.durations.LowerBound` puts on a node (FLOPs at the
+    device's highest peak, bytes at DRAM bandwidth only past the largest cache), which the estimate's physical
+    check sums. Restated here: that module imports this one."""
+    peak = max(profile.peak_flops_for(torch.float32), profile.peak_flops_for(torch.float16))
+    cache = max((c.total_bytes for c in profile.caches), default=0)
+    bw = profile.memory_bandwidth_bytes_per_s
+
+    def bound(cost: Any) -> float:
+        t = (cost.flops + cost.elementwise_flops) / peak
+        ws = cost.bytes_read + cost.bytes_written
+        return max(t, ws / bw) if ws > cache else t
+
+    return bound
+
+
 def _fast_fp32_bounds(kernels: list[Kernel], dev: DeviceSpec, bound: np.ndarray) -> np.ndarray:
     """Roofline bounds of fp32 kernels that run as 3xTF32 on tensor cores (never above the fp32 bound)."""
     peak = max(dev.peak_flops["tf32"] / 3.0, dev.peak_flops["fp32"])
@@ -177,10 +193,12 @@ class LearnedGPUModel:
             idx = np.flatnonzero(fam == f)
             ks = [kernels[i] for i in idx]
             forest = self.params.forest(f)
-            X, bound = features(ks, self.device, geometry=f in ("gemm", "conv"),
+            geometry = f in ("gemm", "conv")
+            X, bound = features(ks, self.device, geometry=geometry,
                                 matmul_precision=self.matmul_precision, conv_tf32=self.conv_tf32)
-            slow = np.exp(np.maximum(forest.predict(X), 0.0))
-            tc = X[:, forest.features.index("tensor_cores")] > 0 if "tensor_cores" in forest.features else np.zeros(len(ks), bool)
+            names = design_features(geometry)
+            slow = np.exp(np.maximum(forest.predict(X, names), 0.0))  # the forest picks its own columns
+            tc = X[:, names.index("tensor_cores")] > 0 if "tensor_cores" in names else np.zeros(len(ks), bool)
             if f in chip:  # this GPU's own die was measured: its fitted correction (CUDA-core kernels)
                 slow = np.where(tc, slow, np.maximum(slow, 1.0) * np.exp(correction_log(chip[f], bound)))
             if f in ("gemm", "conv"):
@@ -257,10 +275,18 @@ class LearnedGPUModel:
         foreach = self._foreach_optimizer(nodes, t_node)
         from fxenergy.perf.kernels import family_of_op
 
+        lower = None
         for i, (node, cost, trace, is_fused) in enumerate(nodes):
             # a fused attention node's own cost figures are its math decomposition's (S x S scores in DRAM),
             # which the fused kernel never moves: its bound is the sum of its kernels' bounds
             bound = float(b_node[i]) if is_fused else self.node_bound_s(cost, trace)
+            if is_fused:
+                # ... but never below the physical bound every estimate is checked against
+                # (fxenergy.predictors.bounds: the node's cost at the highest peak, its bytes at DRAM bandwidth
+                # when they exceed the largest cache), else a 3xTF32-priced attention node can break it
+                if lower is None:
+                    lower = _physical_lower_bound(self.profile)
+                bound = max(bound, lower(cost))
             self._bounds[node.name] = bound
             t = max(float(t_node[i]), bound, 0.0 if i in foreach else self.params.dispatch_floor_s)
             put_record(node, DURATION, NodeDuration(t, "learned", family_of_op(cost.op)))

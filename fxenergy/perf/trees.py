@@ -41,8 +41,15 @@ class Forest:
             self.leaf[i, :n] = t["leaf"]
             self.depth = max(self.depth, int(t.get("depth", n)))
 
-    def predict(self, X: np.ndarray) -> np.ndarray:
+    def predict(self, X: np.ndarray, names: tuple[str, ...] | None = None) -> np.ndarray:
+        """The forest's sum per row of ``X``. With ``names`` (the columns of ``X``), the forest's own features
+        are picked from them by name: a forest may use a subset of the features a family's design computes."""
         X = np.asarray(X, dtype=float)
+        if names is not None and tuple(names) != self.features:
+            missing = [f for f in self.features if f not in names]
+            if missing:
+                raise ValueError(f"features {missing} are not among the columns given")
+            X = X[:, [list(names).index(f) for f in self.features]]
         if X.ndim != 2 or X.shape[1] != len(self.features):
             raise ValueError(f"expected {len(self.features)} features, got shape {X.shape}")
         n = X.shape[0]
