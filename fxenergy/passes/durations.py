@@ -99,7 +99,7 @@ class LowerBound:
         self.bandwidth = profile.memory_bandwidth_bytes_per_s
 
     def __call__(self, cost: NodeCost, trace: NodeTrace | None = None) -> float:
-        flops = cost.flops
+        flops = float(cost.flops)
         if trace is not None and flops:
             from fxenergy.perf.kernels import winograd_saved_flops
 
