@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from pathlib import Path
 
@@ -50,6 +51,7 @@ from fxenergy.perf.fitting import (  # noqa: E402
     throttled,
     uncensored,
 )
+from fxenergy.perf.kernels import WINOGRAD_MULTIPLY_FACTOR  # noqa: E402
 from fxenergy.perf.trees import Forest, forest_to_json  # noqa: E402
 
 FLOOR_MULT = 3.0
@@ -70,13 +72,19 @@ def harness_floors(rows) -> dict[str, float]:  # noqa: ANN001
     return {d: float(np.percentile(rows.seconds[(devs == d) & (ops == "add")], 5)) for d in dict.fromkeys(rows.device)}
 
 
+def min_log_slowdown(kernels) -> np.ndarray:  # noqa: ANN001
+    """Per kernel, the least ``log(t / t_bound)`` the model predicts: 0, or -log(WINOGRAD_MULTIPLY_FACTOR) for a
+    Winograd-eligible convolution (as :meth:`fxenergy.perf.model.LearnedGPUModel.kernel_durations_s`)."""
+    return np.array([-math.log(WINOGRAD_MULTIPLY_FACTOR) if k.winograd else 0.0 for k in kernels])
+
+
 def ape(pred: np.ndarray, meas: np.ndarray) -> np.ndarray:
     return np.abs(pred / meas - 1.0) * 100.0
 
 
 def logo_and_fit(rows, sample: float, seed: int = 0, logo: bool = True, harness: str = "max",  # noqa: ANN001, ANN201
                  families: tuple[str, ...] = MODEL_FAMILIES, gemm_dropped: tuple[str, ...] = GEMM_FOREST_DROPPED,
-                 drop_throttled: bool = True):
+                 drop_throttled: bool = True, winograd: bool = True):
     """Per family: leave-one-GPU-out table rows and the forest fitted on every GPU.
 
     GEMM and conv: the harness floor is taken as additive and rows within 3x of it are left out.
@@ -84,7 +92,9 @@ def logo_and_fit(rows, sample: float, seed: int = 0, logo: bool = True, harness:
     (fitting.harness_time), every row above 1.25x its op's floor is fitted; ``harness="additive"`` is
     the treatment before (as GEMM), kept to print the comparison. ``gemm_dropped``: design columns the GEMM
     forest leaves out (features.forest_features; ``()`` = every column, the forests before gpu6);
-    ``drop_throttled``: the GEMM forest is not fitted on fitting.THROTTLED rows (they are still scored)."""
+    ``drop_throttled``: the GEMM forest is not fitted on fitting.THROTTLED rows (they are still scored);
+    ``winograd``: Winograd-eligible conv rows are predicted down to their bound over WINOGRAD_MULTIPLY_FACTOR
+    (``False``: never below the direct-count bound, the treatment before gpu7)."""
     rng = np.random.default_rng(seed)
     fam = np.array([k.family for k in rows.kernels])
     devs = np.asarray(rows.device)
@@ -114,6 +124,9 @@ def logo_and_fit(rows, sample: float, seed: int = 0, logo: bool = True, harness:
             fit_rows = big
         if f == "gemm" and drop_throttled:  # rows taken while the GPU's clock had collapsed (fitting.THROTTLED)
             fit_rows = fit_rows & ~throttled(d.tolist(), ops[idx].tolist(), meas - fl)
+        # the prediction's floor, log(t / t_bound): the roofline, or a Winograd-eligible conv's roofline over
+        # WINOGRAD_MULTIPLY_FACTOR (as fxenergy.perf.model prices it); winograd=False: the direct bound for every row
+        lo_log = min_log_slowdown(ks) if winograd else np.zeros(len(ks))
         names = forest_features(f, gemm_dropped)
         X = X[:, [design_features(GEOMETRY[f]).index(c) for c in names]]  # the forest's own columns
         if logo:
@@ -131,7 +144,7 @@ def logo_and_fit(rows, sample: float, seed: int = 0, logo: bool = True, harness:
                 else:
                     m = fit_forest(X[tr], y[tr], seed=seed)
                     hf = float(np.median([floors[x] for x in set(d) if x != held]))
-                    pred = tb[te] * np.exp(np.maximum(m.predict(X[te]), 0.0)) + hf
+                    pred = tb[te] * np.exp(np.maximum(m.predict(X[te]), lo_log[te])) + hf
                     roof = tb[te] + hf
                 e, r, kb = ape(pred, meas[te]), ape(roof, meas[te]), big[te]
                 # rows clearly above their own op's floor (1.25x; at 3x only the biggest memory kernels remain)
@@ -222,7 +235,7 @@ def chip_corrections(rows, forests: dict, floors: dict, sample: float, seed: int
             else:
                 X, y, tb = design(ks, meas, [d] * len(ks), GEOMETRY[f], offset_s=floors[d])
                 keep = meas > FLOOR_MULT * floors[d]
-            resid = y - np.maximum(forest.predict(X, design_features(GEOMETRY[f])), 0.0)
+            resid = y - np.maximum(forest.predict(X, design_features(GEOMETRY[f])), min_log_slowdown(ks))
             half = rng.random(len(idx)) < 0.5
             cur = fit_correction(resid[keep & half], tb[keep & half])
             te = keep & ~half

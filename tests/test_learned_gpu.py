@@ -14,7 +14,7 @@ from fxenergy.errors import UserInputError
 from fxenergy.hardware import load_profile
 from fxenergy.perf.device import device_spec
 from fxenergy.perf.features import bounds_s
-from fxenergy.perf.kernels import conv_kernel, family_of_op, gemm_kernel, memory_kernel
+from fxenergy.perf.kernels import conv_kernel, family_of_op, gemm_kernel, memory_kernel, winograd_saved_flops
 from fxenergy.perf.model import LearnedGPUModel, load_perf_params
 from fxenergy.perf.trees import Forest
 from fxenergy.predictors.interface import load_artifact
@@ -141,7 +141,7 @@ def check_graph(gm: torch.fx.GraphModule, model: LearnedGPUModel) -> tuple[float
         if d is None:
             continue
         cost, trace = get_record(node, COST), get_record(node, TRACE)
-        bound = model.node_bound_s(cost, trace)
+        bound = model.node_bound_s(cost, trace, winograd_saved_flops(trace.calls))  # Winograd-aware for 3x3 convs
         assert d.duration_s >= bound * (1 - 1e-9), node.name
         e = model.node_energy_j(cost, trace, d, node.name)
         p = e / d.duration_s

@@ -36,7 +36,7 @@ import numpy as np
 import torch
 
 from fxenergy.errors import UserInputError
-from fxenergy.perf.kernels import Kernel, conv_kernel, gemm_kernel, memory_kernel
+from fxenergy.perf.kernels import Kernel, conv_kernel, gemm_kernel, memory_kernel, winograd_eligible
 
 __all__ = ["GpuBench", "GPU_BENCHES", "fit_learned_correction", "learned_section", "load_learned_correction",
            "run_learned_calibration", "cuda_timer", "check_cuda"]
@@ -63,7 +63,7 @@ class GpuBench:
         if self.op == "conv2d":
             b, c, s, co, ks, stride = self.shape
             so = (s + 2 * (ks // 2) - ks) // stride + 1
-            return conv_kernel(b, c, co, ks, ks, so, so, s, s, 1, f32)
+            return conv_kernel(b, c, co, ks, ks, so, so, s, s, 1, f32, winograd=winograd_eligible((ks, ks), stride))
         if self.op == "add":
             (n,) = self.shape
             return memory_kernel("elementwise", n // 1024, 1024, f32, 3 * 4 * n, n)

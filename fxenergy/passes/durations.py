@@ -83,6 +83,11 @@ class LowerBound:
     peak (fp16 on a GPU, when higher), plus nothing for bytes while its working set fits in the largest
     cache (a cache may serve it), else its bytes at DRAM bandwidth. No run can beat it; the bounds
     check (:mod:`fxenergy.predictors.bounds`) sums it, and fitted laws are never priced below it.
+
+    Given the node's trace, the FLOPs are the fewest any algorithm needs: a 3x3 stride-1 convolution
+    (forward or backward-data) may run as Winograd with ``1 / WINOGRAD_MULTIPLY_FACTOR`` of the direct
+    multiplies (:func:`fxenergy.perf.kernels.winograd_saved_flops`); measured cuDNN convolutions run
+    faster than their direct-count bound. The FLOPs the cost pass reports are not changed.
     """
 
     def __init__(self, profile: HardwareProfile):
@@ -93,8 +98,13 @@ class LowerBound:
         self.largest_cache_bytes = max((c.total_bytes for c in profile.caches), default=0)
         self.bandwidth = profile.memory_bandwidth_bytes_per_s
 
-    def __call__(self, cost: NodeCost) -> float:
-        t = (cost.flops + cost.elementwise_flops) / self.peak_flops
+    def __call__(self, cost: NodeCost, trace: NodeTrace | None = None) -> float:
+        flops = float(cost.flops)
+        if trace is not None and flops:
+            from fxenergy.perf.kernels import winograd_saved_flops
+
+            flops = max(flops - winograd_saved_flops(trace.calls), 0.0)
+        t = (flops + cost.elementwise_flops) / self.peak_flops
         ws = cost.bytes_read + cost.bytes_written
         if ws > self.largest_cache_bytes:
             t = max(t, ws / self.bandwidth)
@@ -174,6 +184,6 @@ class DurationPass:
                 if work > 0:
                     t = float(self.params.duration_s(family, work)) + max(launches - 1, 0) * peaks.launch_s
                     # a power law extrapolated past its data may promise more than the device can do
-                    return NodeDuration(max(t, self._bound(cost)), "hef", family)
+                    return NodeDuration(max(t, self._bound(cost, trace)), "hef", family)
             return NodeDuration(roofline_duration_s(cost, launches, peaks), "roofline-fallback", family)
         return NodeDuration(roofline_duration_s(cost, launches, peaks), "roofline", family)

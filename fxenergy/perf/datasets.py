@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from fxenergy.datasets import first_group
-from fxenergy.perf.kernels import Kernel, conv_kernel, gemm_kernel, memory_kernel
+from fxenergy.perf.kernels import Kernel, conv_kernel, gemm_kernel, memory_kernel, winograd_eligible
 
 __all__ = ["NEUSIGHT_PROFILES", "NICOLAI_PROFILES", "KernelRows", "load_neusight", "load_nicolai_ops", "data_root"]
 
@@ -67,7 +67,8 @@ def _neusight_kernels(op: str, df) -> list[Kernel]:  # noqa: ANN001 - pandas fra
         cols = ["B", "Input_Channel", "Output_Channel", "Kernel_Szie", "Input_Size", "Stride", "Padding"]
         for b, ci, co, ks, s, st, p in df[cols].itertuples(index=False):
             so = (s + 2 * p - ks) // st + 1
-            out.append(conv_kernel(int(b), int(ci), int(co), int(ks), int(ks), int(so), int(so), int(s), int(s), 1, _F32))
+            out.append(conv_kernel(int(b), int(ci), int(co), int(ks), int(ks), int(so), int(so), int(s), int(s), 1, _F32,
+                                   winograd=winograd_eligible((int(ks), int(ks)), int(st))))
     elif op in ("ln", "softmax"):
         for b, h in df[["B", "H"]].itertuples(index=False):
             n = int(b) * int(h)
@@ -133,7 +134,8 @@ def nicolai_kernels(label: str, op_type: str, shape: tuple[int, ...]) -> list[Ke
         wo = (w + 2 * pw - dw * (kw - 1) - 1) // sw + 1
         if ho <= 0 or wo <= 0:
             return None
-        ks = [conv_kernel(shape[0], ci, co, kh, kw, ho, wo, h, w, groups, _F32)]
+        ks = [conv_kernel(shape[0], ci, co, kh, kw, ho, wo, h, w, groups, _F32,
+                          winograd=winograd_eligible((kh, kw), (sh, sw), (dh, dw), groups))]
         if "bias=False" not in rest:
             ks.append(memory_kernel("elementwise", shape[0] * co, ho * wo, _F32, 2 * _ES * shape[0] * co * ho * wo,
                                     shape[0] * co * ho * wo))

@@ -21,9 +21,30 @@ from torch.utils import _pytree as pytree
 
 from fxenergy.records import OpCall, TensorSpec
 
-__all__ = ["FAMILIES", "Kernel", "kernels_of_call", "sdpa_backend", "sdpa_kernels_of_calls", "is_sdpa_target", "foreach_launches", "optimizer_period", "gemm_kernel", "conv_kernel", "memory_kernel", "family_of_op"]
+__all__ = ["FAMILIES", "WINOGRAD_MULTIPLY_FACTOR", "winograd_eligible", "winograd_saved_flops", "Kernel", "kernels_of_call", "sdpa_backend", "sdpa_kernels_of_calls", "is_sdpa_target", "foreach_launches", "optimizer_period", "gemm_kernel", "conv_kernel", "memory_kernel", "family_of_op"]
 
 FAMILIES = ("gemm", "conv", "elementwise", "reduction", "gather", "copy")
+
+# The fewest multiplies a 3x3, stride-1 convolution can be computed with, relative to the direct count (the FLOPs we
+# report, which equal FlopCounterMode's and do not change): cuDNN runs such convolutions (forward, and backward-data,
+# which is the same 3x3 stride-1 correlation with the flipped weights) as Winograd. F(2x2,3x3) needs 16 multiplies per
+# 2x2 output tile and channel pair instead of 36 (2.25x fewer); F(4x4,3x3), cuDNN's non-fused Winograd, 36 instead of
+# 144 (4x fewer). The data picks the larger one: on gpu-kernels-neusight (fp32, all 3x3 stride 1) 20-31% of the conv
+# rows of every GPU run faster than the direct-count roofline, and 0.34% of the T4's even faster than that roofline /
+# 2.25 (fastest: 0.384x on the T4, 0.45x on the P4, P100 and V100); none is below the roofline / 4
+# (scripts/gpu_conv_winograd.py). The transforms' additions run on the same units and are not counted: a lower bound.
+WINOGRAD_MULTIPLY_FACTOR = 4.0
+
+
+def winograd_eligible(kernel_size: tuple[int, ...], stride: tuple[int, ...] | int = 1, dilation: tuple[int, ...] | int = 1,
+                      groups: int = 1, transposed: bool = False) -> bool:
+    """Whether cuDNN may run a convolution as Winograd (so that its physical lower bound counts
+    ``1 / WINOGRAD_MULTIPLY_FACTOR`` of its direct multiplies): a 2D 3x3 kernel, stride 1, dilation 1, one group,
+    not transposed."""
+    def ones(v: tuple[int, ...] | int) -> bool:
+        return all(int(x) == 1 for x in ((v,) if isinstance(v, int) else v))
+    return (tuple(int(x) for x in kernel_size) == (3, 3) and ones(stride) and ones(dilation) and int(groups) == 1
+            and not transposed)
 
 _GEMM_OPS = {"mm", "addmm", "bmm", "baddbmm", "matmul", "linear", "addmv", "mv", "dot", "_addmm_activation", "addbmm"}
 _ATTENTION_OPS = {"_scaled_dot_product_flash_attention", "_scaled_dot_product_efficient_attention",
@@ -86,6 +107,14 @@ class Kernel:
     # memory kernels: a softmax (PyTorch's softmax kernels keep a row on chip or re-read it, unlike a norm's
     # two-pass kernel of the same size and arithmetic): a feature of the memory model
     softmax: bool = False
+    # a conv kernel cuDNN may run as Winograd (winograd_eligible): its roofline counts 1 / WINOGRAD_MULTIPLY_FACTOR
+    # of its multiplies as the least it can do (Kernel.flops stays the direct count)
+    winograd: bool = False
+
+    @property
+    def min_flops(self) -> float:
+        """The fewest matrix FLOPs any algorithm needs (the direct count, over the Winograd factor where eligible)."""
+        return self.flops / WINOGRAD_MULTIPLY_FACTOR if self.winograd else self.flops
 
 
 SOFTMAX_OPS = ("_softmax", "_log_softmax", "_safe_softmax")
@@ -100,14 +129,14 @@ def gemm_kernel(batch: int, m: int, n: int, k: int, dtype: torch.dtype, *, bias:
 
 
 def conv_kernel(n_batch: int, c_in: int, c_out: int, kh: int, kw: int, h_out: int, w_out: int, h_in: int, w_in: int,
-                groups: int, dtype: torch.dtype, *, backward: bool = False) -> Kernel:
+                groups: int, dtype: torch.dtype, *, backward: bool = False, winograd: bool = False) -> Kernel:
     es = _elem_size(dtype)
     m = n_batch * h_out * w_out
     n = max(c_out // groups, 1)
     k = max(c_in // groups, 1) * kh * kw
     nbytes = es * (n_batch * c_in * h_in * w_in + c_out * (c_in // max(groups, 1)) * kh * kw + n_batch * c_out * h_out * w_out)
     return Kernel("conv", dtype, 2.0 * groups * m * n * k, 0.0, float(nbytes), batch=groups, m=m, n=n, k=k,
-                  window=kh * kw, grouped=groups > 1, backward=backward)
+                  window=kh * kw, grouped=groups > 1, backward=backward, winograd=winograd)
 
 
 def memory_kernel(family: str, rows: int, cols: int, dtype: torch.dtype, nbytes: float, ew_flops: float,
@@ -167,6 +196,20 @@ def kernels_of_call(call: OpCall, flops: float, ew_flops: float, nbytes: float) 
     cols = int(shape[-1]) if shape else 1
     rows = max(math.prod(int(s) for s in shape) // max(cols, 1), 1) if shape else 1
     return [memory_kernel(fam, rows, cols, dtype, nbytes, ew_flops, backward=backward, softmax=op in SOFTMAX_OPS)]
+
+
+def winograd_saved_flops(calls: object) -> float:
+    """Matrix FLOPs of a node's traced calls (``NodeTrace.calls``) that a Winograd convolution does not need:
+    ``flops - min_flops`` summed over their Winograd-eligible conv kernels (0 for every other node). The physical
+    lower bound of a node counts ``cost.flops`` minus this."""
+    saved = 0.0
+    for call in calls:  # type: ignore[attr-defined]
+        name = call.name if hasattr(call, "name") else str(call.op)
+        if family_of_op(name.removeprefix("aten.").split(".", 1)[0]) != "conv":
+            continue
+        for k in kernels_of_call(call, 0.0, 0.0, 0.0):
+            saved += k.flops - k.min_flops
+    return saved
 
 
 def _with(k: Kernel, *, flops: float, ew_flops: float, nbytes: float) -> Kernel:
@@ -394,10 +437,11 @@ def _conv_kernels(op: str, args: tuple, out: object, dtype: torch.dtype, flops: 
         transposed, groups = args[7], args[9]  # (stride, padding, dilation: args[4:7], read by _conv_geom from shapes)
         mask = args[10] if len(args) > 10 else (True, True, True)
         fwd = _conv_geom(x, w, grad_out, bool(transposed), int(groups))
+        wino = winograd_eligible(tuple(w.shape[2:]), args[4], args[6], int(groups), bool(transposed))
         kerns = []
-        if mask[0]:  # dgrad: a convolution of grad_out with the flipped weights
+        if mask[0]:  # dgrad: a convolution of grad_out with the flipped weights (stride 1: Winograd too)
             kerns.append(conv_kernel(fwd["n"], fwd["c_out"], fwd["c_in"], fwd["kh"], fwd["kw"], fwd["h_in"], fwd["w_in"],
-                                     fwd["h_out"], fwd["w_out"], fwd["groups"], dtype, backward=True))
+                                     fwd["h_out"], fwd["w_out"], fwd["groups"], dtype, backward=True, winograd=wino))
         if mask[1]:  # wgrad: a GEMM (C_in/g·k_h·k_w) x (C_out/g) over K = N·H_out·W_out, split along K
             kerns.append(_wgrad_kernel(fwd, dtype, float(x.nbytes + grad_out.nbytes + w.nbytes)))
         if mask[2]:
@@ -410,8 +454,10 @@ def _conv_kernels(op: str, args: tuple, out: object, dtype: torch.dtype, flops: 
     groups = int(args[8]) if len(args) > 8 else 1
     o = _tensors(out)[0]
     g = _conv_geom(x, w, o, transposed, groups)
+    wino = (len(args) > 5 and isinstance(w, TensorSpec)
+            and winograd_eligible(tuple(w.shape[2:]), args[3], args[5], groups, transposed))
     kern = conv_kernel(g["n"], g["c_in"], g["c_out"], g["kh"], g["kw"], g["h_out"], g["w_out"], g["h_in"], g["w_in"],
-                       g["groups"], dtype)
+                       g["groups"], dtype, winograd=wino)
     return [_with(kern, flops=flops or kern.flops, ew_flops=0.0, nbytes=nbytes)]
 
 

@@ -3,12 +3,15 @@
 Per traced ATen call: its kernels (:mod:`fxenergy.perf.kernels`), each kernel's roofline bound and
 learned slowdown over it (:mod:`fxenergy.perf.features`, :mod:`fxenergy.perf.trees`), then
 
-* ``t_kernel = t_bound · exp(max(0, f_family(x)))`` (never below the roofline bound);
+* ``t_kernel = t_bound · exp(max(0, f_family(x)))`` (never below the roofline bound; a Winograd-eligible
+  convolution, :func:`fxenergy.perf.kernels.winograd_eligible`, never below its bound over
+  ``WINOGRAD_MULTIPLY_FACTOR``: the fewest multiplies cuDNN's algorithms need);
 * backward kernels times the fitted ``backward_factor`` of their family; tensor-core kernels
   (TF32/fp16/bf16) over their own peak times ``tensor_core_factor``;
 * ``t_call = max(Σ t_kernel, dispatch_floor_s)``: eager PyTorch cannot issue ATen calls faster than
   its per-call dispatch floor, so tiny kernels cost that floor;
-* a node's duration is the sum of its calls, and at least the node's roofline bound.
+* a node's duration is the sum of its calls, and at least the node's roofline bound (Winograd-aware as above;
+  the power model's utilisation ``u`` stays over the direct-count bound it was fitted with).
 
 Power per node: ``P = idle + (limit − idle) · clip(a_f + b_f · u + δ_phase, 0, 1)`` with ``u = t_bound / t``
 (achieved fraction of the roofline), ``a_f, b_f`` fitted per family on measured board power (separate
@@ -36,6 +39,7 @@ from fxenergy.passes.costs import get_convention, lookup, op_arith, op_bytes
 from fxenergy.perf.device import DeviceSpec, check_math_options, device_spec
 from fxenergy.perf.features import chip_key, correction_log, design_features, features
 from fxenergy.perf.kernels import (
+    WINOGRAD_MULTIPLY_FACTOR,
     Kernel,
     foreach_launches,
     is_sdpa_target,
@@ -43,6 +47,7 @@ from fxenergy.perf.kernels import (
     memory_kernel,
     optimizer_period,
     sdpa_kernels_of_calls,
+    winograd_saved_flops,
 )
 from fxenergy.perf.trees import Forest
 from fxenergy.records import COST, DURATION, TRACE, NodeDuration, TensorSpec, get_record, node_dtype, put_record
@@ -145,8 +150,11 @@ def _physical_lower_bound(profile: HardwareProfile) -> Any:
     cache = max((c.total_bytes for c in profile.caches), default=0)
     bw = profile.memory_bandwidth_bytes_per_s
 
-    def bound(cost: Any) -> float:
-        t = (cost.flops + cost.elementwise_flops) / peak
+    def bound(cost: Any, trace: Any = None) -> float:
+        flops = cost.flops
+        if trace is not None and flops:
+            flops = max(flops - winograd_saved_flops(trace.calls), 0.0)
+        t = (flops + cost.elementwise_flops) / peak
         ws = cost.bytes_read + cost.bytes_written
         return max(t, ws / bw) if ws > cache else t
 
@@ -199,8 +207,10 @@ class LearnedGPUModel:
             names = design_features(geometry)
             slow = np.exp(np.maximum(forest.predict(X, names), 0.0))  # the forest picks its own columns
             tc = X[:, names.index("tensor_cores")] > 0 if "tensor_cores" in names else np.zeros(len(ks), bool)
+            # never below the roofline; a Winograd-eligible conv never below it over WINOGRAD_MULTIPLY_FACTOR
+            lo = np.array([1.0 / WINOGRAD_MULTIPLY_FACTOR if k.winograd else 1.0 for k in ks])
             if f in chip:  # this GPU's own die was measured: its fitted correction (CUDA-core kernels)
-                slow = np.where(tc, slow, np.maximum(slow, 1.0) * np.exp(correction_log(chip[f], bound)))
+                slow = np.where(tc, slow, np.maximum(slow, lo) * np.exp(correction_log(chip[f], bound)))
             if f in ("gemm", "conv"):
                 slow = np.where(tc, slow * self.params.tensor_core_factor, slow)
             fast = np.array([k.fast_fp32 for k in ks])
@@ -211,7 +221,7 @@ class LearnedGPUModel:
             back = np.array([k.backward for k in ks])
             slow = np.where(back, slow * bf, slow)
             scale = math.exp(self.duration_log_scale.get(f, 0.0))  # a calibration on this GPU, if any
-            t[idx] = bound * np.maximum(slow * scale, 1.0)
+            t[idx] = bound * np.maximum(slow * scale, lo)
             tb[idx] = bound
         return t, tb
 
@@ -263,11 +273,14 @@ class LearnedGPUModel:
             nodes.append((node, cost, trace, fused is not None))
         t_call = np.zeros(len(call_of))
         b_node = np.zeros(len(nodes))
+        saved_node = np.zeros(len(nodes))  # matrix FLOPs a Winograd convolution does not need, per node
         if kernels:
             t_u, b_u = self.kernel_durations_s(kernels)
             t_k, b_k = t_u[np.asarray(kidx)], b_u[np.asarray(kidx)]
             np.add.at(t_call, np.asarray(kcall), t_k)
             np.add.at(b_node, np.asarray(call_of)[np.asarray(kcall)], b_k)
+            saved = np.array([k.flops - k.min_flops for k in kernels])[np.asarray(kidx)]
+            np.add.at(saved_node, np.asarray(call_of)[np.asarray(kcall)], saved)
         t_call = np.maximum(t_call, self.params.dispatch_floor_s)
         t_node = np.zeros(len(nodes))
         if len(call_of):
@@ -286,9 +299,10 @@ class LearnedGPUModel:
                 # when they exceed the largest cache), else a 3xTF32-priced attention node can break it
                 if lower is None:
                     lower = _physical_lower_bound(self.profile)
-                bound = max(bound, lower(cost))
-            self._bounds[node.name] = bound
-            t = max(float(t_node[i]), bound, 0.0 if i in foreach else self.params.dispatch_floor_s)
+                bound = max(bound, lower(cost, trace))
+            self._bounds[node.name] = bound  # the power model's utilisation is over the direct-count bound
+            floor = self.node_bound_s(cost, trace, float(saved_node[i])) if saved_node[i] > 0 and not is_fused else bound
+            t = max(float(t_node[i]), floor, 0.0 if i in foreach else self.params.dispatch_floor_s)
             put_record(node, DURATION, NodeDuration(t, "learned", family_of_op(cost.op)))
 
     def _foreach_optimizer(self, nodes: list[Any], t_node: np.ndarray) -> set[int]:
@@ -329,13 +343,15 @@ class LearnedGPUModel:
                 t_node[i] = t_stmt * (b / total if total > 0 else 1.0 / len(members))
         return set(idx)
 
-    def node_bound_s(self, cost: Any, trace: Any) -> float:
-        """The node's roofline bound under the math modes (no launch term)."""
+    def node_bound_s(self, cost: Any, trace: Any, saved_flops: float = 0.0) -> float:
+        """The node's roofline bound under the math modes (no launch term); ``saved_flops``: matrix FLOPs
+        not needed by the fastest algorithm (a Winograd convolution's, :func:`winograd_saved_flops`)."""
         dev = self.device
         compute = cost.elementwise_flops / dev.peak_flops["fp32"]
         if cost.flops:  # the matrix peak depends on dtype and math mode
             fam = "conv" if "conv" in cost.op else "gemm"
-            compute += cost.flops / dev.peak_for(fam, node_dtype(trace), self.matmul_precision, self.conv_tf32)
+            flops = max(cost.flops - saved_flops, 0.0)
+            compute += flops / dev.peak_for(fam, node_dtype(trace), self.matmul_precision, self.conv_tf32)
         return max(compute, (cost.bytes_read + cost.bytes_written) / dev.bandwidth_bytes_per_s)
 
     # -- power -------------------------------------------------------------------------------------------

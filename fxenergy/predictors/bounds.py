@@ -1,7 +1,8 @@
 """Physical bounds every estimate must respect, whatever backend produced it.
 
 * every node's energy and duration finite and non-negative; the totals finite and positive;
-* total duration >= the roofline bound (all FLOPs at the device's peak; bytes at DRAM bandwidth for
+* total duration >= the roofline bound (all FLOPs at the device's peak, a Winograd-eligible convolution's
+  at its fewest multiplies, see :class:`~fxenergy.passes.durations.LowerBound`; bytes at DRAM bandwidth for
   nodes whose working set exceeds the largest cache, free otherwise: a cache may serve the rest);
 * total energy >= total duration x idle power (a device draws its idle power while it runs);
 * mean power (node energies / total duration) <= the device's power limit. NB: a backend's per-run
@@ -23,7 +24,7 @@ import torch
 
 from fxenergy.errors import UserInputError
 from fxenergy.passes.durations import LowerBound
-from fxenergy.records import COST, DURATION, get_record
+from fxenergy.records import COST, DURATION, TRACE, get_record
 
 if TYPE_CHECKING:
     from fxenergy.hardware.schema import HardwareProfile
@@ -66,7 +67,7 @@ def roofline_bound_s(gm: torch.fx.GraphModule, profile: HardwareProfile) -> floa
     for node in gm.graph.nodes:
         if get_record(node, DURATION) is None:
             continue
-        total += bound(get_record(node, COST))
+        total += bound(get_record(node, COST), get_record(node, TRACE))
     return total
 
 
