@@ -211,10 +211,11 @@ def tile_design(kernels: Sequence[Kernel], devices: Sequence[str], matmul_precis
 
 
 # Rows measured while the GPU's clock had collapsed, left out of the GEMM forest's fit (still scored when their
-# GPU is held out). Read off the data (scripts/gpu_gemm_logo.py prints the evidence): the P4's `linear` rows run at
-# 0.14-0.42 of its fp32 peak, falling with kernel duration, while its own `bmm` rows reach 0.47-0.54 at the same
-# durations (NeuSight's P4 throttled while the linear rows were taken); the P100's `linear` efficiency halves
-# (0.64 -> 0.26-0.43) once one call runs past 100 ms. Kept in, a forest that cannot tell GPUs apart prices the
+# GPU is held out). Read off the data (scripts/gpu_gemm_logo.py prints the evidence: achieved FLOP/s over the fp32
+# peak at the profile's clock, full 128x128 waves only): the P4's `linear` falls from 0.54-0.60 at 0.3-1 ms to
+# 0.16-0.24 past 100 ms while its own `bmm` climbs to 0.60-0.71 at the same durations (NeuSight's P4 throttled
+# while the linear rows were taken); the P100's `linear` falls from 0.64 to 0.25-0.45 once one call runs past
+# 100 ms. Kept in, a forest that cannot tell GPUs apart prices the
 # biggest GEMMs of every GPU by them (an 8192^3 fp32 GEMM on an L4 at 5.8x its roofline).
 THROTTLED = (("p4", "linear", 0.0), ("p100-pcie-16gb", "linear", 0.1))  # (GPU, op, kernel seconds above which)
 
