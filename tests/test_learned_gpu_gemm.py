@@ -56,14 +56,24 @@ def test_big_fp32_gemms_of_unseen_gpus_stay_near_the_roofline(device):
 
 
 @pytest.mark.parametrize("device", ["a100-80gb-pcie", "t4"])
-def test_fused_attention_floor_is_the_checks_own_bound(device):
-    """perf.model restates passes.durations.LowerBound (an import cycle otherwise): the two must agree."""
-    from types import SimpleNamespace
+@pytest.mark.parametrize("precision", ["highest", "high"])
+def test_fused_attention_floor_is_the_checks_own_bound(device, precision):
+    """A fused attention node is priced at least at the bound the physical check sums
+    (passes.lower_bound.LowerBound), also when its matmuls run as 3xTF32."""
+    import fxenergy
+    from fxenergy.passes.lower_bound import LowerBound
+    from fxenergy.records import COST, TRACE, get_record
 
-    from fxenergy.passes.durations import LowerBound
-    from fxenergy.perf.model import _physical_lower_bound
+    class Attention(torch.nn.Module):
+        def forward(self, q, k, v):
+            return torch.nn.functional.scaled_dot_product_attention(q, k, v)
 
-    prof = load_profile(device)
-    for flops, nbytes in ((1e9, 1e6), (1e12, 4e9), (0.0, 2e9)):
-        cost = SimpleNamespace(flops=flops, elementwise_flops=flops / 100, bytes_read=nbytes / 2, bytes_written=nbytes / 2)
-        assert _physical_lower_bound(prof)(cost) == pytest.approx(LowerBound(prof)(cost), rel=1e-12)
+    q = torch.randn(4, 16, 1024, 64)
+    r = fxenergy.annotate(Attention(), (q, q, q), hardware=device, predictor="learned", matmul_precision=precision)
+    bound = LowerBound(load_profile(device))
+    nodes = {n.name: n for n in r.graph_module.graph.nodes}
+    rows = [row for row in r.rows if row.duration_s is not None]
+    assert [row.node for row in rows] == ["scaled_dot_product_attention"]
+    for row in rows:
+        node = nodes[row.node]
+        assert row.duration_s >= bound(get_record(node, COST), get_record(node, TRACE)) * (1 - 1e-12), row.node

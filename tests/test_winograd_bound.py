@@ -11,7 +11,7 @@ from torch import nn
 
 from fxenergy.analysis import analyse
 from fxenergy.hardware import load_profile
-from fxenergy.passes.durations import LowerBound
+from fxenergy.passes.lower_bound import LowerBound
 from fxenergy.perf.kernels import WINOGRAD_MULTIPLY_FACTOR, conv_kernel, winograd_eligible, winograd_saved_flops
 from fxenergy.perf.model import LearnedGPUModel
 from fxenergy.records import COST, TRACE, get_record

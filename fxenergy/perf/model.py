@@ -36,6 +36,7 @@ from torch.utils import _pytree as pytree
 
 from fxenergy.errors import UserInputError
 from fxenergy.passes.costs import get_convention, lookup, op_arith, op_bytes
+from fxenergy.passes.lower_bound import LowerBound
 from fxenergy.perf.device import DeviceSpec, check_math_options, device_spec
 from fxenergy.perf.features import chip_key, correction_log, design_features, features
 from fxenergy.perf.kernels import (
@@ -47,7 +48,6 @@ from fxenergy.perf.kernels import (
     memory_kernel,
     optimizer_period,
     sdpa_kernels_of_calls,
-    winograd_saved_flops,
 )
 from fxenergy.perf.trees import Forest
 from fxenergy.records import COST, DURATION, TRACE, NodeDuration, TensorSpec, get_record, node_dtype, put_record
@@ -140,25 +140,6 @@ def load_perf_params(name_or_path: str = DEFAULT_PARAMS) -> PerfParams:
         )
     except (KeyError, TypeError, ValueError) as e:
         raise UserInputError(f"learned parameter file {name_or_path!r} is malformed ({type(e).__name__}: {e})") from None
-
-
-def _physical_lower_bound(profile: HardwareProfile) -> Any:
-    """``cost -> seconds``: the bound :class:`fxenergy.passes.durations.LowerBound` puts on a node (FLOPs at the
-    device's highest peak, bytes at DRAM bandwidth only past the largest cache), which the estimate's physical
-    check sums. Restated here: that module imports this one."""
-    peak = max(profile.peak_flops_for(torch.float32), profile.peak_flops_for(torch.float16))
-    cache = max((c.total_bytes for c in profile.caches), default=0)
-    bw = profile.memory_bandwidth_bytes_per_s
-
-    def bound(cost: Any, trace: Any = None) -> float:
-        flops = cost.flops
-        if trace is not None and flops:
-            flops = max(flops - winograd_saved_flops(trace.calls), 0.0)
-        t = (flops + cost.elementwise_flops) / peak
-        ws = cost.bytes_read + cost.bytes_written
-        return max(t, ws / bw) if ws > cache else t
-
-    return bound
 
 
 def _fast_fp32_bounds(kernels: list[Kernel], dev: DeviceSpec, bound: np.ndarray) -> np.ndarray:
@@ -298,7 +279,7 @@ class LearnedGPUModel:
                 # (fxenergy.predictors.bounds: the node's cost at the highest peak, its bytes at DRAM bandwidth
                 # when they exceed the largest cache), else a 3xTF32-priced attention node can break it
                 if lower is None:
-                    lower = _physical_lower_bound(self.profile)
+                    lower = LowerBound(self.profile)
                 bound = max(bound, lower(cost, trace))
             self._bounds[node.name] = bound  # the power model's utilisation is over the direct-count bound
             floor = self.node_bound_s(cost, trace, float(saved_node[i])) if saved_node[i] > 0 and not is_fused else bound

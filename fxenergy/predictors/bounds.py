@@ -2,7 +2,7 @@
 
 * every node's energy and duration finite and non-negative; the totals finite and positive;
 * total duration >= the roofline bound (all FLOPs at the device's peak, a Winograd-eligible convolution's
-  at its fewest multiplies, see :class:`~fxenergy.passes.durations.LowerBound`; bytes at DRAM bandwidth for
+  at its fewest multiplies, see :class:`~fxenergy.passes.lower_bound.LowerBound`; bytes at DRAM bandwidth for
   nodes whose working set exceeds the largest cache, free otherwise: a cache may serve the rest);
 * total energy >= total duration x idle power (a device draws its idle power while it runs);
 * mean power (node energies / total duration) <= the device's power limit. NB: a backend's per-run
@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from fxenergy.errors import UserInputError
-from fxenergy.passes.durations import LowerBound
+from fxenergy.passes.lower_bound import LowerBound
 from fxenergy.records import COST, DURATION, TRACE, get_record
 
 if TYPE_CHECKING:
