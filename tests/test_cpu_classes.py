@@ -13,7 +13,7 @@ import torch
 from fxenergy.analysis import analyse
 from fxenergy.calibrate.fitting import (
     fit_cpu_perf,
-    fit_packing,
+    fit_law_plus_per_byte,
     fit_weight_law,
     measurement_class,
     param_bytes,
@@ -95,7 +95,7 @@ def test_packing_cost_is_recovered_from_gemm_rows() -> None:
     work = np.array([m.flops for m in rows], dtype=float)
     weights = np.array([param_bytes(m) for m in rows], dtype=float)
     t = law.duration_s(work, PEAK_FLOPS) + weights * s_per_byte
-    fitted, s = fit_packing(work, weights, t, PEAK_FLOPS, "soft_l1")
+    fitted, s = fit_law_plus_per_byte(work, weights, t, PEAK_FLOPS, "soft_l1")
     assert s == pytest.approx(s_per_byte, abs=0.011e-9)  # the grid step is 0.01 ms per MB
     assert np.allclose(fitted.duration_s(work, PEAK_FLOPS) + weights * s, t, rtol=0.1)
 

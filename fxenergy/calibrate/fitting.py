@@ -207,23 +207,25 @@ PACKING_GRID_S_PER_MB = tuple(i * 0.01e-3 for i in range(41))
 """Candidate per-weight-byte costs of a batched linear layer (0 to 0.4 ms per MB, i.e. down to 2.5 GB/s)."""
 
 
-def fit_packing(work: np.ndarray, weights: np.ndarray, t: np.ndarray, peak: float, loss: str, *,
-                basis: str = "flops", grid_s_per_mb: Sequence[float] = PACKING_GRID_S_PER_MB) -> tuple[Any, float]:
-    """``(law, s_per_byte)``: a FLOP power law plus a cost per weight byte, ``t = law(F) + W x s``,
-    fitted to linear layers with more than one row (GEMM: the BLAS packs the weight matrix into its
-    blocked layout on every call, a cost that scales with the weights, not the FLOPs). The per-byte
-    cost is chosen on ``grid_s_per_mb`` (:data:`PACKING_GRID_S_PER_MB`) by the lowest sum of squared log
-    errors, the law refitted for each. The same form, a law over ``basis`` plus a cost per byte of
-    something else, prices stems and reductions by their output bytes (:data:`OUTPUT_TERM_CLASSES`)."""
+def fit_law_plus_per_byte(work: np.ndarray, extra_bytes: np.ndarray, t: np.ndarray, peak: float, loss: str, *,
+                          basis: str = "flops", grid_s_per_mb: Sequence[float] = PACKING_GRID_S_PER_MB) -> tuple[Any, float]:
+    """``(law, s_per_byte)``: a power law over ``basis`` plus a cost per byte of something else,
+    ``t = law(work) + B x s``. The per-byte cost is chosen on ``grid_s_per_mb`` by the lowest sum of squared log
+    errors, the law refitted for each. Two uses:
+
+    * batched linear layers (more than one row: GEMM), ``B`` their weight bytes on :data:`PACKING_GRID_S_PER_MB`: the
+      BLAS packs the weight matrix into its blocked layout on every call, a cost that scales with the weights, not the
+      FLOPs;
+    * stems and reductions, ``B`` their output bytes (:data:`OUTPUT_TERM_CLASSES`)."""
     best: tuple[float, Any, float] | None = None
     for s_mb in grid_s_per_mb:
         s_b = s_mb / 1e6
-        rest = np.maximum(t - weights * s_b, 0.1 * t)
+        rest = np.maximum(t - extra_bytes * s_b, 0.1 * t)
         try:
             law = fit_power_law(work, rest, peak, unit=UNITS["cpu"][basis], method="log", loss=loss)
         except Exception:  # noqa: BLE001 - a candidate the optimiser cannot fit is not a candidate
             continue
-        err = float(np.sum(np.log((law.duration_s(work, peak) + weights * s_b) / t) ** 2))
+        err = float(np.sum(np.log((law.duration_s(work, peak) + extra_bytes * s_b) / t) ** 2))
         if best is None or err < best[0]:
             best = (err, law, s_b)
     assert best is not None  # s = 0 is fit_power_law on the data itself
@@ -235,7 +237,7 @@ OUTPUT_TERM_CLASSES: dict[str, tuple[float, ...]] = {
     "reduction": tuple(i * 0.05e-3 for i in range(61)),  # 0 to 3 ms per MB of output (4 B per row: 12 ns per row)
 }
 """Kernel classes fitted as their law plus a cost per output byte, ``t = law(work) + bytes_written x s``, with the
-candidate costs (s per MB) the fit chooses from (:func:`fit_packing`'s grid search). Measured on this project's 2-core
+candidate costs (s per MB) the fit chooses from (:func:`fit_law_plus_per_byte`'s grid search). Measured on this project's 2-core
 VM (session cpu12, ``benchmarks/cpu_stem_reduce_micro.py`` and the quick calibration of 1 Dec 06:53 UTC):
 
 * ``reduction``: a ``mean`` over H, W (``adaptive_avg_pool2d(1)``) on short rows costs per output, not per byte:
@@ -338,11 +340,12 @@ def fit_cpu_perf(
         peak = peak_flops if basis == "flops" else peak_bytes_per_s
         if cls == "matmul":  # batched linears also pay per weight byte (packing); GEMVs are left out above
             weights = np.array([param_bytes(m) if m.shape[0][0] > 1 else 0 for m in rows], dtype=float)
-            law, packing = fit_packing(work, weights, t, peak, loss)
+            law, packing = fit_law_plus_per_byte(work, weights, t, peak, loss)
             faults = faults + weights * packing
         elif cls in OUTPUT_TERM_CLASSES and OUTPUT_TERM:  # stems and reductions also pay per output byte
             outs = np.array([m.out_bytes for m in rows], dtype=float)
-            law, out_s[cls] = fit_packing(work, outs, t, peak, loss, basis=basis, grid_s_per_mb=OUTPUT_TERM_CLASSES[cls])
+            law, out_s[cls] = fit_law_plus_per_byte(work, outs, t, peak, loss, basis=basis,
+                                                     grid_s_per_mb=OUTPUT_TERM_CLASSES[cls])
             faults = faults + outs * out_s[cls]
         else:
             law = fit_power_law(work, t, peak, unit=UNITS["cpu"][basis], method="log", loss=loss)
