@@ -79,6 +79,19 @@ def test_compare_traces_once(monkeypatch):
         assert all(any(n.startswith(f"{missing}: not shown") for n in r.info["energy_notes"]) for r in by_backend.values())
 
 
+def test_comparison_says_a_refused_backend_once():
+    from fxenergy.report.table import comparison_data
+
+    by_backend = compare_predictors(_mlp(), X, hardware="a30")
+    notes = comparison_data(by_backend).notes
+    refused = [n for n in notes if ": not shown:" in n]
+    assert refused, "the A30 comparison of this MLP refuses at least one backend"
+    assert len(refused) == len(set(refused))  # each refusal once, not once per backend shown
+    assert not any(n.startswith(f"{name}: ") for n in refused for name in by_backend)
+    own = [n for n in notes if n.startswith("learned: ")]  # a backend's own notes keep its name
+    assert own and all(n[len("learned: "):] not in notes for n in own)
+
+
 def test_foreign_parameter_set_refused_unless_forced():
     with pytest.raises(UserInputError, match="fitted for a100-80gb-pcie, not a30.*--force"):
         resolve("a30", "hef", "hef-seed004-a100")

@@ -432,7 +432,7 @@ class LayerwisePredictor:
         phases = {get_record(n, TRACE).phase for n in gm.graph.nodes if get_record(n, TRACE) is not None}
         if phases & {"backward", "optimizer"}:
             raise OutOfDomainError("layerwise refuses training mode: seed 000 measured forward passes only and no "
-                                   "backward rule is fitted; use --predictor physical, roofline or hef")
+                                   "backward rule is fitted; use the device's default predictor, or roofline or hef")
         domain = getattr(self, "domain_", None) or {}
         for node in gm.graph.nodes:
             if node.op in ("placeholder", "get_attr", "output"):

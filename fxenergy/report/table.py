@@ -343,8 +343,11 @@ def comparison_data(results: dict[str, Result], by: str = "layer", depth: int | 
         r = results[n]
         if expected := _expected_band(r.info, r.totals.energy_j, r.totals.duration_s):
             notes.append(f"{n} expected error: {expected}")
-    for n in names:
-        notes += [f"{n}: {x}" for x in results[n].info.get("energy_notes", [])]
+    per_result = {n: list(dict.fromkeys(results[n].info.get("energy_notes", []))) for n in names}
+    shared = [x for x in per_result[names[0]] if all(x in per_result[n] for n in names[1:])]
+    for n in names:  # a note every result carries (a backend that was refused, say) is said once, unprefixed
+        notes += [f"{n}: {x}" for x in per_result[n] if x not in shared]
+    notes += shared
     total = ("Total", *totals, None)  # the band of the totals is in the notes: a spread is not a sum
     kind = "predictors" if what.startswith("uncertainty") else "devices"
     return TableData(f"fxenergy {kind} compared: {first.info.get('model')}", tuple(header), tuple(cols),
