@@ -117,36 +117,6 @@ def whole_models(quick: bool, fit_training: bool = False) -> None:
         _write_training_rule(float(UPLIFTS[j_all]) if better else 0.0, float(UPLIFTS[j_all]), len(rows), errs_e, errs_e0)
 
 
-def rtx_training_table(quick: bool) -> None:
-    """Sanity table, no measurement: the same 18 training steps predicted on the RTX 2080 Ti (and the A30 beside it),
-    with ``torch.optim.SGD``'s defaults (``sgd``, what the rows ran) and with momentum 0.9 (``sgd-momentum``, what
-    ``sgd`` meant before). Each with the shipped training uplift."""
-    from fxenergy.analysis import analyse, predict
-    from fxenergy.resolve import resolve
-
-    rows = a30_model_rows()[:6] if quick else a30_model_rows()
-    print("training step predictions (learned backend, shipped JSON); no RTX 2080 Ti whole-model measurement exists")
-    print(f"{'model':<22}{'img':>5}{'opt':>14}{'a30 ms':>9}{'a30 J':>8}{'rtx ms':>9}{'rtx J':>8}{'rtx opt ms':>11}")
-    for name, size, _t, _e in rows:
-        b = build_model(name, batch_size=32, image_size=size)
-        for opt in ("sgd-momentum", "sgd"):
-            tr = analyse(b.model, b.args, mode="training", optimizer=opt, name=name)
-            opt_nodes = _optimizer_nodes(tr)
-            cells = []
-            for dev in ("a30", "rtx-2080-ti"):
-                p = predict(tr, resolve(dev, "learned"))
-                cells.append((p.total_duration_s, p.energy_j, sum(v for k, v in p.duration_s.items() if k in opt_nodes)))
-            print(f"{name:<22}{size:>5}{opt:>14}{cells[0][0] * 1e3:>9.2f}{cells[0][1]:>8.2f}{cells[1][0] * 1e3:>9.2f}"
-                  f"{cells[1][1]:>8.2f}{cells[1][2] * 1e3:>11.2f}", flush=True)
-
-
-def _optimizer_nodes(analysis) -> set[str]:  # noqa: ANN001
-    from fxenergy.records import TRACE, get_record
-
-    return {n.name for n in analysis.graph_module.graph.nodes
-            if get_record(n, TRACE) is not None and get_record(n, TRACE).phase == "optimizer"}
-
-
 def _write_training_rule(uplift: float, all_rows: float, n: int, lomo_errs: list[float], none_errs: list[float]) -> None:
     from fxenergy._files import write_atomic
 
@@ -251,16 +221,12 @@ def main() -> int:
     ap.add_argument("--skip-transformers", action="store_true")
     ap.add_argument("--attention", choices=("eager", "sdpa", "both"), default="eager",
                     help="attention implementation of the transformer table (eager: what NeuSight's rows measured)")
-    ap.add_argument("--rtx-training", action="store_true",
-                    help="also predict the 18 training steps on the RTX 2080 Ti, sgd vs sgd-momentum (no measurement)")
     ap.add_argument("--fit-training", action="store_true",
                     help="write the training-step power uplift (fitted on all A30 rows) into learned-gpu.json")
     args = ap.parse_args()
     t0 = time.time()
     if not args.skip_a30:
         whole_models(args.quick, args.fit_training)
-    if args.rtx_training:
-        rtx_training_table(args.quick)
     if args.skip_transformers:
         print(f"({time.time() - t0:.0f} s)")
         return 0

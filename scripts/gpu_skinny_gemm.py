@@ -27,6 +27,10 @@ from fxenergy.perf.model import LearnedGPUModel  # noqa: E402
 BINS_S = ((0.0, 10e-6), (10e-6, 50e-6), (50e-6, 200e-6), (200e-6, 1.0))
 
 
+def _bin(lo: float, hi: float) -> str:
+    return f">{lo * 1e6:.0f} us" if hi >= 1.0 else f"{lo * 1e6:.0f}-{hi * 1e6:.0f} us"
+
+
 def neusight() -> None:
     rows = load_neusight(("linear",))
     print("gpu-kernels-neusight linear, m <= 64: median measured/bound, predicted/bound, bias = median log(pred/meas)")
@@ -40,7 +44,7 @@ def neusight() -> None:
         for lo, hi in BINS_S:
             sel = (m <= 64) & (tb >= lo) & (tb < hi)
             if sel.sum():
-                print(f"{dev:<16}{f'{lo * 1e6:.0f}-{hi * 1e6:.0f} us':>12}{sel.sum():>6}{np.median(meas[sel]) * 1e6:>9.1f}"
+                print(f"{dev:<16}{_bin(lo, hi):>12}{sel.sum():>6}{np.median(meas[sel]) * 1e6:>9.1f}"
                       f"{np.median(meas[sel] / tb[sel]):>9.2f}{np.median(t[sel] / tb[sel]):>9.2f}"
                       f"{np.median(np.log(t[sel] / meas[sel])):>+7.2f}{meas.min() * 1e6:>16.1f}")
 
