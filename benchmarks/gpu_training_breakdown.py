@@ -23,7 +23,23 @@ from fxenergy.records import COST, TRACE, get_record  # noqa: E402
 from fxenergy.resolve import resolve  # noqa: E402
 
 
-def breakdown(name: str, size: int, device: str, optimizer: str, top: int) -> None:
+def _kernel_flops(trace) -> float:  # noqa: ANN001
+    """Matrix FLOPs of the kernels the learned model prices for a node's calls (from shapes, not the cost record)."""
+    from fxenergy.passes.costs import get_convention, lookup, op_arith, op_bytes
+    from fxenergy.perf.kernels import kernels_of_call
+
+    total = 0.0
+    for c in trace.calls:
+        if lookup(c.op) == (True, None):
+            continue
+        arith = op_arith(c, get_convention("default"))
+        r, w, _ = op_bytes(c)
+        total += sum(k.flops for k in kernels_of_call(c, 2.0 * arith.macs if arith else 0.0,
+                                                      arith.elementwise_flops if arith else 0.0, r + w))
+    return total
+
+
+def breakdown(name: str, size: int, device: str, optimizer: str, top: int, nodes: int = 0) -> None:
     b = build_model(name, batch_size=32, image_size=size)
     a = analyse(b.model, b.args, mode="training", optimizer=optimizer, name=name)
     setup = resolve(device, "learned")
@@ -52,6 +68,14 @@ def breakdown(name: str, size: int, device: str, optimizer: str, top: int) -> No
     for key, t in sorted(t_s.items(), key=lambda kv: -kv[1])[:top]:
         print(f"  {key[0]:<10}{key[1]:<34}{count[key]:>6}{t * 1e3:>9.3f}{bound_s[key] * 1e3:>10.3f}"
               f"{t / max(bound_s[key], 1e-12):>9.1f}")
+    if nodes:
+        print("  slowest nodes: ms, bound ms, cost GFLOPs (the count every bound uses), kernels' GFLOPs")
+        ranked = sorted(((p.duration_s[n.name], n) for n in a.graph_module.graph.nodes if n.name in p.duration_s),
+                        key=lambda tn: -tn[0])
+        for t, node in ranked[:nodes]:
+            trace, cost = get_record(node, TRACE), get_record(node, COST)
+            print(f"  {t * 1e3:8.3f} {model.node_bound_s(cost, trace) * 1e3:8.3f} {cost.flops / 1e9:9.2f} "
+                  f"{_kernel_flops(trace) / 1e9:9.2f}  {trace.phase} {cost.op.split('.')[0]} {trace.module_path}")
 
 
 def main() -> int:
@@ -60,10 +84,11 @@ def main() -> int:
     ap.add_argument("--device", default="a30")
     ap.add_argument("--optimizer", choices=OPTIMIZERS, default="sgd")
     ap.add_argument("--top", type=int, default=12)
+    ap.add_argument("--nodes", type=int, default=0, help="also list the N slowest nodes")
     args = ap.parse_args()
     for spec in args.models:
         name, _, size = spec.partition(":")
-        breakdown(name, int(size or 224), args.device, args.optimizer, args.top)
+        breakdown(name, int(size or 224), args.device, args.optimizer, args.top, args.nodes)
     return 0
 
 

@@ -2,7 +2,8 @@
 
     uv run python scripts/gpu_skinny_gemm.py      # ~20 s
 
-1. gpu-kernels-neusight `linear` rows with m <= 64 (in the fit unless throttled), by roofline-bound bin, per GPU:
+1. gpu-kernels-neusight `linear` rows with m <= 64 (in the fit unless throttled), by roofline-bound bin, per GPU
+   (and the rows with k <= 64, the shape of a batch-32 weight gradient):
    median measured / bound, predicted kernel time / bound (no harness floor added) and the bias, median
    log(pred / meas). The fastest call of the GPU's `linear` file is printed beside: NeuSight's timing harness
    costs about that much per call, and the GEMM fit leaves out rows within 3x of it.
@@ -41,10 +42,13 @@ def neusight() -> None:
         t, tb = LearnedGPUModel(load_profile(dev)).kernel_durations_s(ks)
         meas = rows.seconds[idx]
         m = np.array([k.m for k in ks])
-        for lo, hi in BINS_S:
-            sel = (m <= 64) & (tb >= lo) & (tb < hi)
+        depth = np.array([k.k for k in ks])
+        bins = [(_bin(lo, hi), (m <= 64) & (tb >= lo) & (tb < hi)) for lo, hi in BINS_S]
+        # the shape of a weight gradient at batch <= 64: the reduction depth k is the batch
+        bins.append(("k<=64 >20 us", (depth <= 64) & (tb >= 20e-6)))
+        for label, sel in bins:
             if sel.sum():
-                print(f"{dev:<16}{_bin(lo, hi):>12}{sel.sum():>6}{np.median(meas[sel]) * 1e6:>9.1f}"
+                print(f"{dev:<16}{label:>12}{sel.sum():>6}{np.median(meas[sel]) * 1e6:>9.1f}"
                       f"{np.median(meas[sel] / tb[sel]):>9.2f}{np.median(t[sel] / tb[sel]):>9.2f}"
                       f"{np.median(np.log(t[sel] / meas[sel])):>+7.2f}{meas.min() * 1e6:>16.1f}")
 
