@@ -470,8 +470,8 @@ def _strided_dgrad(k: Kernel, fwd: dict[str, int]) -> Kernel:
 
     Each multiply of the forward pass (one output position, one weight) has exactly one partner in the input
     gradient; the positions a stride skips contribute nothing. Seen as a convolution over every input position
-    (``m = N·H_in·W_in``) the kernel reaches only ``1/stride²`` of the window per position, and cuDNN's and CUTLASS's
-    strided-dgrad kernels split it into ``stride²`` phases that skip the zeros. So the depth ``k`` is the window
+    (``m = N·H_in·W_in``) the kernel reaches only ``1/stride²`` of the window per position; strided-dgrad kernels
+    (CUTLASS's, for one) split it into ``stride²`` phases that skip the zeros (not checked on a measurement). So the depth ``k`` is the window
     share one input position sees, and the FLOPs are the forward's (what flop_counter counts for this term)."""
     from dataclasses import replace
 
