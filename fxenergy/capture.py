@@ -917,14 +917,22 @@ def _adamw_step(p: torch.Tensor, g: torch.Tensor, exp_avg: torch.Tensor, exp_avg
     p.addcdiv_(exp_avg, denom, value=-lr / (1 - b1**step))
 
 
-def _sgd_step(p: torch.Tensor, g: torch.Tensor, momentum_buffer: torch.Tensor) -> None:
-    """The single-tensor momentum SGD update of ``torch.optim.SGD`` (lr 1e-2, momentum 0.9)."""
+def _sgd_step(p: torch.Tensor, g: torch.Tensor) -> None:
+    """The single-tensor update of ``torch.optim.SGD`` with its defaults (lr 1e-2, no momentum, no weight decay):
+    one in-place add per parameter, which CUDA runs as ``torch._foreach_add_(params, grads, alpha=-lr)``."""
+    p.add_(g, alpha=-1e-2)
+
+
+def _sgd_momentum_step(p: torch.Tensor, g: torch.Tensor, momentum_buffer: torch.Tensor) -> None:
+    """The single-tensor momentum SGD update of ``torch.optim.SGD(momentum=0.9)`` (lr 1e-2), past its first step."""
     momentum_buffer.mul_(0.9).add_(g)
     p.add_(momentum_buffer, alpha=-1e-2)
 
 
-_OPTIMIZER_STEPS: dict[str, Callable[..., None]] = {"adamw": _adamw_step, "sgd": _sgd_step}
-_STATE_TENSORS = {"adamw": 2, "sgd": 1}  # per parameter: exp_avg + exp_avg_sq; momentum_buffer
+_OPTIMIZER_STEPS: dict[str, Callable[..., None]] = {"adamw": _adamw_step, "sgd": _sgd_step,
+                                                     "sgd-momentum": _sgd_momentum_step}
+# per parameter: exp_avg + exp_avg_sq; none; momentum_buffer
+_STATE_TENSORS = {"adamw": 2, "sgd": 0, "sgd-momentum": 1}
 
 
 def _optimizer_state(p: torch.Tensor, optimizer: str) -> list[torch.Tensor]:

@@ -10,7 +10,9 @@ from __future__ import annotations
 __all__ = ["MODES", "OPTIMIZERS", "METHODS", "GROUP_BY", "FORMATS", "CONVENTIONS", "DTYPES", "DEFAULT_HARDWARE"]
 
 MODES = ("inference", "training")
-OPTIMIZERS = ("adamw", "sgd")
+# "sgd" is torch.optim.SGD's defaults (no momentum: one in-place add per parameter), what `fxenergy measure` runs
+# and what the A30 training rows of gpu-operators-nicolai measured; "sgd-momentum" is SGD with momentum 0.9
+OPTIMIZERS = ("adamw", "sgd", "sgd-momentum")
 METHODS = ("auto", "symbolic_trace", "record", "export")
 GROUP_BY = ("layer", "module", "op", "phase", "node")
 FORMATS = ("table", "json", "csv", "markdown", "html")

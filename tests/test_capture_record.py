@@ -69,7 +69,7 @@ def test_plain_module_matches_symbolic_trace():
     assert {r.module_type for r in rec.rows if r.macs} == {"Conv2d", "Linear"}
 
 
-@pytest.mark.parametrize("optimizer", ["adamw", "sgd"])
+@pytest.mark.parametrize("optimizer", ["adamw", "sgd", "sgd-momentum"])
 def test_training_matches_export(gpt2_small, optimizer):
     kwargs = {"input_ids": meta(1, 16, dtype=torch.long)}
     rec = fxenergy.annotate(gpt2_small, (), example_kwargs=kwargs, mode="training", optimizer=optimizer,

@@ -214,3 +214,21 @@ def test_fvcore_agrees_on_contractions():
     # fvcore's "flop" is one multiply-add, like our MAC, and it leaves out bias: the same convention
     assert fv["conv"] == ours["convolution"]
     assert fv["linear"] == ours["addmm"]
+
+
+@pytest.mark.parametrize("groups", [1, 4, 16])
+def test_grouped_conv_backward_counts_each_weight_gradient_once(groups):
+    """A convolution's backward is its input gradient plus its weight gradient, each as many multiplies as the
+    forward, for any ``groups``. torch's flop_counter counts a grouped weight gradient ``groups`` times over
+    (checked here, so this test notices if torch changes); fxenergy counts it once."""
+    m = nn.Sequential(nn.Conv2d(3, 16, 3, padding=1), nn.Conv2d(16, 32, 3, padding=1, groups=groups, bias=False))
+    x = torch.randn(2, 3, 12, 12)
+    r = fxenergy.annotate(m, x, mode="training")
+    fwd = sum(row.flops for row in r.rows if row.phase == "forward" and row.module_path == "1")
+    bwd = sum(row.flops for row in r.rows if row.phase == "backward" and row.module_path == "1")
+    assert fwd == 2 * 2 * 32 * (16 // groups) * 9 * 12 * 12
+    assert bwd == 2 * fwd
+    xx = torch.randn(2, 16, 12, 12, requires_grad=True)
+    with FlopCounterMode(display=False) as fc:
+        m[1](xx).sum().backward()
+    assert fc.get_total_flops() == fwd + fwd + groups * fwd  # forward, input gradient, weight gradient x groups

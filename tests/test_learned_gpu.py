@@ -229,3 +229,14 @@ def test_tensor_core_power_line_and_training_uplift():
         assert hi > lo or hi == dev.power_limit_w
         assert dev.idle_w <= lo <= hi <= dev.power_limit_w
     assert up.power_w("conv", 1.0, phase="optimizer") <= dev.power_limit_w  # clipped at the limit
+
+
+def test_depthwise_backward_not_priced_as_dense():
+    """A depthwise layer's backward (input and weight gradients, each as much arithmetic as its memory-bound forward)
+    is not priced against a dense-convolution bound: flop_counter's count of its weight gradient is ``groups`` times
+    too high, and the node floor sat on it (EfficientNet-B5's 5x5 depthwise layers at 7.9 ms each on the A30)."""
+    m = torch.nn.Sequential(torch.nn.Conv2d(3, 1024, 1), torch.nn.Conv2d(1024, 1024, 5, padding=2, groups=1024))
+    r = fxenergy.annotate(m, torch.randn(32, 3, 14, 14), hardware="a30", mode="training", optimizer="sgd")
+    fwd = sum(row.duration_s for row in r.rows if row.phase == "forward" and row.module_path == "1")
+    bwd = sum(row.duration_s for row in r.rows if row.phase == "backward" and row.module_path == "1")
+    assert 0 < fwd and 0 < bwd < 4 * fwd, (fwd, bwd)

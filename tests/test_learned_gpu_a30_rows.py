@@ -4,7 +4,7 @@ A parameter file fitted under older code can drift from what the code now comput
 benchmark noticing (the Xeon file did: tests/test_physical_xeon_params.py). Two of the 18 whole-model rows
 of ``operations_A30_train`` (SGD training steps at batch 32, nvidia-smi board power), predicted through
 ``fxenergy.annotate`` with the defaults a user gets on the A30; benchmarks/gpu_models.py prints all 18
-(training-step energy: median 4.1%, time 9.3% on 30 Nov).
+(training-step energy: median 5.3%, time 9.0% on 1 Dec, gpu9).
 """
 
 from __future__ import annotations

@@ -69,7 +69,10 @@ def test_estimate_equals_the_step_costs_times_the_step_counts(est):
     h2d_j = (100 + 40) * 3 * 8 * 8 * 4 / 12e9 * 0.25 * 350
     assert est.train_steps_per_epoch == 7 and est.last_train_batch == 4
     assert est.val_steps_per_epoch == 3 and est.last_val_batch == 8
-    assert est.total_energy_j == pytest.approx(3 * (per_epoch + h2d_j), rel=1e-9)
+    # plus the fitted overheads of the rtx-3090 (predictors/params/cache-rtx-3090.json): k_p per pass over the data
+    # (a training and an evaluation pass per epoch) and k_e per run
+    k_p, k_e = est.overheads.k_p_j, est.overheads.k_e_j
+    assert est.total_energy_j == pytest.approx(3 * (per_epoch + h2d_j + 2 * k_p) + k_e, rel=1e-9)
     assert est.per_epoch_energy_j * 3 == pytest.approx(est.total_energy_j, rel=1e-12)
 
 

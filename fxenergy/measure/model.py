@@ -215,7 +215,12 @@ def _step(model: torch.nn.Module, args: tuple, kwargs: dict, mode: str, optimize
         return forward
     model.train()
     params = [p for p in model.parameters() if p.requires_grad]
-    opt = torch.optim.SGD(params, lr=1e-3) if optimizer == "sgd" else torch.optim.AdamW(params, lr=1e-3)
+    if optimizer == "sgd":
+        opt: torch.optim.Optimizer = torch.optim.SGD(params, lr=1e-3)
+    elif optimizer == "sgd-momentum":
+        opt = torch.optim.SGD(params, lr=1e-3, momentum=0.9)
+    else:
+        opt = torch.optim.AdamW(params, lr=1e-3)
 
     def step() -> Any:
         opt.zero_grad(set_to_none=True)

@@ -6,6 +6,7 @@ MAC/FLOP and byte conventions are stated there. This module only computes.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -90,6 +91,27 @@ def from_flop_counter(raw: Callable[..., int]) -> CostFn:
         if convention.bias_macs:
             macs += _bias_outputs(call)
         return OpArith(macs=macs)
+
+    return fn
+
+
+def grouped_conv_backward(raw: Callable[..., int]) -> CostFn:
+    """``torch.utils.flop_counter``'s ``convolution_backward`` formula with the weight gradient of a grouped
+    convolution counted once. flop_counter computes that term as a dense convolution of the transposed input with
+    the transposed output gradient, which ignores ``groups``: it counts ``groups`` times the multiplies each of the
+    ``C_out · C_in/groups · k_h · k_w`` weights accumulates over ``N · H_out · W_out`` positions (a depthwise 5x5
+    layer of EfficientNet-B5 at batch 32: 645 GFLOPs instead of 1.2). The input-gradient term and every ungrouped
+    convolution are flop_counter's count unchanged."""
+    base = from_flop_counter(raw)
+
+    def fn(call: OpCall, convention: Convention) -> OpArith:
+        whole = base(call, convention)
+        args = call.args
+        groups = int(args[9]) if len(args) > 10 and isinstance(args[9], int) else 1
+        if groups <= 1 or not args[10][1]:
+            return whole
+        wgrad = base(dataclasses.replace(call, args=(*args[:10], [False, True, False], *args[11:])), convention)
+        return dataclasses.replace(whole, macs=whole.macs - wgrad.macs + wgrad.macs // groups)
 
     return fn
 

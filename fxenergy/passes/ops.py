@@ -16,7 +16,9 @@ Conventions (stated once, used everywhere):
 
 * ``macs`` — multiply-accumulates of contraction ops: convolutions, matrix products, attention.
   Under the **default** convention they are exactly ``torch.utils.flop_counter``'s count / 2 (whose
-  formulas we call, not copy): no bias term. ``flops = 2 * macs``.
+  formulas we call, not copy): no bias term. ``flops = 2 * macs``. One exception: the weight gradient of a
+  *grouped* convolution (``convolution_backward`` with ``groups > 1``), which flop_counter counts ``groups``
+  times over; it is counted once (:func:`fxenergy.passes.formulas.grouped_conv_backward`).
 * ``elementwise_flops`` — arithmetic of every other op: one per output element for pointwise ops
   (NB: transcendental functions count 1 too; their real cost shows in durations, not here), one per
   input element for reductions, and the fvcore conventions for normalisation (batch norm eval 2/elt
@@ -145,8 +147,11 @@ def register_free(*targets: object) -> None:
 # cost formulas
 
 # contraction ops: torch.utils.flop_counter's own formulas
+# (but a grouped convolution's weight gradient counted once per group, not once per group per group: see
+# formulas.grouped_conv_backward)
 for _packet, _fn in flop_registry.items():
-    _add([_packet], f.from_flop_counter(getattr(_fn, "__wrapped__", _fn)))
+    _raw = getattr(_fn, "__wrapped__", _fn)
+    _add([_packet], f.grouped_conv_backward(_raw) if _packet is aten.convolution_backward else f.from_flop_counter(_raw))
 _add(["transformers::grouped_mm_fallback"], f.grouped_mm)
 _add([aten.mv, aten.addmv, aten.dot], f.matvec)
 _add([aten._addmm_activation], f.addmm_activation)

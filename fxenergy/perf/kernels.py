@@ -440,8 +440,12 @@ def _conv_kernels(op: str, args: tuple, out: object, dtype: torch.dtype, flops: 
         wino = winograd_eligible(tuple(w.shape[2:]), args[4], args[6], int(groups), bool(transposed))
         kerns = []
         if mask[0]:  # dgrad: a convolution of grad_out with the flipped weights (stride 1: Winograd too)
-            kerns.append(conv_kernel(fwd["n"], fwd["c_out"], fwd["c_in"], fwd["kh"], fwd["kw"], fwd["h_in"], fwd["w_in"],
-                                     fwd["h_out"], fwd["w_out"], fwd["groups"], dtype, backward=True, winograd=wino))
+            dgrad = conv_kernel(fwd["n"], fwd["c_out"], fwd["c_in"], fwd["kh"], fwd["kw"], fwd["h_in"], fwd["w_in"],
+                                fwd["h_out"], fwd["w_out"], fwd["groups"], dtype, backward=True, winograd=wino)
+            strides = (args[4],) if isinstance(args[4], int) else tuple(args[4])
+            if not transposed and any(int(v) > 1 for v in strides):
+                dgrad = _strided_dgrad(dgrad, fwd)
+            kerns.append(dgrad)
         if mask[1]:  # wgrad: a GEMM (C_in/g·k_h·k_w) x (C_out/g) over K = N·H_out·W_out, split along K
             kerns.append(_wgrad_kernel(fwd, dtype, float(x.nbytes + grad_out.nbytes + w.nbytes)))
         if mask[2]:
@@ -459,6 +463,22 @@ def _conv_kernels(op: str, args: tuple, out: object, dtype: torch.dtype, flops: 
     kern = conv_kernel(g["n"], g["c_in"], g["c_out"], g["kh"], g["kw"], g["h_out"], g["w_out"], g["h_in"], g["w_in"],
                        g["groups"], dtype, winograd=wino)
     return [_with(kern, flops=flops or kern.flops, ew_flops=0.0, nbytes=nbytes)]
+
+
+def _strided_dgrad(k: Kernel, fwd: dict[str, int]) -> Kernel:
+    """The input gradient of a strided convolution does the forward's multiplies, not ``stride²`` times as many.
+
+    Each multiply of the forward pass (one output position, one weight) has exactly one partner in the input
+    gradient; the positions a stride skips contribute nothing. Seen as a convolution over every input position
+    (``m = N·H_in·W_in``) the kernel reaches only ``1/stride²`` of the window per position; strided-dgrad kernels
+    (CUTLASS's, for one) split it into ``stride²`` phases that skip the zeros (not checked on a measurement). So the depth ``k`` is the window
+    share one input position sees, and the FLOPs are the forward's (what flop_counter counts for this term)."""
+    from dataclasses import replace
+
+    g = fwd["groups"]
+    fwd_flops = 2.0 * fwd["n"] * fwd["h_out"] * fwd["w_out"] * fwd["c_out"] * max(fwd["c_in"] // g, 1) * fwd["kh"] * fwd["kw"]
+    depth = max(int(round(fwd_flops / (2.0 * k.batch * k.m * k.n))), 1)
+    return replace(k, k=depth, flops=fwd_flops)
 
 
 SPLIT_K_TARGET_TILES = 256  # wgrad: split K until about this many 128x128 tiles are in flight

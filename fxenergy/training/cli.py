@@ -11,6 +11,7 @@ import sys
 from typing import Any
 
 from fxenergy.errors import UserInputError
+from fxenergy.options import OPTIMIZERS
 
 __all__ = ["add_parser", "run"]
 
@@ -53,7 +54,7 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     t.add_argument("--seq-len", type=_int, default=128, help="tokens per sequence (text models)")
     t.add_argument("--image-size", type=_int, default=None, help="image side in pixels (vision models)")
     t.add_argument("--dtype", choices=("float32", "float16", "bfloat16"), default="float32")
-    t.add_argument("--optimizer", choices=("adamw", "sgd"), default="adamw")
+    t.add_argument("--optimizer", choices=OPTIMIZERS, default="adamw")
     t.add_argument("--hardware", default=DEFAULT_HARDWARE, help=f"hardware profile (default {DEFAULT_HARDWARE})")
     t.add_argument("--predictor", default=None, help="energy backend of the step (default as for `report`)")
     t.add_argument("--params", default=None, help="parameter set of the chosen predictor")
