@@ -5,7 +5,9 @@ learned slowdown over it (:mod:`fxenergy.perf.features`, :mod:`fxenergy.perf.tre
 
 * ``t_kernel = t_bound · exp(max(0, f_family(x)))`` (never below the roofline bound; a Winograd-eligible
   convolution, :func:`fxenergy.perf.kernels.winograd_eligible`, never below its bound over
-  ``WINOGRAD_MULTIPLY_FACTOR``: the fewest multiplies cuDNN's algorithms need);
+  ``WINOGRAD_MULTIPLY_FACTOR``: the fewest multiplies cuDNN's algorithms need); memory families with a
+  fitted achieved-bandwidth law (:mod:`fxenergy.perf.memory_law`, ``memory_law`` in the JSON) use it
+  instead of their trees (files without one: the trees, as before);
 * backward kernels times the fitted ``backward_factor`` of their family; tensor-core kernels
   (TF32/fp16/bf16) over their own peak times ``tensor_core_factor``;
 * ``t_call = max(Σ t_kernel, dispatch_floor_s)``: eager PyTorch cannot issue ATen calls faster than
@@ -49,6 +51,7 @@ from fxenergy.perf.kernels import (
     optimizer_period,
     sdpa_kernels_of_calls,
 )
+from fxenergy.perf.memory_law import MemoryLaw
 from fxenergy.perf.trees import Forest
 from fxenergy.records import COST, DURATION, TRACE, NodeDuration, TensorSpec, get_record, node_dtype, put_record
 
@@ -107,6 +110,9 @@ class PerfParams:
     # GPUs whose die is in the kernel data: {chip_key: {family: curve}} (features.correction_log), fitted
     # on that GPU's own fp32 kernel rows; applied to CUDA-core (non tensor-core) kernels only; empty = none
     chip_correction: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    # memory families priced by an achieved-bandwidth law instead of their forest (fxenergy.perf.memory_law);
+    # empty (files written before it) = every family by its forest
+    memory_law: Mapping[str, MemoryLaw] = field(default_factory=dict)
 
     def forest(self, family: str) -> Forest:
         return self.forests[self.alias.get(family, family)]
@@ -137,6 +143,7 @@ def load_perf_params(name_or_path: str = DEFAULT_PARAMS) -> PerfParams:
             fitted_on=art["fitted_on"],
             training_power={k: float(v) for k, v in p.get("training_power", {}).get("uplift", {}).items()},
             chip_correction=dict(p.get("chip_correction", {}).get("chips", {})),
+            memory_law={f: MemoryLaw.from_json(d) for f, d in p.get("memory_law", {}).items()},
         )
     except (KeyError, TypeError, ValueError) as e:
         raise UserInputError(f"learned parameter file {name_or_path!r} is malformed ({type(e).__name__}: {e})") from None
@@ -181,12 +188,15 @@ class LearnedGPUModel:
         for f in set(fam.tolist()):
             idx = np.flatnonzero(fam == f)
             ks = [kernels[i] for i in idx]
-            forest = self.params.forest(f)
             geometry = f in ("gemm", "conv")
             X, bound = features(ks, self.device, geometry=geometry,
                                 matmul_precision=self.matmul_precision, conv_tf32=self.conv_tf32)
             names = design_features(geometry)
-            slow = np.exp(np.maximum(forest.predict(X, names), 0.0))  # the forest picks its own columns
+            law = self.params.memory_law.get(f)
+            if law is not None:  # an achieved-bandwidth law (memory families)
+                slow = law.slowdown(ks, self.device, bound)
+            else:  # the forest picks its own columns
+                slow = np.exp(np.maximum(self.params.forest(f).predict(X, names), 0.0))
             tc = X[:, names.index("tensor_cores")] > 0 if "tensor_cores" in names else np.zeros(len(ks), bool)
             # never below the roofline; a Winograd-eligible conv never below it over WINOGRAD_MULTIPLY_FACTOR
             lo = np.array([1.0 / WINOGRAD_MULTIPLY_FACTOR if k.winograd else 1.0 for k in ks])
