@@ -233,7 +233,9 @@ def chip_corrections(rows, forests: dict, floors: dict, sample: float, seed: int
     data (every SKU of it: same architecture and SM count) that bias is measured, and removed here.
     Memory families under the max harness (``mh``, see :func:`memory_harness`): every row above 1.25x
     its op's floor, kernel time = measured − lead·floor; residuals of the family's law where ``laws`` has one. Others: fitted on the kernel-dominated rows the forests were *not* fitted on; checked by fitting on one half
-    of those rows (split by row, seeded) and scoring the other half. Returns (chips, table).
+    of those rows (split by row, seeded) and scoring the other half. A family priced by a law also gets the
+    die's own law where it beats the pooled law and curve on the held-out half (:func:`own_law_check`); it
+    then replaces the curve. Returns (chips, table, chip_laws).
     """
     from fxenergy.hardware import load_profile
     from fxenergy.perf.device import device_spec
@@ -247,6 +249,7 @@ def chip_corrections(rows, forests: dict, floors: dict, sample: float, seed: int
     used["conv"] = conv_idx[np.random.default_rng(seed).random(len(conv_idx)) < sample] if sample < 1 else conv_idx
     rng = np.random.default_rng(seed + 1)
     chips: dict[str, dict] = {}
+    chip_laws: dict[str, dict] = {}
     table = []
     for f in MODEL_FAMILIES:
         forest = Forest(forests[f])
@@ -260,7 +263,9 @@ def chip_corrections(rows, forests: dict, floors: dict, sample: float, seed: int
             meas = rows.seconds[idx]
             if mh is not None and f in MEMORY_MODEL_FAMILIES:
                 flo = np.array([mh["op_floor_s"][(d, o)] for o in np.asarray(rows.op)[idx]])
-                X, y, tb = design(ks, meas, [d] * len(ks), GEOMETRY[f], offset_s=mh["lead"] * flo)
+                # a law's fitted lead correction is the harness's, not the kernel's: out of the residual as well
+                lead = mh["lead"] + (laws[f].harness_lead if laws and f in laws else 0.0)
+                X, y, tb = design(ks, meas, [d] * len(ks), GEOMETRY[f], offset_s=lead * flo)
                 keep = uncensored(meas, flo)
             else:
                 X, y, tb = design(ks, meas, [d] * len(ks), GEOMETRY[f], offset_s=floors[d])
@@ -286,9 +291,41 @@ def chip_corrections(rows, forests: dict, floors: dict, sample: float, seed: int
                   f"{'  kept' if r['kept'] else '  not kept'}", flush=True)
             full = fit_correction(resid[keep], tb[keep])
             key = chip_key(load_profile(d))
-            if full is not None and key and r["kept"]:
+            own = None
+            if laws and f in laws:  # this die's own law (fitted on half, scored on the other, as the curve)
+                own = own_law_check(laws[f], ks, meas, flo, tb, keep, half, d, mh["lead"], cur, r)
+            if own is not None and key:
+                chip_laws.setdefault(key, {"fitted_on_profile": d})[f] = own.to_json()
+            elif full is not None and key and r["kept"]:
                 chips.setdefault(key, {"fitted_on_profile": d})[f] = full
-    return chips, table
+    return chips, table, chip_laws
+
+
+def own_law_check(pooled, ks, meas, flo, tb, keep, half, device: str, lead: float, curve, row: dict):  # noqa: ANN001, ANN201
+    """A measured die's own memory law against the pooled law (with and without the per-chip curve ``curve``),
+    median APE on the held-out half of the rows in the measured time (NeuSight's harness, each law's own lead
+    correction). Returns the die's law fitted on every row when it beats both, else None; fills ``row``."""
+    from fxenergy.perf.features import correction_log
+
+    t_dram, ws, kinds = law_inputs(ks, [device] * len(ks))
+    kt = np.maximum(meas - lead * flo, 0.05 * meas)
+    fit = keep & half
+    own = fit_memory_law(kt[fit], t_dram[fit], tb[fit], ws[fit], kinds[fit], flo[fit])
+    te = keep & ~half
+
+    def ape_of(law, corr_log):  # noqa: ANN001, ANN202
+        t = np.maximum(tb[te], law.kernel_s(t_dram[te], ws[te], kinds[te])) * np.exp(corr_log)
+        return float(np.median(ape(harness_time(t + law.harness_lead * flo[te], flo[te], lead), meas[te])))
+
+    pooled_ape = ape_of(pooled, 0.0)
+    curve_ape = ape_of(pooled, correction_log(curve, tb[te])) if curve is not None else pooled_ape
+    own_ape = ape_of(own, 0.0)
+    row.update({"measured_pooled_law": pooled_ape, "measured_pooled_law_curve": curve_ape, "measured_own_law": own_ape})
+    print(f"{'':<29}measured time, held-out half: pooled law {pooled_ape:.1f}, + curve {curve_ape:.1f}, "
+          f"own law {own_ape:.1f}", flush=True)
+    if own_ape >= min(pooled_ape, curve_ape):
+        return None
+    return fit_memory_law(kt[keep], t_dram[keep], tb[keep], ws[keep], kinds[keep], flo[keep])
 
 
 def _feature_names(f: str) -> tuple[str, ...]:
@@ -379,7 +416,8 @@ def main(argv: list[str] | None = None) -> int:
     print("per-chip correction of the pooled forests (GPUs whose die is in the data); median APE of held-out half, "
           "kernel-dominated rows, before/after; 'big' = roofline bound > 1 ms")
     print(f"{'family':<12}{'GPU':<17}{'rows':>6}{'before':>8}{'after':>8}{'big':>7}{'before':>8}{'after':>8}  curve")
-    chips, corr_table = chip_corrections(rows, params["families"], floors, args.sample, mh=mh, laws=laws)
+    chips, corr_table, chip_laws = chip_corrections(rows, params["families"], floors, args.sample, mh=mh, laws=laws)
+    params["chip_memory_law"] = chip_laws
     params["chip_correction"] = {
         "chips": chips, "check": corr_table,
         "rule": "per GPU die (architecture:SMs) and family, median log(t_meas/t_pred) per half-decade of the roofline "

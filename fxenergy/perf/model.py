@@ -51,7 +51,7 @@ from fxenergy.perf.kernels import (
     optimizer_period,
     sdpa_kernels_of_calls,
 )
-from fxenergy.perf.memory_law import MemoryLaw
+from fxenergy.perf.memory_law import MemoryLaw, law_covers
 from fxenergy.perf.trees import Forest
 from fxenergy.records import COST, DURATION, TRACE, NodeDuration, TensorSpec, get_record, node_dtype, put_record
 
@@ -113,6 +113,9 @@ class PerfParams:
     # memory families priced by an achieved-bandwidth law instead of their forest (fxenergy.perf.memory_law);
     # empty (files written before it) = every family by its forest
     memory_law: Mapping[str, MemoryLaw] = field(default_factory=dict)
+    # GPUs whose die is in the kernel data: {chip_key: {family: MemoryLaw}} fitted on that die's own rows; it
+    # replaces the pooled law (and any correction curve) on the kernels the law prices; empty = none
+    chip_memory_law: Mapping[str, Mapping[str, MemoryLaw]] = field(default_factory=dict)
 
     def forest(self, family: str) -> Forest:
         return self.forests[self.alias.get(family, family)]
@@ -144,6 +147,8 @@ def load_perf_params(name_or_path: str = DEFAULT_PARAMS) -> PerfParams:
             training_power={k: float(v) for k, v in p.get("training_power", {}).get("uplift", {}).items()},
             chip_correction=dict(p.get("chip_correction", {}).get("chips", {})),
             memory_law={f: MemoryLaw.from_json(d) for f, d in p.get("memory_law", {}).items()},
+            chip_memory_law={c: {f: MemoryLaw.from_json(d) for f, d in fams.items() if f != "fitted_on_profile"}
+                             for c, fams in p.get("chip_memory_law", {}).items()},
         )
     except (KeyError, TypeError, ValueError) as e:
         raise UserInputError(f"learned parameter file {name_or_path!r} is malformed ({type(e).__name__}: {e})") from None
@@ -192,16 +197,21 @@ class LearnedGPUModel:
             X, bound = features(ks, self.device, geometry=geometry,
                                 matmul_precision=self.matmul_precision, conv_tf32=self.conv_tf32)
             names = design_features(geometry)
-            law = self.params.memory_law.get(f)
-            if law is not None:  # an achieved-bandwidth law (memory families)
-                slow = law.slowdown(ks, self.device, bound)
-            else:  # the forest picks its own columns
-                slow = np.exp(np.maximum(self.params.forest(f).predict(X, names), 0.0))
+            law = self.memory_law(f)
+            own_law = f in self.params.chip_memory_law.get(chip_key(self.profile) or "", {})
+            by_law = law_covers(f, ks) if law is not None else np.zeros(len(ks), bool)
+            slow = np.ones(len(ks))
+            if law is not None and by_law.any():  # an achieved-bandwidth law (memory kernels it was fitted on)
+                slow[by_law] = law.slowdown([k for k, b in zip(ks, by_law) if b], self.device, bound[by_law])
+            if not by_law.all():  # the forest picks its own columns
+                slow[~by_law] = np.exp(np.maximum(self.params.forest(f).predict(X[~by_law], names), 0.0))
             tc = X[:, names.index("tensor_cores")] > 0 if "tensor_cores" in names else np.zeros(len(ks), bool)
             # never below the roofline; a Winograd-eligible conv never below it over WINOGRAD_MULTIPLY_FACTOR
             lo = np.array([1.0 / WINOGRAD_MULTIPLY_FACTOR if k.winograd else 1.0 for k in ks])
-            if f in chip:  # this GPU's own die was measured: its fitted correction (CUDA-core kernels)
-                slow = np.where(tc, slow, np.maximum(slow, lo) * np.exp(correction_log(chip[f], bound)))
+            if f in chip:  # this GPU's own die was measured: its fitted correction (CUDA-core kernels; of a family
+                # with a law, the kernels the law prices: the correction was fitted on its residuals)
+                keep = tc | (~by_law if law is not None else False) | (by_law if own_law else False)
+                slow = np.where(keep, slow, np.maximum(slow, lo) * np.exp(correction_log(chip[f], bound)))
             if f in ("gemm", "conv"):
                 slow = np.where(tc, slow * self.params.tensor_core_factor, slow)
             fast = np.array([k.fast_fp32 for k in ks])
@@ -215,6 +225,11 @@ class LearnedGPUModel:
             t[idx] = bound * np.maximum(slow * scale, lo)
             tb[idx] = bound
         return t, tb
+
+    def memory_law(self, family: str) -> MemoryLaw | None:
+        """The achieved-bandwidth law a memory family is priced by on this GPU (its die's own where fitted)."""
+        own = self.params.chip_memory_law.get(chip_key(self.profile) or "", {})
+        return own.get(family) or self.params.memory_law.get(family)
 
     def annotate(self, gm: torch.fx.GraphModule) -> None:
         """Put a :class:`NodeDuration` (model ``"learned"``) on every node that does work."""
