@@ -225,17 +225,23 @@ def sample_masks(rows, sample: float, seed: int = 0) -> dict[str, np.ndarray]:  
 
 
 def chip_corrections(rows, forests: dict, floors: dict, sample: float, seed: int = 0,  # noqa: ANN001, ANN201
-                     mh: dict | None = None, laws: dict | None = None):
+                     mh: dict | None = None, laws: dict | None = None, families: tuple[str, ...] = MODEL_FAMILIES):
     """Per measured GPU die and family, a correction of the pooled forests (fitting.fit_correction).
 
     The forests see only dimensionless features, so they pool the five GPUs: a GPU's own bias (the V100
     runs big fp32 GEMMs faster than the pool, the P100 slower) stays in. For a GPU whose die is in the
     data (every SKU of it: same architecture and SM count) that bias is measured, and removed here.
     Memory families under the max harness (``mh``, see :func:`memory_harness`): every row above 1.25x
-    its op's floor, kernel time = measured − lead·floor; residuals of the family's law where ``laws`` has one. Others: fitted on the kernel-dominated rows the forests were *not* fitted on; checked by fitting on one half
-    of those rows (split by row, seeded) and scoring the other half. A family priced by a law also gets the
-    die's own law where it beats the pooled law and curve on the held-out half (:func:`own_law_check`); it
-    then replaces the curve. Returns (chips, table, chip_laws).
+    its op's floor, kernel time = measured − lead·floor. Others: fitted on the kernel-dominated rows the
+    forests were *not* fitted on. Checked by fitting on one half of those rows (split by row, seeded) and
+    scoring the other half.
+
+    A family with a law in ``laws`` is corrected against the law instead, and its result goes to
+    ``chip_laws`` (``{"law": ...}``: the die's own law, where it beats the pooled law and curve on the
+    held-out half, :func:`own_law_check`; else ``{"curve": ...}`` where the curve is kept), never to
+    ``chips`` (which keeps the forests' corrections, so that older readers and forest-priced kernels get
+    what they got before). ``families``: the families done (the random halves are drawn for every family,
+    so a subset gets the same halves). Returns (chips, table, chip_laws).
     """
     from fxenergy.hardware import load_profile
     from fxenergy.perf.device import device_spec
@@ -259,6 +265,9 @@ def chip_corrections(rows, forests: dict, floors: dict, sample: float, seed: int
             idx = np.flatnonzero((fam == f) & (devs == d) & free)
             if not len(idx):
                 continue
+            half = rng.random(len(idx)) < 0.5
+            if f not in families:
+                continue
             ks = [rows.kernels[i] for i in idx]
             meas = rows.seconds[idx]
             if mh is not None and f in MEMORY_MODEL_FAMILIES:
@@ -274,7 +283,6 @@ def chip_corrections(rows, forests: dict, floors: dict, sample: float, seed: int
                 resid = y - np.log(laws[f].slowdown(ks, device_spec(load_profile(d)), tb))
             else:
                 resid = y - np.maximum(forest.predict(X, design_features(GEOMETRY[f])), min_log_slowdown(ks))
-            half = rng.random(len(idx)) < 0.5
             cur = fit_correction(resid[keep & half], tb[keep & half])
             te = keep & ~half
             before = np.abs(np.expm1(-resid[te])) * 100
@@ -294,8 +302,11 @@ def chip_corrections(rows, forests: dict, floors: dict, sample: float, seed: int
             own = None
             if laws and f in laws:  # this die's own law (fitted on half, scored on the other, as the curve)
                 own = own_law_check(laws[f], ks, meas, flo, tb, keep, half, d, mh["lead"], cur, r)
-            if own is not None and key:
-                chip_laws.setdefault(key, {"fitted_on_profile": d})[f] = own.to_json()
+            if laws and f in laws:
+                if own is not None and key:
+                    chip_laws.setdefault(key, {"fitted_on_profile": d})[f] = {"law": own.to_json()}
+                elif full is not None and key and r["kept"]:
+                    chip_laws.setdefault(key, {"fitted_on_profile": d})[f] = {"curve": full}
             elif full is not None and key and r["kept"]:
                 chips.setdefault(key, {"fitted_on_profile": d})[f] = full
     return chips, table, chip_laws
@@ -416,8 +427,12 @@ def main(argv: list[str] | None = None) -> int:
     print("per-chip correction of the pooled forests (GPUs whose die is in the data); median APE of held-out half, "
           "kernel-dominated rows, before/after; 'big' = roofline bound > 1 ms")
     print(f"{'family':<12}{'GPU':<17}{'rows':>6}{'before':>8}{'after':>8}{'big':>7}{'before':>8}{'after':>8}  curve")
-    chips, corr_table, chip_laws = chip_corrections(rows, params["families"], floors, args.sample, mh=mh, laws=laws)
-    params["chip_memory_law"] = chip_laws
+    chips, corr_table, _ = chip_corrections(rows, params["families"], floors, args.sample, mh=mh)
+    if laws:  # the memory families once more, against their laws (chip_memory_law; chip_correction stays the forests')
+        print("per-chip correction of the memory laws (kernels the laws price): the same columns, then the die's own law")
+        _, law_table, chip_laws = chip_corrections(rows, params["families"], floors, args.sample, mh=mh, laws=laws,
+                                                   families=tuple(laws))
+        params["chip_memory_law"] = {**chip_laws, "check": law_table}
     params["chip_correction"] = {
         "chips": chips, "check": corr_table,
         "rule": "per GPU die (architecture:SMs) and family, median log(t_meas/t_pred) per half-decade of the roofline "

@@ -104,3 +104,21 @@ def test_new_gpus_stay_between_the_bound_and_a_few_times_it(gpu):
     assert np.allclose(tb, bounds_s(ks, device_spec(prof)))
     per_byte = (t / np.array([k.bytes for k in ks])).reshape(-1, 4)  # one column per kind, rows by size
     assert np.all(np.diff(per_byte, axis=0) >= -1e-18)
+
+
+def test_measured_dies_get_their_own_law_or_curve_and_bad_entries_are_refused(tmp_path):
+    params = load_perf_params()
+    ks = _kernels()
+    for gpu in ("v100-pcie-32gb", "p4"):
+        prof = load_profile(gpu)
+        own = LearnedGPUModel(prof, params).kernel_durations_s(ks)[0]
+        pooled = LearnedGPUModel(prof, dataclasses.replace(params, chip_memory_law={})).kernel_durations_s(ks)[0]
+        assert not np.allclose(own, pooled), gpu  # the die's own law or curve changes its memory kernels
+    assert LearnedGPUModel(load_profile("p4"), params).memory_law("reduction") is not params.memory_law["reduction"]
+    art = json.loads(PARAMS.read_text())
+    key = next(k for k in art["params"]["chip_memory_law"] if k != "check")
+    art["params"]["chip_memory_law"][key]["reduction"] = {"eta": 0.5}
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps(art))
+    with pytest.raises(UserInputError, match="malformed"):
+        load_perf_params(str(bad))

@@ -113,9 +113,10 @@ class PerfParams:
     # memory families priced by an achieved-bandwidth law instead of their forest (fxenergy.perf.memory_law);
     # empty (files written before it) = every family by its forest
     memory_law: Mapping[str, MemoryLaw] = field(default_factory=dict)
-    # GPUs whose die is in the kernel data: {chip_key: {family: MemoryLaw}} fitted on that die's own rows; it
-    # replaces the pooled law (and any correction curve) on the kernels the law prices; empty = none
-    chip_memory_law: Mapping[str, Mapping[str, MemoryLaw]] = field(default_factory=dict)
+    # GPUs whose die is in the kernel data: {chip_key: {family: {"law": MemoryLaw} | {"curve": curve}}} fitted on
+    # that die's own rows, for the kernels a law prices: its own law instead of the pooled one, or a correction
+    # curve of the pooled law (features.correction_log); chip_correction stays the forests'; empty = none
+    chip_memory_law: Mapping[str, Mapping[str, Mapping[str, Any]]] = field(default_factory=dict)
 
     def forest(self, family: str) -> Forest:
         return self.forests[self.alias.get(family, family)]
@@ -147,11 +148,19 @@ def load_perf_params(name_or_path: str = DEFAULT_PARAMS) -> PerfParams:
             training_power={k: float(v) for k, v in p.get("training_power", {}).get("uplift", {}).items()},
             chip_correction=dict(p.get("chip_correction", {}).get("chips", {})),
             memory_law={f: MemoryLaw.from_json(d) for f, d in p.get("memory_law", {}).items()},
-            chip_memory_law={c: {f: MemoryLaw.from_json(d) for f, d in fams.items() if f != "fitted_on_profile"}
-                             for c, fams in p.get("chip_memory_law", {}).items()},
+            chip_memory_law={c: {f: _chip_law_entry(d) for f, d in fams.items() if f != "fitted_on_profile"}
+                             for c, fams in p.get("chip_memory_law", {}).items() if c != "check"},
         )
     except (KeyError, TypeError, ValueError) as e:
         raise UserInputError(f"learned parameter file {name_or_path!r} is malformed ({type(e).__name__}: {e})") from None
+
+
+def _chip_law_entry(d: Mapping[str, Any]) -> dict[str, Any]:
+    if "law" in d:
+        return {"law": MemoryLaw.from_json(d["law"])}
+    if "curve" in d:
+        return {"curve": dict(d["curve"])}
+    raise ValueError(f"chip_memory_law entry has neither 'law' nor 'curve': {sorted(d)}")
 
 
 def _fast_fp32_bounds(kernels: list[Kernel], dev: DeviceSpec, bound: np.ndarray) -> np.ndarray:
@@ -198,7 +207,7 @@ class LearnedGPUModel:
                                 matmul_precision=self.matmul_precision, conv_tf32=self.conv_tf32)
             names = design_features(geometry)
             law = self.memory_law(f)
-            own_law = f in self.params.chip_memory_law.get(chip_key(self.profile) or "", {})
+            own = self.params.chip_memory_law.get(chip_key(self.profile) or "", {}).get(f, {})
             by_law = law_covers(f, ks) if law is not None else np.zeros(len(ks), bool)
             slow = np.ones(len(ks))
             if law is not None and by_law.any():  # an achieved-bandwidth law (memory kernels it was fitted on)
@@ -208,10 +217,10 @@ class LearnedGPUModel:
             tc = X[:, names.index("tensor_cores")] > 0 if "tensor_cores" in names else np.zeros(len(ks), bool)
             # never below the roofline; a Winograd-eligible conv never below it over WINOGRAD_MULTIPLY_FACTOR
             lo = np.array([1.0 / WINOGRAD_MULTIPLY_FACTOR if k.winograd else 1.0 for k in ks])
-            if f in chip:  # this GPU's own die was measured: its fitted correction (CUDA-core kernels; of a family
-                # with a law, the kernels the law prices: the correction was fitted on its residuals)
-                keep = tc | (~by_law if law is not None else False) | (by_law if own_law else False)
-                slow = np.where(keep, slow, np.maximum(slow, lo) * np.exp(correction_log(chip[f], bound)))
+            if f in chip:  # this GPU's own die was measured: its fitted correction (CUDA-core kernels the forest prices)
+                slow = np.where(tc | by_law, slow, np.maximum(slow, lo) * np.exp(correction_log(chip[f], bound)))
+            if "curve" in own:  # ... and the correction of the pooled law on the kernels the law prices
+                slow = np.where(by_law, slow * np.exp(correction_log(own["curve"], bound)), slow)
             if f in ("gemm", "conv"):
                 slow = np.where(tc, slow * self.params.tensor_core_factor, slow)
             fast = np.array([k.fast_fp32 for k in ks])
@@ -228,8 +237,8 @@ class LearnedGPUModel:
 
     def memory_law(self, family: str) -> MemoryLaw | None:
         """The achieved-bandwidth law a memory family is priced by on this GPU (its die's own where fitted)."""
-        own = self.params.chip_memory_law.get(chip_key(self.profile) or "", {})
-        return own.get(family) or self.params.memory_law.get(family)
+        own = self.params.chip_memory_law.get(chip_key(self.profile) or "", {}).get(family, {})
+        return own.get("law") or self.params.memory_law.get(family)
 
     def annotate(self, gm: torch.fx.GraphModule) -> None:
         """Put a :class:`NodeDuration` (model ``"learned"``) on every node that does work."""
