@@ -66,7 +66,8 @@ def main(argv: list[str] | None = None) -> int:
     floors = {d: float(np.percentile(rows.seconds[(devs == d) & (ops == "add")], 5)) for d in DEVICES}
     mh = memory_harness(load_neusight(MEMORY_OPS))
     print(f"memory ops priced under the {args.harness!r} harness"
-          + (f" (lead = {mh['lead']:.3f} x the op's floor)" if args.harness == "max" else ""))
+          + (f" (lead = {mh['lead']:.3f} x the op's floor, plus a memory law's fitted lead correction)"
+             if args.harness == "max" else ""))
     print(f"{'GPU':<16}{'op':<9}{'rows':>6}{'med%':>7}{'mean%':>7}{'worst%':>8}{'bias':>7}   (bias = median log(pred/meas))")
     for d in DEVICES:
         model = LearnedGPUModel(load_profile(d), args.params)
@@ -76,7 +77,9 @@ def main(argv: list[str] | None = None) -> int:
                 continue
             t, _ = model.kernel_durations_s([rows.kernels[i] for i in idx])
             if args.harness == "max" and op not in ("linear", "bmm"):
-                pred = harness_time(t, mh["op_floor_s"][(d, op)], mh["lead"])
+                # a memory law's fitted lead correction is part of the harness (never of the kernel): added here
+                law = model.memory_law("reduction" if op in ("softmax", "ln") else "elementwise")
+                pred = harness_time(t, mh["op_floor_s"][(d, op)], mh["lead"] + (law.harness_lead if law else 0.0))
             else:
                 pred = t + floors[d]
             meas = rows.seconds[idx]

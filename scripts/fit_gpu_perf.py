@@ -10,7 +10,8 @@ Steps (all on ../shared/data, nothing copied into the repository):
    harness floor (the fastest `add` call on that GPU: the timing loop's overhead, not the GPU) is
    subtracted and rows within 3x of it are left out. Memory families: measured = max(floor_op,
    lead·floor_op + t) (fitting.harness_time; per-op floors, lead fitted on streaming rows), every row
-   above 1.25x its op's floor is fitted.
+   above 1.25x its op's floor is fitted; they are priced by an achieved-bandwidth law shared by every GPU
+   (fxenergy.perf.memory_law; ``--memory-model trees``: by their forests, as before gpu8).
    Leave-one-GPU-out: fit on four GPUs, predict the fifth (all its rows, with the median harness floor
    of the other four), for every GPU; printed beside a plain roofline under the same floor.
 2. gpu-operators-nicolai (A30 with/without tensor cores, RTX 2080 Ti; batch 32, board power):
@@ -52,6 +53,7 @@ from fxenergy.perf.fitting import (  # noqa: E402
     uncensored,
 )
 from fxenergy.perf.kernels import WINOGRAD_MULTIPLY_FACTOR  # noqa: E402
+from fxenergy.perf.memory_law import fit_memory_law, law_kinds  # noqa: E402
 from fxenergy.perf.trees import Forest, forest_to_json  # noqa: E402
 
 FLOOR_MULT = 3.0
@@ -82,9 +84,21 @@ def ape(pred: np.ndarray, meas: np.ndarray) -> np.ndarray:
     return np.abs(pred / meas - 1.0) * 100.0
 
 
+def law_inputs(kernels, devices) -> tuple[np.ndarray, np.ndarray, np.ndarray]:  # noqa: ANN001
+    """``(t_dram_s, bytes / L2, kinds)`` per memory kernel, the inputs of :class:`MemoryLaw`."""
+    from fxenergy.hardware import load_profile
+    from fxenergy.perf.device import device_spec
+
+    specs = {d: device_spec(load_profile(d)) for d in set(devices)}
+    nbytes = np.array([k.bytes for k in kernels], dtype=float)
+    bw = np.array([specs[d].bandwidth_bytes_per_s for d in devices])
+    l2 = np.array([specs[d].l2_bytes for d in devices])
+    return nbytes / bw, nbytes / l2, law_kinds(kernels)
+
+
 def logo_and_fit(rows, sample: float, seed: int = 0, logo: bool = True, harness: str = "max",  # noqa: ANN001, ANN201
                  families: tuple[str, ...] = MODEL_FAMILIES, gemm_dropped: tuple[str, ...] = GEMM_FOREST_DROPPED,
-                 drop_throttled: bool = True, winograd: bool = True):
+                 drop_throttled: bool = True, winograd: bool = True, memory_model: str = "law"):
     """Per family: leave-one-GPU-out table rows and the forest fitted on every GPU.
 
     GEMM and conv: the harness floor is taken as additive and rows within 3x of it are left out.
@@ -94,7 +108,10 @@ def logo_and_fit(rows, sample: float, seed: int = 0, logo: bool = True, harness:
     forest leaves out (features.forest_features; ``()`` = every column, the forests before gpu6);
     ``drop_throttled``: the GEMM forest is not fitted on fitting.THROTTLED rows (they are still scored);
     ``winograd``: Winograd-eligible conv rows are predicted down to their bound over WINOGRAD_MULTIPLY_FACTOR
-    (``False``: never below the direct-count bound, the treatment before gpu7)."""
+    (``False``: never below the direct-count bound, the treatment before gpu7); ``memory_model``: under the
+    max harness, the memory families are validated and priced by an achieved-bandwidth law
+    (:mod:`fxenergy.perf.memory_law`, ``"law"``, gpu8) or by their forests (``"trees"``, before); their
+    forests are fitted either way. Returns (table, forests, floors, mh, laws)."""
     rng = np.random.default_rng(seed)
     fam = np.array([k.family for k in rows.kernels])
     devs = np.asarray(rows.device)
@@ -102,7 +119,7 @@ def logo_and_fit(rows, sample: float, seed: int = 0, logo: bool = True, harness:
     floors = harness_floors(rows)
     op_floor = op_floors(rows.seconds, rows.device, rows.op)
     mh = memory_harness(rows) if harness == "max" else None
-    table, forests = [], {}
+    table, forests, laws = [], {}, {}
     for f in MODEL_FAMILIES:
         idx = np.flatnonzero(fam == f)
         if sample < 1:
@@ -115,6 +132,9 @@ def logo_and_fit(rows, sample: float, seed: int = 0, logo: bool = True, harness:
         fl = np.array([floors[x] for x in d])
         big = meas > FLOOR_MULT * fl  # kernel-dominated: the table's "kern" rows, the same for both treatments
         memory = mh is not None and f in MEMORY_MODEL_FAMILIES
+        use_law = memory and memory_model == "law"
+        if use_law:
+            t_dram, ws, kinds = law_inputs(ks, d.tolist())
         if memory:
             flo = np.array([mh["op_floor_s"][(x, o)] for x, o in zip(d, ops[idx])])
             X, y, tb = design(ks, meas, d.tolist(), GEOMETRY[f], offset_s=mh["lead"] * flo)
@@ -137,9 +157,14 @@ def logo_and_fit(rows, sample: float, seed: int = 0, logo: bool = True, harness:
                     flo_h = {o: float(np.median([v for (x, oo), v in mh["op_floor_s"].items() if oo == o and x != held]))
                              for o in set(ops[idx].tolist())}
                     fh = np.array([flo_h[o] for o in ops[idx][te]])
-                    ytr = np.log(np.maximum(meas[tr] - lead_h * flo[tr], 0.05 * meas[tr]) / tb[tr])
-                    m = fit_forest(X[tr], ytr, seed=seed)
-                    pred = harness_time(tb[te] * np.exp(np.maximum(m.predict(X[te]), 0.0)), fh, lead_h)
+                    kt = np.maximum(meas[tr] - lead_h * flo[tr], 0.05 * meas[tr])
+                    if use_law:  # the law's lead correction is a harness term: added here, never at run time
+                        law = fit_memory_law(kt, t_dram[tr], tb[tr], ws[tr], kinds[tr], flo[tr])
+                        pk = np.maximum(tb[te], law.harness_lead * fh + law.kernel_s(t_dram[te], ws[te], kinds[te]))
+                    else:
+                        m = fit_forest(X[tr], np.log(kt / tb[tr]), seed=seed)
+                        pk = tb[te] * np.exp(np.maximum(m.predict(X[te]), 0.0))
+                    pred = harness_time(pk, fh, lead_h)
                     roof = harness_time(tb[te], fh, lead_h)
                 else:
                     m = fit_forest(X[tr], y[tr], seed=seed)
@@ -158,18 +183,22 @@ def logo_and_fit(rows, sample: float, seed: int = 0, logo: bool = True, harness:
                               "bias_kernel": float(np.median(np.log(pred[kb] / meas[te][kb]))) if kb.any() else float("nan"),
                               "n_above": int(ab.sum()), "median_above": float(np.median(e[ab])) if ab.any() else float("nan"),
                               "roofline_median_above": float(np.median(r[ab])) if ab.any() else float("nan"),
-                              "harness": "max" if memory else "additive"})
+                              "harness": "max" if memory else "additive", "model": "law" if use_law else "trees"})
                 if f == "gemm":  # two subsets: roofline bound > 1 ms, transformer-shaped calls
                     sub = {"large": kb & (tb[te] > 1e-3), "transformer": kb & transformer_shaped(ks, ops[idx])[te]}
                     table[-1]["sub"] = {k: float(np.median(e[v])) if v.any() else float("nan") for k, v in sub.items()}
                 print(_fmt(table[-1]), flush=True)
+        if use_law:
+            kt = np.maximum(meas - mh["lead"] * flo, 0.05 * meas)
+            laws[f] = fit_memory_law(kt[fit_rows], t_dram[fit_rows], tb[fit_rows], ws[fit_rows], kinds[fit_rows], flo[fit_rows])
+            print(f"{f} memory law (all five GPUs): {laws[f].to_json()}", flush=True)
         model = fit_forest(X[fit_rows], y[fit_rows], seed=seed)
         js = forest_to_json(model, names)
         # the JSON forest must reproduce sklearn's predictions
         check = Forest(js).predict(X[:500])
         assert np.allclose(check, model.predict(X[:500]), atol=1e-5), "forest serialisation mismatch"
         forests[f] = js
-    return table, forests, floors, mh
+    return table, forests, floors, mh, laws
 
 
 def transformer_shaped(kernels, ops) -> np.ndarray:  # noqa: ANN001
@@ -196,17 +225,26 @@ def sample_masks(rows, sample: float, seed: int = 0) -> dict[str, np.ndarray]:  
 
 
 def chip_corrections(rows, forests: dict, floors: dict, sample: float, seed: int = 0,  # noqa: ANN001, ANN201
-                     mh: dict | None = None):
+                     mh: dict | None = None, laws: dict | None = None, families: tuple[str, ...] = MODEL_FAMILIES):
     """Per measured GPU die and family, a correction of the pooled forests (fitting.fit_correction).
 
     The forests see only dimensionless features, so they pool the five GPUs: a GPU's own bias (the V100
     runs big fp32 GEMMs faster than the pool, the P100 slower) stays in. For a GPU whose die is in the
     data (every SKU of it: same architecture and SM count) that bias is measured, and removed here.
     Memory families under the max harness (``mh``, see :func:`memory_harness`): every row above 1.25x
-    its op's floor, kernel time = measured − lead·floor. Others: fitted on the kernel-dominated rows the forests were *not* fitted on; checked by fitting on one half
-    of those rows (split by row, seeded) and scoring the other half. Returns (chips, table).
+    its op's floor, kernel time = measured − lead·floor. Others: fitted on the kernel-dominated rows the
+    forests were *not* fitted on. Checked by fitting on one half of those rows (split by row, seeded) and
+    scoring the other half.
+
+    A family with a law in ``laws`` is corrected against the law instead, and its result goes to
+    ``chip_laws`` (``{"law": ...}``: the die's own law, where it beats the pooled law and curve on the
+    held-out half, :func:`own_law_check`; else ``{"curve": ...}`` where the curve is kept), never to
+    ``chips`` (which keeps the forests' corrections, so that older readers and forest-priced kernels get
+    what they got before). ``families``: the families done (the random halves are drawn for every family,
+    so a subset gets the same halves). Returns (chips, table, chip_laws).
     """
     from fxenergy.hardware import load_profile
+    from fxenergy.perf.device import device_spec
     from fxenergy.perf.features import chip_key, correction_log
     from fxenergy.perf.fitting import fit_correction
 
@@ -217,6 +255,7 @@ def chip_corrections(rows, forests: dict, floors: dict, sample: float, seed: int
     used["conv"] = conv_idx[np.random.default_rng(seed).random(len(conv_idx)) < sample] if sample < 1 else conv_idx
     rng = np.random.default_rng(seed + 1)
     chips: dict[str, dict] = {}
+    chip_laws: dict[str, dict] = {}
     table = []
     for f in MODEL_FAMILIES:
         forest = Forest(forests[f])
@@ -226,17 +265,24 @@ def chip_corrections(rows, forests: dict, floors: dict, sample: float, seed: int
             idx = np.flatnonzero((fam == f) & (devs == d) & free)
             if not len(idx):
                 continue
+            half = rng.random(len(idx)) < 0.5
+            if f not in families:
+                continue
             ks = [rows.kernels[i] for i in idx]
             meas = rows.seconds[idx]
             if mh is not None and f in MEMORY_MODEL_FAMILIES:
                 flo = np.array([mh["op_floor_s"][(d, o)] for o in np.asarray(rows.op)[idx]])
-                X, y, tb = design(ks, meas, [d] * len(ks), GEOMETRY[f], offset_s=mh["lead"] * flo)
+                # a law's fitted lead correction is the harness's, not the kernel's: out of the residual as well
+                lead = mh["lead"] + (laws[f].harness_lead if laws and f in laws else 0.0)
+                X, y, tb = design(ks, meas, [d] * len(ks), GEOMETRY[f], offset_s=lead * flo)
                 keep = uncensored(meas, flo)
             else:
                 X, y, tb = design(ks, meas, [d] * len(ks), GEOMETRY[f], offset_s=floors[d])
                 keep = meas > FLOOR_MULT * floors[d]
-            resid = y - np.maximum(forest.predict(X, design_features(GEOMETRY[f])), min_log_slowdown(ks))
-            half = rng.random(len(idx)) < 0.5
+            if laws and f in laws:
+                resid = y - np.log(laws[f].slowdown(ks, device_spec(load_profile(d)), tb))
+            else:
+                resid = y - np.maximum(forest.predict(X, design_features(GEOMETRY[f])), min_log_slowdown(ks))
             cur = fit_correction(resid[keep & half], tb[keep & half])
             te = keep & ~half
             before = np.abs(np.expm1(-resid[te])) * 100
@@ -253,9 +299,44 @@ def chip_corrections(rows, forests: dict, floors: dict, sample: float, seed: int
                   f"{'  kept' if r['kept'] else '  not kept'}", flush=True)
             full = fit_correction(resid[keep], tb[keep])
             key = chip_key(load_profile(d))
-            if full is not None and key and r["kept"]:
+            own = None
+            if laws and f in laws:  # this die's own law (fitted on half, scored on the other, as the curve)
+                own = own_law_check(laws[f], ks, meas, flo, tb, keep, half, d, mh["lead"], cur, r)
+            if laws and f in laws:
+                if own is not None and key:
+                    chip_laws.setdefault(key, {"fitted_on_profile": d})[f] = {"law": own.to_json()}
+                elif full is not None and key and r["kept"]:
+                    chip_laws.setdefault(key, {"fitted_on_profile": d})[f] = {"curve": full}
+            elif full is not None and key and r["kept"]:
                 chips.setdefault(key, {"fitted_on_profile": d})[f] = full
-    return chips, table
+    return chips, table, chip_laws
+
+
+def own_law_check(pooled, ks, meas, flo, tb, keep, half, device: str, lead: float, curve, row: dict):  # noqa: ANN001, ANN201
+    """A measured die's own memory law against the pooled law (with and without the per-chip curve ``curve``),
+    median APE on the held-out half of the rows in the measured time (NeuSight's harness, each law's own lead
+    correction). Returns the die's law fitted on every row when it beats both, else None; fills ``row``."""
+    from fxenergy.perf.features import correction_log
+
+    t_dram, ws, kinds = law_inputs(ks, [device] * len(ks))
+    kt = np.maximum(meas - lead * flo, 0.05 * meas)
+    fit = keep & half
+    own = fit_memory_law(kt[fit], t_dram[fit], tb[fit], ws[fit], kinds[fit], flo[fit])
+    te = keep & ~half
+
+    def ape_of(law, corr_log):  # noqa: ANN001, ANN202
+        t = np.maximum(tb[te], law.kernel_s(t_dram[te], ws[te], kinds[te])) * np.exp(corr_log)
+        return float(np.median(ape(harness_time(t + law.harness_lead * flo[te], flo[te], lead), meas[te])))
+
+    pooled_ape = ape_of(pooled, 0.0)
+    curve_ape = ape_of(pooled, correction_log(curve, tb[te])) if curve is not None else pooled_ape
+    own_ape = ape_of(own, 0.0)
+    row.update({"measured_pooled_law": pooled_ape, "measured_pooled_law_curve": curve_ape, "measured_own_law": own_ape})
+    print(f"{'':<29}measured time, held-out half: pooled law {pooled_ape:.1f}, + curve {curve_ape:.1f}, "
+          f"own law {own_ape:.1f}", flush=True)
+    if own_ape >= min(pooled_ape, curve_ape):
+        return None
+    return fit_memory_law(kt[keep], t_dram[keep], tb[keep], ws[keep], kinds[keep], flo[keep])
 
 
 def _feature_names(f: str) -> tuple[str, ...]:
@@ -281,6 +362,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--harness", choices=("max", "additive"), default="max",
                     help="memory families: measured = max(floor, lead*floor + kernel) (default) or floor + kernel "
                          "with rows under 3x the floor dropped (the treatment before, for comparison)")
+    ap.add_argument("--memory-model", choices=("law", "trees"), default="law",
+                    help="memory families (max harness): an achieved-bandwidth law shared by every GPU (default, "
+                         "fxenergy.perf.memory_law) or their boosted trees (the model before gpu8, for comparison)")
     ap.add_argument("--families", default=",".join(MODEL_FAMILIES),
                     help="families to fit and validate (a subset implies --no-write; default all)")
     ap.add_argument("-o", "--output", default=str(ROOT / "fxenergy/predictors/params/learned-gpu.json"))
@@ -291,8 +375,8 @@ def main(argv: list[str] | None = None) -> int:
     print("leave-one-GPU-out (APE %, all rows and kernel-dominated rows > 3x harness floor; roofline beside)")
     print(HEADER)
     families = tuple(f for f in args.families.split(",") if f)
-    table, forests, floors, mh = logo_and_fit(rows, args.sample, logo=not args.no_logo, harness=args.harness,
-                                              families=families)
+    table, forests, floors, mh, laws = logo_and_fit(rows, args.sample, logo=not args.no_logo, harness=args.harness,
+                                                    families=families, memory_model=args.memory_model)
     if mh is not None:
         print(f"memory harness: lead = {mh['lead']:.3f} x op floor (per GPU: "
               + ", ".join(f"{k} {v:.3f}" for k, v in mh["lead_per_device"].items()) + ")")
@@ -309,6 +393,7 @@ def main(argv: list[str] | None = None) -> int:
 
     params = {
         "families": forests,
+        "memory_law": {f: law.to_json() for f, law in laws.items()},
 
         "family_alias": {"gather": "elementwise", "copy": "elementwise"},
         "dispatch_floor_s": 0.0,
@@ -342,7 +427,12 @@ def main(argv: list[str] | None = None) -> int:
     print("per-chip correction of the pooled forests (GPUs whose die is in the data); median APE of held-out half, "
           "kernel-dominated rows, before/after; 'big' = roofline bound > 1 ms")
     print(f"{'family':<12}{'GPU':<17}{'rows':>6}{'before':>8}{'after':>8}{'big':>7}{'before':>8}{'after':>8}  curve")
-    chips, corr_table = chip_corrections(rows, params["families"], floors, args.sample, mh=mh)
+    chips, corr_table, _ = chip_corrections(rows, params["families"], floors, args.sample, mh=mh)
+    if laws:  # the memory families once more, against their laws (chip_memory_law; chip_correction stays the forests')
+        print("per-chip correction of the memory laws (kernels the laws price): the same columns, then the die's own law")
+        _, law_table, chip_laws = chip_corrections(rows, params["families"], floors, args.sample, mh=mh, laws=laws,
+                                                   families=tuple(laws))
+        params["chip_memory_law"] = {**chip_laws, "check": law_table}
     params["chip_correction"] = {
         "chips": chips, "check": corr_table,
         "rule": "per GPU die (architecture:SMs) and family, median log(t_meas/t_pred) per half-decade of the roofline "
@@ -358,7 +448,10 @@ def main(argv: list[str] | None = None) -> int:
                       f"gemm/conv: t = measured - harness floor, rows > {FLOOR_MULT}x harness floor; "
                       + ("elementwise/reduction: measured = max(floor_op, lead*floor_op + t), rows > "
                          f"{CENSOR_MULT}x their op's floor; " if mh is not None else "")
-                      + f"{HYPER}",
+                      + f"{HYPER}"
+                      + ("; elementwise/reduction priced by the achieved-bandwidth law (fxenergy.perf.memory_law, "
+                         "scipy least_squares, soft L1 on log time, same rows); their forests kept for older readers"
+                         if laws else ""),
         "memory_harness": None if mh is None else {
             "lead_fraction": round(mh["lead"], 4), "lead_per_device": {k: round(v, 4) for k, v in mh["lead_per_device"].items()},
             "op_floor_s": {f"{d}:{o}": round(v, 9) for (d, o), v in mh["op_floor_s"].items()}},

@@ -72,7 +72,8 @@ def _neusight_kernels(op: str, df) -> list[Kernel]:  # noqa: ANN001 - pandas fra
     elif op in ("ln", "softmax"):
         for b, h in df[["B", "H"]].itertuples(index=False):
             n = int(b) * int(h)
-            out.append(memory_kernel("reduction", int(b), int(h), _F32, 2 * _ES * n, 5 * n, softmax=op == "softmax"))
+            out.append(memory_kernel("reduction", int(b), int(h), _F32, 2 * _ES * n, 5 * n, softmax=op == "softmax",
+                                     layer_norm=op == "ln"))
     else:
         n_in = 2 if op in ("add", "mul", "div", "pow") else 1
         for b, h in df[["B", "H"]].itertuples(index=False):
@@ -147,7 +148,7 @@ def nicolai_kernels(label: str, op_type: str, shape: tuple[int, ...]) -> list[Ke
         return [gemm_kernel(1, rows, fo, fi, _F32, bias="bias=True" in label)]
     if op_type in ("BatchNorm2d", "LayerNorm"):
         cols = shape[-1] if op_type == "LayerNorm" else n // shape[1]
-        return [memory_kernel("reduction", n // cols, cols, _F32, 2 * _ES * n, 2 * n)]
+        return [memory_kernel("reduction", n // cols, cols, _F32, 2 * _ES * n, 2 * n, layer_norm=op_type == "LayerNorm")]
     if op_type in ("ReLU", "SiLU", "GELU", "Sigmoid", "StochasticDepth"):
         return [memory_kernel("elementwise", n // shape[-1], shape[-1], _F32, 2 * _ES * n, n)]
     if op_type in ("AdaptiveAvgPool2d", "MaxPool2d", "AvgPool2d"):

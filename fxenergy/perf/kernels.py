@@ -107,6 +107,9 @@ class Kernel:
     # memory kernels: a softmax (PyTorch's softmax kernels keep a row on chip or re-read it, unlike a norm's
     # two-pass kernel of the same size and arithmetic): a feature of the memory model
     softmax: bool = False
+    # memory kernels: a layer norm's row kernel (forward), the one non-softmax reduction the memory law was fitted on
+    # (gpu-kernels-neusight has no other reduction rows); other reductions keep the reduction forest
+    layer_norm: bool = False
     # a conv kernel cuDNN may run as Winograd (winograd_eligible): its roofline counts 1 / WINOGRAD_MULTIPLY_FACTOR
     # of its multiplies as the least it can do (Kernel.flops stays the direct count)
     winograd: bool = False
@@ -118,6 +121,7 @@ class Kernel:
 
 
 SOFTMAX_OPS = ("_softmax", "_log_softmax", "_safe_softmax")
+LAYER_NORM_OPS = ("native_layer_norm", "layer_norm", "rms_norm", "_fused_rms_norm")
 
 
 def gemm_kernel(batch: int, m: int, n: int, k: int, dtype: torch.dtype, *, bias: bool = False,
@@ -140,9 +144,9 @@ def conv_kernel(n_batch: int, c_in: int, c_out: int, kh: int, kw: int, h_out: in
 
 
 def memory_kernel(family: str, rows: int, cols: int, dtype: torch.dtype, nbytes: float, ew_flops: float,
-                  *, backward: bool = False, softmax: bool = False) -> Kernel:
+                  *, backward: bool = False, softmax: bool = False, layer_norm: bool = False) -> Kernel:
     return Kernel(family, dtype, 0.0, float(ew_flops), float(nbytes), rows=max(int(rows), 1), cols=max(int(cols), 1),
-                  backward=backward, softmax=softmax)
+                  backward=backward, softmax=softmax, layer_norm=layer_norm)
 
 
 def _elem_size(dtype: torch.dtype) -> int:
@@ -195,7 +199,8 @@ def kernels_of_call(call: OpCall, flops: float, ew_flops: float, nbytes: float) 
         shape = tuple(ins[0].shape)
     cols = int(shape[-1]) if shape else 1
     rows = max(math.prod(int(s) for s in shape) // max(cols, 1), 1) if shape else 1
-    return [memory_kernel(fam, rows, cols, dtype, nbytes, ew_flops, backward=backward, softmax=op in SOFTMAX_OPS)]
+    return [memory_kernel(fam, rows, cols, dtype, nbytes, ew_flops, backward=backward, softmax=op in SOFTMAX_OPS,
+                          layer_norm=fam == "reduction" and op in LAYER_NORM_OPS)]
 
 
 def winograd_saved_flops(calls: object) -> float:

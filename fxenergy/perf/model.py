@@ -5,7 +5,9 @@ learned slowdown over it (:mod:`fxenergy.perf.features`, :mod:`fxenergy.perf.tre
 
 * ``t_kernel = t_bound · exp(max(0, f_family(x)))`` (never below the roofline bound; a Winograd-eligible
   convolution, :func:`fxenergy.perf.kernels.winograd_eligible`, never below its bound over
-  ``WINOGRAD_MULTIPLY_FACTOR``: the fewest multiplies cuDNN's algorithms need);
+  ``WINOGRAD_MULTIPLY_FACTOR``: the fewest multiplies cuDNN's algorithms need); memory families with a
+  fitted achieved-bandwidth law (:mod:`fxenergy.perf.memory_law`, ``memory_law`` in the JSON) use it
+  instead of their trees (files without one: the trees, as before);
 * backward kernels times the fitted ``backward_factor`` of their family; tensor-core kernels
   (TF32/fp16/bf16) over their own peak times ``tensor_core_factor``;
 * ``t_call = max(Σ t_kernel, dispatch_floor_s)``: eager PyTorch cannot issue ATen calls faster than
@@ -49,6 +51,7 @@ from fxenergy.perf.kernels import (
     optimizer_period,
     sdpa_kernels_of_calls,
 )
+from fxenergy.perf.memory_law import MemoryLaw, law_covers
 from fxenergy.perf.trees import Forest
 from fxenergy.records import COST, DURATION, TRACE, NodeDuration, TensorSpec, get_record, node_dtype, put_record
 
@@ -107,6 +110,13 @@ class PerfParams:
     # GPUs whose die is in the kernel data: {chip_key: {family: curve}} (features.correction_log), fitted
     # on that GPU's own fp32 kernel rows; applied to CUDA-core (non tensor-core) kernels only; empty = none
     chip_correction: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    # memory families priced by an achieved-bandwidth law instead of their forest (fxenergy.perf.memory_law);
+    # empty (files written before it) = every family by its forest
+    memory_law: Mapping[str, MemoryLaw] = field(default_factory=dict)
+    # GPUs whose die is in the kernel data: {chip_key: {family: {"law": MemoryLaw} | {"curve": curve}}} fitted on
+    # that die's own rows, for the kernels a law prices: its own law instead of the pooled one, or a correction
+    # curve of the pooled law (features.correction_log); chip_correction stays the forests'; empty = none
+    chip_memory_law: Mapping[str, Mapping[str, Mapping[str, Any]]] = field(default_factory=dict)
 
     def forest(self, family: str) -> Forest:
         return self.forests[self.alias.get(family, family)]
@@ -137,9 +147,20 @@ def load_perf_params(name_or_path: str = DEFAULT_PARAMS) -> PerfParams:
             fitted_on=art["fitted_on"],
             training_power={k: float(v) for k, v in p.get("training_power", {}).get("uplift", {}).items()},
             chip_correction=dict(p.get("chip_correction", {}).get("chips", {})),
+            memory_law={f: MemoryLaw.from_json(d) for f, d in p.get("memory_law", {}).items()},
+            chip_memory_law={c: {f: _chip_law_entry(d) for f, d in fams.items() if f != "fitted_on_profile"}
+                             for c, fams in p.get("chip_memory_law", {}).items() if c != "check"},
         )
     except (KeyError, TypeError, ValueError) as e:
         raise UserInputError(f"learned parameter file {name_or_path!r} is malformed ({type(e).__name__}: {e})") from None
+
+
+def _chip_law_entry(d: Mapping[str, Any]) -> dict[str, Any]:
+    if "law" in d:
+        return {"law": MemoryLaw.from_json(d["law"])}
+    if "curve" in d:
+        return {"curve": dict(d["curve"])}
+    raise ValueError(f"chip_memory_law entry has neither 'law' nor 'curve': {sorted(d)}")
 
 
 def _fast_fp32_bounds(kernels: list[Kernel], dev: DeviceSpec, bound: np.ndarray) -> np.ndarray:
@@ -181,17 +202,25 @@ class LearnedGPUModel:
         for f in set(fam.tolist()):
             idx = np.flatnonzero(fam == f)
             ks = [kernels[i] for i in idx]
-            forest = self.params.forest(f)
             geometry = f in ("gemm", "conv")
             X, bound = features(ks, self.device, geometry=geometry,
                                 matmul_precision=self.matmul_precision, conv_tf32=self.conv_tf32)
             names = design_features(geometry)
-            slow = np.exp(np.maximum(forest.predict(X, names), 0.0))  # the forest picks its own columns
+            law = self.memory_law(f)
+            own = self.params.chip_memory_law.get(chip_key(self.profile) or "", {}).get(f, {})
+            by_law = law_covers(f, ks) if law is not None else np.zeros(len(ks), bool)
+            slow = np.ones(len(ks))
+            if law is not None and by_law.any():  # an achieved-bandwidth law (memory kernels it was fitted on)
+                slow[by_law] = law.slowdown([k for k, b in zip(ks, by_law) if b], self.device, bound[by_law])
+            if not by_law.all():  # the forest picks its own columns
+                slow[~by_law] = np.exp(np.maximum(self.params.forest(f).predict(X[~by_law], names), 0.0))
             tc = X[:, names.index("tensor_cores")] > 0 if "tensor_cores" in names else np.zeros(len(ks), bool)
             # never below the roofline; a Winograd-eligible conv never below it over WINOGRAD_MULTIPLY_FACTOR
             lo = np.array([1.0 / WINOGRAD_MULTIPLY_FACTOR if k.winograd else 1.0 for k in ks])
-            if f in chip:  # this GPU's own die was measured: its fitted correction (CUDA-core kernels)
-                slow = np.where(tc, slow, np.maximum(slow, lo) * np.exp(correction_log(chip[f], bound)))
+            if f in chip:  # this GPU's own die was measured: its fitted correction (CUDA-core kernels the forest prices)
+                slow = np.where(tc | by_law, slow, np.maximum(slow, lo) * np.exp(correction_log(chip[f], bound)))
+            if "curve" in own:  # ... and the correction of the pooled law on the kernels the law prices
+                slow = np.where(by_law, slow * np.exp(correction_log(own["curve"], bound)), slow)
             if f in ("gemm", "conv"):
                 slow = np.where(tc, slow * self.params.tensor_core_factor, slow)
             fast = np.array([k.fast_fp32 for k in ks])
@@ -205,6 +234,11 @@ class LearnedGPUModel:
             t[idx] = bound * np.maximum(slow * scale, lo)
             tb[idx] = bound
         return t, tb
+
+    def memory_law(self, family: str) -> MemoryLaw | None:
+        """The achieved-bandwidth law a memory family is priced by on this GPU (its die's own where fitted)."""
+        own = self.params.chip_memory_law.get(chip_key(self.profile) or "", {}).get(family, {})
+        return own.get("law") or self.params.memory_law.get(family)
 
     def annotate(self, gm: torch.fx.GraphModule) -> None:
         """Put a :class:`NodeDuration` (model ``"learned"``) on every node that does work."""

@@ -35,11 +35,13 @@ def segment_models(df) -> np.ndarray:  # noqa: ANN001
 def row_predictions(df, params: dict[str, Any]) -> dict[str, np.ndarray]:  # noqa: ANN001
     """Per Nicolai row: raw kernel-model time (s, no floor, no TC factor), bound (s), tensor-core flag, family."""
     from fxenergy.hardware import load_profile
+    from fxenergy.perf.memory_law import MemoryLaw
     from fxenergy.perf.model import LearnedGPUModel, PerfParams
     from fxenergy.perf.trees import Forest
 
     pp = PerfParams("fit", {f: Forest(d) for f, d in params["families"].items()}, params["family_alias"], 0.0, {}, 1.0,
-                    {"default": {"elementwise": [0.0, 0.0]}}, {}, None)
+                    {"default": {"elementwise": [0.0, 0.0]}}, {}, None,
+                    memory_law={f: MemoryLaw.from_json(d) for f, d in params.get("memory_law", {}).items()})
     t_raw = np.zeros(len(df))
     tb = np.zeros(len(df))
     tc = np.zeros(len(df), dtype=bool)
