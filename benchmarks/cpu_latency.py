@@ -95,7 +95,8 @@ CASES: tuple[tuple[str, int, int | None], ...] = (
     ("t5-small", 4, 64),
     ("vit-base-patch16-224", 1, None),
 )
-TEXT = ("gpt2", "bert-base-uncased", "distilbert-base-uncased", "roberta-base", "t5-small")
+TEXT = ("gpt2", "bert-base-uncased", "distilbert-base-uncased", "roberta-base", "t5-small",
+        "bert-large-uncased", "gpt2-medium", "t5-base")  # the last three: development cases only (cpu_latency_dev)
 
 
 @dataclass

@@ -54,8 +54,32 @@ DEV_GEMM: tuple[tuple[str, int, int], ...] = (
 """Development cases of weight-heavy layers (session cpu8, `--set gemm`): wide ResNets at batch 1-2 (1024 -> 1024 3x3
 convolutions with 36 MiB of weights), DenseNets above batch 1, transformer encoders at 256-512 tokens and the FC heads
 of VGG/AlexNet above batch 1; none is a case of cpu_latency.CASES."""
-SETS = {"default": DEV, "transformers": DEV_TRANSFORMERS, "gemm": DEV_GEMM, "all": DEV + DEV_TRANSFORMERS + DEV_GEMM}
-assert not set(DEV + DEV_TRANSFORMERS + DEV_GEMM) & set(cl.CASES)
+DEV_BATCH: tuple[tuple[str, int, int], ...] = (
+    ("resnet34", 2, 224), ("resnet34", 32, 96), ("resnet101", 8, 128), ("resnext101_64x4d", 2, 160),
+    ("vgg13_bn", 8, 128), ("vgg19", 2, 160), ("squeezenet1_0", 8, 224), ("squeezenet1_0", 32, 128),
+    ("densenet201", 8, 128), ("efficientnet_b2", 2, 224), ("efficientnet_b2", 8, 160), ("efficientnet_b1", 32, 128),
+    ("regnet_y_3_2gf", 8, 160), ("regnet_y_800mf", 32, 128), ("regnet_x_800mf", 64, 96), ("convnext_small", 8, 128),
+    ("shufflenet_v2_x1_5", 32, 160), ("shufflenet_v2_x2_0", 8, 224), ("shufflenet_v2_x0_5", 64, 160),
+    ("mnasnet0_75", 32, 160), ("mnasnet1_3", 8, 224), ("mnasnet0_5", 64, 128), ("mobilenet_v2", 32, 128),
+    ("mobilenet_v3_large", 64, 96), ("mobilenet_v3_small", 64, 160), ("vit_b_32", 8, 224), ("vit_l_32", 2, 224),
+    ("swin_s", 8, 128), ("bert-large-uncased", 2, 128), ("gpt2-medium", 8, 64), ("distilbert-base-uncased", 32, 64),
+    ("t5-base", 2, 64),
+)
+"""Development cases at batch sizes the benchmark never times (2, 8, 32, 64; it times 1, 4 and 16) on models it
+mostly does not time either (session cpu13, `--set batch`): ResNets, VGG-BN, SqueezeNet 1.0, DenseNet-201,
+EfficientNet B1/B2, RegNets, ConvNeXt-S, ShuffleNet x0.5-x2.0, MNASNet 0.5-1.3, ViT-L/32, Swin-S, BERT-large,
+GPT-2 medium and T5-base; none is a case of cpu_latency.CASES."""
+DEV_SWEEP: tuple[tuple[str, int, int], ...] = tuple(
+    (name, b, side) for name, side, batches in (
+        ("mnasnet0_5", 128, (2, 8, 32, 64)), ("mobilenet_v3_large", 96, (2, 8, 32, 64)),
+        ("shufflenet_v2_x1_5", 128, (2, 8, 32, 64)), ("regnet_y_800mf", 128, (2, 8, 32)),
+        ("squeezenet1_0", 128, (2, 8, 32)), ("resnet34", 96, (2, 8, 32)), ("efficientnet_b2", 128, (2, 8, 32)))
+    for b in batches)
+"""The same development models at batch 2, 8, 32 (and 64 for the small ones), one image side each (session cpu13,
+`--set sweep`): whether the error drifts with batch size within a model, apart from its family."""
+SETS = {"default": DEV, "transformers": DEV_TRANSFORMERS, "gemm": DEV_GEMM, "batch": DEV_BATCH, "sweep": DEV_SWEEP,
+        "all": DEV + DEV_TRANSFORMERS + DEV_GEMM}
+assert not set(DEV + DEV_TRANSFORMERS + DEV_GEMM + DEV_BATCH + DEV_SWEEP) & set(cl.CASES)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -78,11 +102,11 @@ def main(argv: list[str] | None = None) -> int:
                 m, n, share, ctr = (cl.time_case_fresh(name, b, s, 5, 1.5) if args.fresh_process
                                     else cl.time_case(name, b, s, 5, 1.5, gen))
                 print(f"  {name:<22} b{b:<3} {s:4d}: measured {m * 1e3:8.2f} ms ({n} runs, others {share or 0:.0%}, "
-                      f"faults {ctr['faults_mib_per_pass']:.1f} MiB/pass, steal {ctr['steal_share'] or 0:.1%})",
-                      flush=True)
-                rows.append([name, b, s, m, share])
+                      f"faults {ctr['faults_mib_per_pass']:.1f} MiB/pass, steal {ctr['steal_share'] or 0:.1%}, "
+                      f"canary {ctr.get('canary_gflops', float('nan')):.0f} GFLOP/s)", flush=True)
+                rows.append([name, b, s, m, share, ctr])  # the counters (faults, canary) after the four fields
         path.write_text(json.dumps(rows))
-    cl.predict_timed([(name, b, s, m) for name, b, s, m, _ in rows], args.calibration, width=22)
+    cl.predict_timed([(r[0], r[1], r[2], r[3]) for r in rows], args.calibration, width=22)
     return 0
 
 

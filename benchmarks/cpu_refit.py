@@ -1,6 +1,6 @@
 """Refit a CPU calibration file's kernel-class curves with the current fitting code (no re-measuring).
 
-    uv run python benchmarks/cpu_refit.py OLD.json NEW.json
+    uv run python benchmarks/cpu_refit.py OLD.json NEW.json [--no-weight-term]
 
 Reads the microbenchmark measurements a ``fxenergy calibrate`` file keeps, fits them again with
 :func:`fxenergy.calibrate.fit_cpu_perf` (same peaks, threads, dispatch cost, page-fault cost and DRAM
@@ -36,7 +36,13 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("old")
     p.add_argument("new")
+    p.add_argument("--no-weight-term", action="store_true",
+                   help="fit dense convolutions without their weight-byte term (the fit before session cpu13)")
     args = p.parse_args(argv)
+    if args.no_weight_term:
+        import fxenergy.calibrate.fitting as fitting
+
+        fitting.WEIGHT_TERM = False
     out = refit(json.loads(Path(args.old).read_text()))
     Path(args.new).write_text(json.dumps(out, indent=1) + "\n")
     perf = out["cpu_perf"]

@@ -250,6 +250,18 @@ VM (session cpu12, ``benchmarks/cpu_stem_reduce_micro.py`` and the quick calibra
 ``fxenergy.perf.cpu.CpuPerfParams.out_s_per_byte`` holds the fitted costs; older files have none and price as before."""
 
 
+WEIGHT_TERM_CLASSES: dict[str, tuple[float, ...]] = {"conv_dense": PACKING_GRID_S_PER_MB}
+"""Kernel classes fitted as their FLOP law plus a cost per weight byte, ``t = law(FLOPs) + weight bytes x s``
+(:func:`fit_law_plus_per_byte`; candidates in s per MB), as batched linears are (``packing_s_per_byte``). Eager
+PyTorch hands oneDNN a convolution's weights in NCHW on every call, and oneDNN copies them into its blocked layout
+before computing: a cost of the weight bytes, not of the FLOPs. Without the term, the dense rows whose weights are
+large for their FLOPs (512 and 1024 channels at 2x2..7x7 px: 12-54 GFLOP/s) are what the FLOP law sees at its small
+end, and it priced small convolutions with small weights as slow as them (session cpu13, quick calibration of 1 Dec
+09:59 UTC: 64 -> 64 3x3 at 28 px, 0.058 GFLOP and 147 KB of weights, measured at 128 GFLOP/s; the law without the
+term gave ~50; ResNet-34 at batch 2 / 96 px, whose 3x3 convolutions have 0.01-0.17 GFLOP each, came out 1.6x slow
+per module in ``benchmarks/cpu_module_diag.py``)."""
+WEIGHT_TERM = True
+"""Fit :data:`WEIGHT_TERM_CLASSES` with their weight-byte term (False: one FLOP law each, as before; ablations)."""
 OUTPUT_TERM = True
 """Fit :data:`OUTPUT_TERM_CLASSES` with their output-byte term (False: one law each, as before; for ablations)."""
 GROUPED_BYTES_AND_FMA = False
@@ -321,7 +333,7 @@ def fit_cpu_perf(
     elif weight_bps > 0:
         ms = [m for m in ms if param_bytes(m) / weight_bps < MEMORY_BOUND_SHARE * m.median_s]
     ms = inplace_rows(ms)
-    laws, stats, packing, grouped_rate, out_s = {}, {}, 0.0, 0.0, {}
+    laws, stats, packing, grouped_rate, out_s, weight_s = {}, {}, 0.0, 0.0, {}, {}
     groups = {cls: [m for m in ms if measurement_class(m) == cls] for cls in sorted({measurement_class(m) for m in ms})}
     # all convolutions together: the fallback of a convolution kind with too few measurements of its own
     groups["convolution"] = [m for m in ms if m.family == "convolution"]
@@ -342,6 +354,11 @@ def fit_cpu_perf(
             weights = np.array([param_bytes(m) if m.shape[0][0] > 1 else 0 for m in rows], dtype=float)
             law, packing = fit_law_plus_per_byte(work, weights, t, peak, loss)
             faults = faults + weights * packing
+        elif cls in WEIGHT_TERM_CLASSES and WEIGHT_TERM:  # dense convolutions also pay per weight byte (reorder)
+            weights = np.array([param_bytes(m) for m in rows], dtype=float)
+            law, weight_s[cls] = fit_law_plus_per_byte(work, weights, t, peak, loss, basis=basis,
+                                                       grid_s_per_mb=WEIGHT_TERM_CLASSES[cls])
+            faults = faults + weights * weight_s[cls]
         elif cls in OUTPUT_TERM_CLASSES and OUTPUT_TERM:  # stems and reductions also pay per output byte
             outs = np.array([m.out_bytes for m in rows], dtype=float)
             law, out_s[cls] = fit_law_plus_per_byte(work, outs, t, peak, loss, basis=basis,
@@ -357,4 +374,5 @@ def fit_cpu_perf(
                          {**(fitted_on or {}), "in_sample": stats, "fault_s_per_byte": fault_s_per_byte},
                          fault_s_per_byte=fault_s_per_byte, dram_bytes_per_s=dram_bytes_per_s,
                          weight_bytes_per_s=weight_bps, weight_law=weight_law, packing_s_per_byte=packing,
-                         grouped_flops_per_s=grouped_rate, out_s_per_byte={k: v for k, v in out_s.items() if v > 0})
+                         grouped_flops_per_s=grouped_rate, out_s_per_byte={k: v for k, v in out_s.items() if v > 0},
+                         weight_s_per_byte={k: v for k, v in weight_s.items() if v > 0})

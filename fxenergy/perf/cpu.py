@@ -508,7 +508,8 @@ class CpuPerfParams:
     weight byte on top of its FLOP curve (the BLAS repacks the weights on every call), fitted jointly
     with the matmul curve. ``out_s_per_byte`` maps a class (stems, reductions:
     :data:`fxenergy.calibrate.fitting.OUTPUT_TERM_CLASSES`) to what it pays per output byte on top of its
-    law, fitted jointly with it. 0 / None / empty = not measured (older files).
+    law, fitted jointly with it; ``weight_s_per_byte`` likewise per weight byte (dense convolutions:
+    :data:`fxenergy.calibrate.fitting.WEIGHT_TERM_CLASSES`). 0 / None / empty = not measured (older files).
     """
 
     laws: Mapping[str, PowerLaw]
@@ -525,6 +526,7 @@ class CpuPerfParams:
     packing_s_per_byte: float = 0.0
     grouped_flops_per_s: float = 0.0  # FMA rate of grouped convs; with it, laws["conv_grouped"] is over bytes
     out_s_per_byte: Mapping[str, float] = field(default_factory=dict)  # class -> s per output byte, on top of its law
+    weight_s_per_byte: Mapping[str, float] = field(default_factory=dict)  # class -> s per weight byte, on top of its law
 
     def to_dict(self) -> dict[str, Any]:
         out = {"laws": {k: v.to_dict() for k, v in sorted(self.laws.items())}, "peak_flops": self.peak_flops,
@@ -539,6 +541,8 @@ class CpuPerfParams:
             out["weight_law"] = self.weight_law.to_dict()
         if self.out_s_per_byte:
             out["out_s_per_byte"] = dict(sorted(self.out_s_per_byte.items()))
+        if self.weight_s_per_byte:
+            out["weight_s_per_byte"] = dict(sorted(self.weight_s_per_byte.items()))
         return out
 
     @classmethod
@@ -557,14 +561,16 @@ class CpuPerfParams:
                 if not (math.isfinite(v) and v >= 0):
                     raise UserInputError(f"{key} must be finite and non-negative")
             out_s = {k: float(v) for k, v in d.get("out_s_per_byte", {}).items()}
-            if any(not (math.isfinite(v) and v >= 0) for v in out_s.values()):
-                raise UserInputError("out_s_per_byte must be finite and non-negative")
-            bad = sorted((set(laws) | set(scales) | set(out_s)) - set(KERNEL_CLASSES) - set(FAMILIES))
+            weight_s = {k: float(v) for k, v in d.get("weight_s_per_byte", {}).items()}
+            for key, per in (("out_s_per_byte", out_s), ("weight_s_per_byte", weight_s)):
+                if any(not (math.isfinite(v) and v >= 0) for v in per.values()):
+                    raise UserInputError(f"{key} must be finite and non-negative")
+            bad = sorted((set(laws) | set(scales) | set(out_s) | set(weight_s)) - set(KERNEL_CLASSES) - set(FAMILIES))
             if bad:
                 raise UserInputError(f"unknown kernel classes {', '.join(bad)}")
             return cls(laws, float(d["peak_flops"]), float(d["peak_bytes_per_s"]), int(d["threads"]),
                        float(d["dispatch_s"]), dict(d.get("fitted_on", {})), scales, fault, dram, weight,
-                       PowerLaw(**d["weight_law"]) if d.get("weight_law") else None, packing, grouped, out_s)
+                       PowerLaw(**d["weight_law"]) if d.get("weight_law") else None, packing, grouped, out_s, weight_s)
         except (KeyError, TypeError, ValueError) as e:
             raise UserInputError(f"{origin}: CPU perf parameters: {e}") from None
 
@@ -710,6 +716,8 @@ class CpuDurationModel:
             t = self._grouped_s(law, cost)  # activation bytes and FMA work, not one FLOP curve
         if cls in self.params.out_s_per_byte and cls in self.params.laws:  # stems, reductions: per output byte
             t += cost.bytes_written * self.params.out_s_per_byte[cls]
+        if cls in self.params.weight_s_per_byte and cls in self.params.laws:  # dense convs: oneDNN's weight reorder
+            t += cost.param_bytes_read * self.params.weight_s_per_byte[cls]
         if cls == "matmul" and self.params.packing_s_per_byte and cost.param_bytes_read:
             # rows = FLOPs / (2 x weights): a GEMM (rows > 1) repacks its weights, a GEMV streams them (floor)
             rows = cost.flops / (2 * cost.param_bytes_read / 4)
