@@ -1,6 +1,6 @@
 """Refit a CPU calibration file's kernel-class curves with the current fitting code (no re-measuring).
 
-    uv run python benchmarks/cpu_refit.py OLD.json NEW.json [--no-weight-term]
+    uv run python benchmarks/cpu_refit.py OLD.json NEW.json [--no-weight-term] [--no-activation-term]
 
 Reads the microbenchmark measurements a ``fxenergy calibrate`` file keeps, fits them again with
 :func:`fxenergy.calibrate.fit_cpu_perf` (same peaks, threads, dispatch cost, page-fault cost and DRAM
@@ -38,7 +38,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("new")
     p.add_argument("--no-weight-term", action="store_true",
                    help="fit dense convolutions without their weight-byte term (the fit before session cpu13)")
+    p.add_argument("--no-activation-term", action="store_true",
+                   help="fit 1x1 convolutions without their activation-byte term (the fit before session cpu14)")
     args = p.parse_args(argv)
+    if args.no_activation_term:
+        import fxenergy.calibrate.fitting as fitting
+
+        fitting.ACTIVATION_TERM = False
     if args.no_weight_term:
         import fxenergy.calibrate.fitting as fitting
 

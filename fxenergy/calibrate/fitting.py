@@ -260,6 +260,40 @@ end, and it priced small convolutions with small weights as slow as them (sessio
 09:59 UTC: 64 -> 64 3x3 at 28 px, 0.058 GFLOP and 147 KB of weights, measured at 128 GFLOP/s; the law without the
 term gave ~50; ResNet-34 at batch 2 / 96 px, whose 3x3 convolutions have 0.01-0.17 GFLOP each, came out 1.6x slow
 per module in ``benchmarks/cpu_module_diag.py``)."""
+ACTIVATION_TERM_CLASSES: dict[str, tuple[float, ...]] = {"conv_pointwise": PACKING_GRID_S_PER_MB}
+"""Kernel classes fitted as their FLOP law plus a cost per activation byte (input and output, not the weights),
+``t = law(FLOPs) + activation bytes x s`` (:func:`fit_law_plus_per_byte`; candidates in s per MB). A 1x1 convolution
+does only ``Cin`` MACs per output element, and eager PyTorch hands oneDNN NCHW activations that it copies into its
+blocked layout and back on every call: a cost of the activation bytes that a FLOP law cannot see. It shows where the
+channels are few and the batch large, the expand / project layers of mobile networks at batch 16-64, whose tensors
+no longer fit the last-level cache (session cpu14, quick calibration of 1 Dec 11:31 UTC: one FLOP law priced
+16x96x56x56 -> 24 at 0.44 of its measured 4.4 ms, 64x96x56x56 -> 24 at 0.55, 16x64x56x56 -> 256 at 0.74, while the
+many-channel rows of the same FLOPs came out at 0.99-1.19; per module, ``benchmarks/cpu_module_diag.py``, the 1x1
+layers of MNASNet 0.5 at batch 64 / 128 px took 2.1x their prediction and those of MobileNet v3 small 1.6x)."""
+ACTIVATION_TERM = True
+"""Fit :data:`ACTIVATION_TERM_CLASSES` with their activation-byte term (False: one FLOP law each, as before; ablations)."""
+ACTIVATION_FREE_GRID_BYTES = (0.0, 2.0**21, 2.0**22, 2.0**23, 2.0**24, 2.0**25)
+"""Candidate activation bytes a 1x1 convolution moves free of the per-byte term (0 to 32 MiB: this project's VM has 2 x 1
+MiB of L2 and a 32 MiB L3): only the bytes above pay it. The fit picks the candidate (:func:`fit_activation_term`); a
+model's node then pays for the activation bytes its working set puts beyond it."""
+
+
+def fit_activation_term(work: np.ndarray, act_bytes: np.ndarray, t: np.ndarray, peak: float, loss: str, *,
+                        basis: str = "flops", grid_s_per_mb: Sequence[float] = PACKING_GRID_S_PER_MB,
+                        free_grid_bytes: Sequence[float] = ACTIVATION_FREE_GRID_BYTES) -> tuple[Any, float, float]:
+    """``(law, s_per_byte, free_bytes)``: ``t = law(work) + max(act_bytes - free_bytes, 0) x s``, the free bytes chosen on
+    ``free_grid_bytes`` and the cost on ``grid_s_per_mb`` (:func:`fit_law_plus_per_byte` for each free-bytes candidate)
+    by the lowest sum of squared log errors."""
+    best: tuple[float, Any, float, float] | None = None
+    for free in free_grid_bytes:
+        extra = np.maximum(act_bytes - free, 0.0)
+        law, s_b = fit_law_plus_per_byte(work, extra, t, peak, loss, basis=basis, grid_s_per_mb=grid_s_per_mb)
+        err = float(np.sum(np.log((law.duration_s(work, peak) + extra * s_b) / t) ** 2))
+        if best is None or err < best[0]:
+            best = (err, law, s_b, float(free))
+    assert best is not None
+    return best[1], best[2], best[3]
+"""Fit :data:`ACTIVATION_TERM_CLASSES` with their activation-byte term (False: one FLOP law each, as before; ablations)."""
 WEIGHT_TERM = True
 """Fit :data:`WEIGHT_TERM_CLASSES` with their weight-byte term (False: one FLOP law each, as before; ablations)."""
 OUTPUT_TERM = True
@@ -334,6 +368,8 @@ def fit_cpu_perf(
         ms = [m for m in ms if param_bytes(m) / weight_bps < MEMORY_BOUND_SHARE * m.median_s]
     ms = inplace_rows(ms)
     laws, stats, packing, grouped_rate, out_s, weight_s = {}, {}, 0.0, 0.0, {}, {}
+    act_s: dict[str, float] = {}
+    act_free: dict[str, float] = {}
     groups = {cls: [m for m in ms if measurement_class(m) == cls] for cls in sorted({measurement_class(m) for m in ms})}
     # all convolutions together: the fallback of a convolution kind with too few measurements of its own
     groups["convolution"] = [m for m in ms if m.family == "convolution"]
@@ -359,6 +395,11 @@ def fit_cpu_perf(
             law, weight_s[cls] = fit_law_plus_per_byte(work, weights, t, peak, loss, basis=basis,
                                                        grid_s_per_mb=WEIGHT_TERM_CLASSES[cls])
             faults = faults + weights * weight_s[cls]
+        elif cls in ACTIVATION_TERM_CLASSES and ACTIVATION_TERM:  # 1x1 convolutions also pay per activation byte
+            acts = np.array([max(m.bytes - param_bytes(m), 0) for m in rows], dtype=float)
+            law, act_s[cls], act_free[cls] = fit_activation_term(work, acts, t, peak, loss, basis=basis,
+                                                                 grid_s_per_mb=ACTIVATION_TERM_CLASSES[cls])
+            faults = faults + np.maximum(acts - act_free[cls], 0.0) * act_s[cls]
         elif cls in OUTPUT_TERM_CLASSES and OUTPUT_TERM:  # stems and reductions also pay per output byte
             outs = np.array([m.out_bytes for m in rows], dtype=float)
             law, out_s[cls] = fit_law_plus_per_byte(work, outs, t, peak, loss, basis=basis,
@@ -375,4 +416,6 @@ def fit_cpu_perf(
                          fault_s_per_byte=fault_s_per_byte, dram_bytes_per_s=dram_bytes_per_s,
                          weight_bytes_per_s=weight_bps, weight_law=weight_law, packing_s_per_byte=packing,
                          grouped_flops_per_s=grouped_rate, out_s_per_byte={k: v for k, v in out_s.items() if v > 0},
-                         weight_s_per_byte={k: v for k, v in weight_s.items() if v > 0})
+                         weight_s_per_byte={k: v for k, v in weight_s.items() if v > 0},
+                         act_s_per_byte={k: v for k, v in act_s.items() if v > 0},
+                         act_free_bytes={k: v for k, v in act_free.items() if act_s.get(k, 0.0) > 0 and v > 0})

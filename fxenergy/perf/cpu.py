@@ -509,7 +509,10 @@ class CpuPerfParams:
     with the matmul curve. ``out_s_per_byte`` maps a class (stems, reductions:
     :data:`fxenergy.calibrate.fitting.OUTPUT_TERM_CLASSES`) to what it pays per output byte on top of its
     law, fitted jointly with it; ``weight_s_per_byte`` likewise per weight byte (dense convolutions:
-    :data:`fxenergy.calibrate.fitting.WEIGHT_TERM_CLASSES`). 0 / None / empty = not measured (older files).
+    :data:`fxenergy.calibrate.fitting.WEIGHT_TERM_CLASSES`) and ``act_s_per_byte`` per activation byte (bytes read
+    and written less the weights; 1x1 convolutions: :data:`fxenergy.calibrate.fitting.ACTIVATION_TERM_CLASSES`) above
+    ``act_free_bytes`` of them (what the fit found a cache holds free of the term).
+    0 / None / empty = not measured (older files).
     """
 
     laws: Mapping[str, PowerLaw]
@@ -527,6 +530,8 @@ class CpuPerfParams:
     grouped_flops_per_s: float = 0.0  # FMA rate of grouped convs; with it, laws["conv_grouped"] is over bytes
     out_s_per_byte: Mapping[str, float] = field(default_factory=dict)  # class -> s per output byte, on top of its law
     weight_s_per_byte: Mapping[str, float] = field(default_factory=dict)  # class -> s per weight byte, on top of its law
+    act_s_per_byte: Mapping[str, float] = field(default_factory=dict)  # class -> s per activation byte, on top of its law
+    act_free_bytes: Mapping[str, float] = field(default_factory=dict)  # class -> activation bytes free of that term
 
     def to_dict(self) -> dict[str, Any]:
         out = {"laws": {k: v.to_dict() for k, v in sorted(self.laws.items())}, "peak_flops": self.peak_flops,
@@ -543,6 +548,10 @@ class CpuPerfParams:
             out["out_s_per_byte"] = dict(sorted(self.out_s_per_byte.items()))
         if self.weight_s_per_byte:
             out["weight_s_per_byte"] = dict(sorted(self.weight_s_per_byte.items()))
+        if self.act_s_per_byte:
+            out["act_s_per_byte"] = dict(sorted(self.act_s_per_byte.items()))
+        if self.act_free_bytes:
+            out["act_free_bytes"] = dict(sorted(self.act_free_bytes.items()))
         return out
 
     @classmethod
@@ -562,15 +571,20 @@ class CpuPerfParams:
                     raise UserInputError(f"{key} must be finite and non-negative")
             out_s = {k: float(v) for k, v in d.get("out_s_per_byte", {}).items()}
             weight_s = {k: float(v) for k, v in d.get("weight_s_per_byte", {}).items()}
-            for key, per in (("out_s_per_byte", out_s), ("weight_s_per_byte", weight_s)):
+            act_s = {k: float(v) for k, v in d.get("act_s_per_byte", {}).items()}
+            act_free = {k: float(v) for k, v in d.get("act_free_bytes", {}).items()}
+            for key, per in (("out_s_per_byte", out_s), ("weight_s_per_byte", weight_s), ("act_s_per_byte", act_s),
+                             ("act_free_bytes", act_free)):
                 if any(not (math.isfinite(v) and v >= 0) for v in per.values()):
                     raise UserInputError(f"{key} must be finite and non-negative")
-            bad = sorted((set(laws) | set(scales) | set(out_s) | set(weight_s)) - set(KERNEL_CLASSES) - set(FAMILIES))
+            bad = sorted((set(laws) | set(scales) | set(out_s) | set(weight_s) | set(act_s) | set(act_free)) - set(KERNEL_CLASSES)
+                         - set(FAMILIES))
             if bad:
                 raise UserInputError(f"unknown kernel classes {', '.join(bad)}")
             return cls(laws, float(d["peak_flops"]), float(d["peak_bytes_per_s"]), int(d["threads"]),
                        float(d["dispatch_s"]), dict(d.get("fitted_on", {})), scales, fault, dram, weight,
-                       PowerLaw(**d["weight_law"]) if d.get("weight_law") else None, packing, grouped, out_s, weight_s)
+                       PowerLaw(**d["weight_law"]) if d.get("weight_law") else None, packing, grouped, out_s, weight_s,
+                       act_s, act_free)
         except (KeyError, TypeError, ValueError) as e:
             raise UserInputError(f"{origin}: CPU perf parameters: {e}") from None
 
@@ -718,6 +732,9 @@ class CpuDurationModel:
             t += cost.bytes_written * self.params.out_s_per_byte[cls]
         if cls in self.params.weight_s_per_byte and cls in self.params.laws:  # dense convs: oneDNN's weight reorder
             t += cost.param_bytes_read * self.params.weight_s_per_byte[cls]
+        if cls in self.params.act_s_per_byte and cls in self.params.laws:  # 1x1 convs: per activation byte
+            act_bytes = max(cost.bytes_read + cost.bytes_written - cost.param_bytes_read, 0)
+            t += max(act_bytes - self.params.act_free_bytes.get(cls, 0.0), 0.0) * self.params.act_s_per_byte[cls]
         if cls == "matmul" and self.params.packing_s_per_byte and cost.param_bytes_read:
             # rows = FLOPs / (2 x weights): a GEMM (rows > 1) repacks its weights, a GEMV streams them (floor)
             rows = cost.flops / (2 * cost.param_bytes_read / 4)
