@@ -4,7 +4,7 @@ A parameter file fitted under older code can drift from what the code now comput
 benchmark noticing (the Xeon file did: tests/test_physical_xeon_params.py). Two of the 18 whole-model rows
 of ``operations_A30_train`` (SGD training steps at batch 32, nvidia-smi board power), predicted through
 ``fxenergy.annotate`` with the defaults a user gets on the A30; benchmarks/gpu_models.py prints all 18
-(training-step energy: median 5.3%, time 9.0% on 1 Dec, gpu9).
+(training-step energy: median 5.7%, time 8.8% on 1 Dec, session 10 with gpu8 and gpu9 merged).
 """
 
 from __future__ import annotations
