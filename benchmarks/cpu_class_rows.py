@@ -4,7 +4,8 @@
 
 Per row: input and weight shapes, GFLOP, activation MB (bytes read + written less the weights), the measured
 time, the page-fault time the fit takes off (:func:`fxenergy.calibrate.fitting.fault_s`), and the time the law plus
-the file's per-byte terms give (weight and activation terms where the file has them), with predicted / measured.
+the file's per-byte terms give (``CpuPerfParams.per_byte_s``: output, weight and activation terms where the file has
+them, as the duration model adds them), with predicted / measured.
 Shows which rows of a class one law cannot follow (e.g. few-channel 1x1 convolutions at batch 16-64).
 """
 
@@ -32,9 +33,9 @@ def main(argv: list[str]) -> int:
         faults_s = fault_s(m, perf.fault_s_per_byte, perf.threads)
         weights = param_bytes(m)
         act = max(m.bytes - weights, 0)
-        pred_s = float(law.duration_s(m.work(law.basis), peak)) + faults_s + weights * perf.weight_s_per_byte.get(cls, 0.0)
-        pred_s += max(act - perf.act_free_bytes.get(cls, 0.0), 0.0) * perf.act_s_per_byte.get(cls, 0.0)
-        print(f"{str(m.shape[0]):22s} {str(m.shape[1][:2]):12s} GFLOP {m.flops / 1e9:6.3f}  act MB {act / 1e6:6.1f}  "
+        pred_s = float(law.duration_s(m.work(law.basis), peak)) + faults_s + perf.per_byte_s(
+            cls, weight_bytes=weights, out_bytes=m.out_bytes, act_bytes=act)
+        print(f"{str(m.shape[0]):22s} {str(m.shape[1][:2] if len(m.shape) > 1 else ()):12s} GFLOP {m.flops / 1e9:6.3f}  act MB {act / 1e6:6.1f}  "
               f"measured {m.median_s * 1e3:7.2f} ms  faults {faults_s * 1e3:6.2f}  priced {pred_s * 1e3:7.2f}  "
               f"ratio {pred_s / m.median_s:5.2f}")
     return 0

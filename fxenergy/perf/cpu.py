@@ -533,6 +533,13 @@ class CpuPerfParams:
     act_s_per_byte: Mapping[str, float] = field(default_factory=dict)  # class -> s per activation byte, on top of its law
     act_free_bytes: Mapping[str, float] = field(default_factory=dict)  # class -> activation bytes free of that term
 
+    def per_byte_s(self, cls: str, *, weight_bytes: float, out_bytes: float, act_bytes: float) -> float:
+        """Seconds kernel class ``cls`` pays on top of its law for its bytes: per output byte (stems, reductions),
+        per weight byte (dense convolutions), per activation byte above its free amount (1x1 convolutions); 0 for
+        a class with none of these terms. ``act_bytes``: bytes read and written less the weights."""
+        return (out_bytes * self.out_s_per_byte.get(cls, 0.0) + weight_bytes * self.weight_s_per_byte.get(cls, 0.0)
+                + max(act_bytes - self.act_free_bytes.get(cls, 0.0), 0.0) * self.act_s_per_byte.get(cls, 0.0))
+
     def to_dict(self) -> dict[str, Any]:
         out = {"laws": {k: v.to_dict() for k, v in sorted(self.laws.items())}, "peak_flops": self.peak_flops,
                "peak_bytes_per_s": self.peak_bytes_per_s, "threads": self.threads, "dispatch_s": self.dispatch_s,
@@ -728,13 +735,9 @@ class CpuDurationModel:
         t = float(law.duration_s(work, peak))
         if cls == "conv_grouped" and self.params.grouped_flops_per_s and cls in self.params.laws:
             t = self._grouped_s(law, cost)  # activation bytes and FMA work, not one FLOP curve
-        if cls in self.params.out_s_per_byte and cls in self.params.laws:  # stems, reductions: per output byte
-            t += cost.bytes_written * self.params.out_s_per_byte[cls]
-        if cls in self.params.weight_s_per_byte and cls in self.params.laws:  # dense convs: oneDNN's weight reorder
-            t += cost.param_bytes_read * self.params.weight_s_per_byte[cls]
-        if cls in self.params.act_s_per_byte and cls in self.params.laws:  # 1x1 convs: per activation byte
-            act_bytes = max(cost.bytes_read + cost.bytes_written - cost.param_bytes_read, 0)
-            t += max(act_bytes - self.params.act_free_bytes.get(cls, 0.0), 0.0) * self.params.act_s_per_byte[cls]
+        if cls in self.params.laws:  # its own law: the class's per-byte terms on top (output, weight, activation bytes)
+            t += self.params.per_byte_s(cls, weight_bytes=cost.param_bytes_read, out_bytes=cost.bytes_written,
+                                        act_bytes=max(cost.bytes_read + cost.bytes_written - cost.param_bytes_read, 0))
         if cls == "matmul" and self.params.packing_s_per_byte and cost.param_bytes_read:
             # rows = FLOPs / (2 x weights): a GEMM (rows > 1) repacks its weights, a GEMV streams them (floor)
             rows = cost.flops / (2 * cost.param_bytes_read / 4)
