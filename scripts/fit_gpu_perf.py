@@ -299,10 +299,8 @@ def chip_corrections(rows, forests: dict, floors: dict, sample: float, seed: int
                   f"{'  kept' if r['kept'] else '  not kept'}", flush=True)
             full = fit_correction(resid[keep], tb[keep])
             key = chip_key(load_profile(d))
-            own = None
             if laws and f in laws:  # this die's own law (fitted on half, scored on the other, as the curve)
                 own = own_law_check(laws[f], ks, meas, flo, tb, keep, half, d, mh["lead"], cur, r)
-            if laws and f in laws:
                 if own is not None and key:
                     chip_laws.setdefault(key, {"fitted_on_profile": d})[f] = {"law": own.to_json()}
                 elif full is not None and key and r["kept"]:
