@@ -211,12 +211,14 @@ def fit_law_plus_per_byte(work: np.ndarray, extra_bytes: np.ndarray, t: np.ndarr
                           basis: str = "flops", grid_s_per_mb: Sequence[float] = PACKING_GRID_S_PER_MB) -> tuple[Any, float]:
     """``(law, s_per_byte)``: a power law over ``basis`` plus a cost per byte of something else,
     ``t = law(work) + B x s``. The per-byte cost is chosen on ``grid_s_per_mb`` by the lowest sum of squared log
-    errors, the law refitted for each. Two uses:
+    errors, the law refitted for each. Its uses:
 
     * batched linear layers (more than one row: GEMM), ``B`` their weight bytes on :data:`PACKING_GRID_S_PER_MB`: the
       BLAS packs the weight matrix into its blocked layout on every call, a cost that scales with the weights, not the
       FLOPs;
-    * stems and reductions, ``B`` their output bytes (:data:`OUTPUT_TERM_CLASSES`)."""
+    * stems and reductions, ``B`` their output bytes (:data:`OUTPUT_TERM_CLASSES`);
+    * dense convolutions, ``B`` their weight bytes (:data:`WEIGHT_TERM_CLASSES`);
+    * 1x1 convolutions, ``B`` their activation bytes above a free amount (:func:`fit_activation_term`)."""
     best: tuple[float, Any, float] | None = None
     for s_mb in grid_s_per_mb:
         s_b = s_mb / 1e6
@@ -293,7 +295,8 @@ def fit_activation_term(work: np.ndarray, act_bytes: np.ndarray, t: np.ndarray, 
             best = (err, law, s_b, float(free))
     assert best is not None
     return best[1], best[2], best[3]
-"""Fit :data:`ACTIVATION_TERM_CLASSES` with their activation-byte term (False: one FLOP law each, as before; ablations)."""
+
+
 WEIGHT_TERM = True
 """Fit :data:`WEIGHT_TERM_CLASSES` with their weight-byte term (False: one FLOP law each, as before; ablations)."""
 OUTPUT_TERM = True
