@@ -9,7 +9,9 @@ whose rows carry each case's speed canary) are predicted with every refit, and t
 
 (0) per microbenchmark, the spread of its time across the calibrations (standard deviation of log time; median over
     the rows every calibration has), raw vs normalised with several smoothing windows: the most direct check that the
-    correction removes run-to-run drift rather than adding canary noise;
+    correction removes run-to-run drift rather than adding canary noise; with each window, the slope of a row's
+    log(time / its mean in the other calibrations) on log(its factor / theirs): -1 where times scale as 1 / canary,
+    0 where the factors are noise;
 (a) how far apart the calibrations' predictions of the same case are (max / min - 1 over the calibrations; median and
     worst over the cases), raw vs normalised: a correction that removes each run's drift brings them together;
 (b) per calibration, median / mean / worst APE and Spearman against the dev times as measured, raw vs normalised;
@@ -68,14 +70,26 @@ def _row_spread(docs: list[dict]) -> None:
     for w in (5.0, 10.0, 20.0, 40.0):
         variants.append((f"normalised, window +-{w:g} s",
                          [normalise_drift(ms, doc["speed_trace"], smooth_s=w)[0] for ms, doc in zip(raw, docs)]))
+    raw_by = [{key(m): m.median_s for m in ms} for ms in raw]
     for name, sets in variants:
         by = [{key(m): m for m in ms} for ms in sets]
+        if name != "raw":  # does a row's time follow its factor? slope of log(t / the others' mean) on log(f / theirs)
+            x, y = [], []
+            for k in common:
+                lt = np.log([r[k] for r in raw_by])
+                lf = np.log([b[k].median_s for b in by]) - lt
+                for i in range(len(docs)):
+                    rest = [j for j in range(len(docs)) if j != i]
+                    y.append(lt[i] - lt[rest].mean())
+                    x.append(lf[i] - lf[rest].mean())
+            slope = float(np.polyfit(x, y, 1)[0])
+            name += f" (slope {slope:+.2f}, r {np.corrcoef(x, y)[0, 1]:+.2f})"
         sd = {k: float(np.std(np.log([b[k].median_s for b in by]))) for k in common}
         fam = {k: by[0][k].family for k in common}
         groups = {"conv": [sd[k] for k in common if fam[k] == "convolution"],
                   "mm": [sd[k] for k in common if fam[k] in ("matmul", "bmm")],
                   "memory": [sd[k] for k in common if fam[k] not in ("convolution", "matmul", "bmm")]}
-        print(f"  {name:28s} {np.median(list(sd.values())):.3f}  " +
+        print(f"  {name:48s} {np.median(list(sd.values())):.3f}  " +
               "  ".join(f"{g} {np.median(v):.3f}" for g, v in groups.items() if v))
 
 
