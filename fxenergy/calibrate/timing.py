@@ -85,7 +85,9 @@ def speed_canary() -> dict[str, float]:
     and a 32 MiB copy between preallocated tensors (GB/s, read + write; no page faults once warm). Timed while the
     host gives this machine less (hyperthread siblings busy, clock lowered: invisible to the steal counter), it reads
     lower. The canary's tensors (~65 MiB) are made on the first call and kept for the process's life, so that later
-    calls neither allocate nor fault. About 20-40 ms on a 2-core VM."""
+    calls neither allocate nor fault. About 20-40 ms on a 2-core VM. One reading is noisy: on this project's 2-core VM
+    5-16% of readings fall near half the typical GFLOP/s for about a second (session cpu15), so judge the machine's
+    state by the median of several (:func:`fxenergy.calibrate.fitting.normalise_drift` takes those within 10 s)."""
     if not _CANARY:  # normal tensors even when first called in inference mode, so that any later call may write them
         g = torch.Generator().manual_seed(1)
         with torch.inference_mode(False):
