@@ -88,6 +88,15 @@ def test_dram_sized_memory_rows_follow_the_copy_canary_and_factors_are_clamped()
     trace = [{"t_s": t, "gflops": 32.0 if 50 <= t <= 70 else 160.0, "gbs": 30.0} for t in np.arange(0.0, 120.1, 1.5)]
     (_, s3), info = normalise_drift([big, small], trace)
     assert s3.median_s == pytest.approx(small.median_s * fitting.DRIFT_CLAMP[0]) and info["clamped"] == 1
+    assert "WARNING" in fitting.drift_note(info)  # a run whose factors hit the clamp says it is not to be trusted
+
+
+def test_the_note_warns_only_where_the_factors_span_too_much() -> None:
+    ms = _family_at_half_speed()
+    half = normalise_drift(ms, _trace(65.0, 105.0))[1]  # factors 0.5 and 1: a 2x span
+    steady = normalise_drift(ms, _trace(1e9, 1e9))[1]
+    assert "WARNING" in fitting.drift_note(half) and "WARNING" not in fitting.drift_note(steady)
+    assert "factors 1.00-1.00" in fitting.drift_note(steady)
 
 
 def test_old_files_without_a_trace_fit_as_before() -> None:

@@ -40,6 +40,14 @@ the matmul one (-0.24); the convolutions, batched linears, attention bmm, gather
 followed the matmul canary (slopes -0.75 to -0.95) and not the copy one."""
 
 
+DRIFT_WARN_RATIO = 1.5
+"""A calibration whose drift factors span more than this (largest / smallest), or that has a factor at a bound of
+:data:`DRIFT_CLAMP`, says in its notes that the machine was too unsteady to trust: five steady quick calibrations of
+session cpu15 spanned 1.14-1.44 (the threshold was set after seeing them); one whose second half ran its two threads
+on one core (``benchmarks/cpu_drift_slowhalf.sh``) spanned 0.97-2.00 (clamped), its canary falling from 129 to 17
+GFLOP/s, and the correction could not rescue it (its reference, the median canary, lay in the slow phase)."""
+
+
 def _drift_canary(m: Measurement, copy_min_bytes: int) -> str:
     """Which canary (``"gflops"`` or ``"gbs"``) puts ``m`` on the reference state (:data:`DRIFT_COPY_MIN_BYTES`)."""
     return "gbs" if FAMILIES[m.family].basis == "bytes" and m.bytes > copy_min_bytes else "gflops"
@@ -86,11 +94,15 @@ def drift_note(info: Mapping[str, Any]) -> str:
     """One line of a calibration's notes saying how its measurements were put on one machine state."""
     if not info.get("applied"):
         return f"speed drift not corrected: {info.get('why', 'no timed measurement')}"
-    return (f"speed drift corrected: each time x (speed canary around it / the run's median canary, "
+    note = (f"speed drift corrected: each time x (speed canary around it / the run's median canary, "
             f"{info['reference_gflops']:.0f} GFLOP/s matmul, {info['reference_gbs']:.1f} GB/s copy for rows over "
             f"{info['copy_min_bytes'] // 2**20} MiB), factors {info['factor_min']:.2f}-{info['factor_max']:.2f} "
             f"(median {info['factor_median']:.2f}; clamped to {info['clamp'][0]:g}-{info['clamp'][1]:g}, "
             f"{info['clamped']} rows at a bound)")
+    if info["clamped"] or info["factor_max"] > DRIFT_WARN_RATIO * info["factor_min"]:
+        note += ("; WARNING: the machine's speed moved too much during the run for the correction to be trusted "
+                 "(another process or a throttled host?): calibrate again on a quiet machine")
+    return note
 
 
 def _peaks(ms: Sequence[Measurement], profile: HardwareProfile) -> dict[str, dict[str, Any]]:
