@@ -59,6 +59,7 @@ from scipy.stats import spearmanr
 
 import fxenergy
 from fxenergy.calibrate import CpuWatch, run_calibration, save_calibration, wait_for_quiet
+from fxenergy.calibrate.timing import speed_canary  # the calibration's own canary: one definition
 from fxenergy.models import build_model
 from fxenergy.perf.validated import CPU_LATENCY_FILE
 
@@ -231,31 +232,6 @@ class PassCounters:
     def as_dict(self) -> dict[str, float | None]:
         return {"faults_mib_per_pass": round(self.faults_mib_per_pass, 3),
                 "nivcsw_per_pass": round(self.nivcsw_per_pass, 3), "steal_share": self.steal_share}
-
-
-_CANARY: dict[str, torch.Tensor] = {}
-
-
-def speed_canary() -> dict[str, float]:
-    """The VM's speed right now, on two fixed kernels (best of 5 calls each): a 512x512x512 fp32 matmul (GFLOP/s) and
-    a 32 MiB copy between preallocated tensors (GB/s, read + write; no page faults once warm). A case timed while the
-    host gave this VM less (hyperthread siblings busy, frequency lowered: invisible to steal) reads lower here.
-    Measurement only; about 20 ms."""
-    if not _CANARY:
-        g = torch.Generator().manual_seed(1)
-        _CANARY.update(a=torch.randn(512, 512, generator=g), b=torch.randn(512, 512, generator=g),
-                       c=torch.empty(512, 512), src=torch.randn(8 * 2**20, generator=g), dst=torch.empty(8 * 2**20))
-        torch.mm(_CANARY["a"], _CANARY["b"], out=_CANARY["c"])
-        _CANARY["dst"].copy_(_CANARY["src"])
-    mm = cp = math.inf
-    for _ in range(5):
-        t = time.perf_counter()
-        torch.mm(_CANARY["a"], _CANARY["b"], out=_CANARY["c"])
-        mm = min(mm, time.perf_counter() - t)
-        t = time.perf_counter()
-        _CANARY["dst"].copy_(_CANARY["src"])
-        cp = min(cp, time.perf_counter() - t)
-    return {"canary_gflops": round(2 * 512**3 / mm / 1e9, 1), "canary_copy_gbs": round(2 * 32 * 2**20 / cp / 1e9, 1)}
 
 
 def measure_latency(model: torch.nn.Module, args: tuple, kwargs: dict, repeats: int,

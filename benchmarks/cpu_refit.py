@@ -1,10 +1,12 @@
 """Refit a CPU calibration file's kernel-class curves with the current fitting code (no re-measuring).
 
-    uv run python benchmarks/cpu_refit.py OLD.json NEW.json [--no-weight-term] [--no-activation-term]
+    uv run python benchmarks/cpu_refit.py OLD.json NEW.json [--no-weight-term] [--no-activation-term] [--no-drift-correction]
 
 Reads the microbenchmark measurements a ``fxenergy calibrate`` file keeps, fits them again with
 :func:`fxenergy.calibrate.fit_cpu_perf` (same peaks, threads, dispatch cost, page-fault cost and DRAM
-copy bandwidth as the file recorded), and writes the file with its ``cpu_perf`` replaced. For
+copy bandwidth as the file recorded), and writes the file with its ``cpu_perf`` replaced. Files with a speed trace
+(session cpu15 on) have their measurements put on one machine state first (:func:`fxenergy.calibrate.fitting.
+normalise_drift`) unless ``--no-drift-correction``: the A/B of the correction on the same measurements. For
 development: comparing a fitting change on the same measurements (e.g. with cpu_latency_dev.py),
 without the minute of machine time a new calibration costs and without its run-to-run spread.
 """
@@ -17,14 +19,20 @@ import sys
 from pathlib import Path
 
 from fxenergy.calibrate import fit_cpu_perf
+from fxenergy.calibrate.fitting import drift_note, normalise_drift
 from fxenergy.calibrate.timing import Measurement
 
 
-def refit(data: dict) -> dict:
-    """``data`` (a calibration document) with ``cpu_perf`` fitted again on its measurements."""
+def refit(data: dict, *, drift: bool = True) -> dict:
+    """``data`` (a calibration document) with ``cpu_perf`` fitted again on its measurements (put on one machine state
+    first where the file has a speed trace and ``drift``)."""
     old = data["cpu_perf"]
-    ms = [Measurement(**{**m, "shape": tuple(tuple(s) for s in m["shape"])}) for m in data["measurements"]]
+    ms = [Measurement.from_dict(m) for m in data["measurements"]]
+    info: dict = {"applied": False, "why": "--no-drift-correction"}
+    if drift:
+        ms, info = normalise_drift(ms, data.get("speed_trace") or ())
     fitted_on = {k: v for k, v in old.get("fitted_on", {}).items() if k not in ("in_sample", "fault_s_per_byte")}
+    fitted_on["drift"] = info
     stream = data["hef"]["fitted_on"].get("stream", {}).get("bytes_per_s", 0.0)
     perf = fit_cpu_perf(ms, old["peak_flops"], old["peak_bytes_per_s"], threads=old["threads"],
                         dispatch_s=old["dispatch_s"], fitted_on={**fitted_on, "refit_of": data.get("created")},
@@ -40,6 +48,8 @@ def main(argv: list[str] | None = None) -> int:
                    help="fit dense convolutions without their weight-byte term (the fit before session cpu13)")
     p.add_argument("--no-activation-term", action="store_true",
                    help="fit 1x1 convolutions without their activation-byte term (the fit before session cpu14)")
+    p.add_argument("--no-drift-correction", action="store_true",
+                   help="fit the times as measured, not put on one machine state (the fit before session cpu15)")
     args = p.parse_args(argv)
     if args.no_activation_term:
         import fxenergy.calibrate.fitting as fitting
@@ -49,9 +59,10 @@ def main(argv: list[str] | None = None) -> int:
         import fxenergy.calibrate.fitting as fitting
 
         fitting.WEIGHT_TERM = False
-    out = refit(json.loads(Path(args.old).read_text()))
+    out = refit(json.loads(Path(args.old).read_text()), drift=not args.no_drift_correction)
     Path(args.new).write_text(json.dumps(out, indent=1) + "\n")
     perf = out["cpu_perf"]
+    print(drift_note(perf["fitted_on"]["drift"]))
     print(f"weight streaming {perf.get('weight_bytes_per_s', 0) / 1e9:.1f} GB/s, DRAM copy "
           f"{perf.get('dram_bytes_per_s', 0) / 1e9:.1f} GB/s")
     for cls, st in perf["fitted_on"]["in_sample"].items():

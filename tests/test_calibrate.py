@@ -62,8 +62,13 @@ def test_fits_are_finite_and_positive(cal):
 
 
 def test_peaks_never_below_measured_throughput(cal):
+    from fxenergy.calibrate.fitting import normalise_drift
+
     peaks = cal.params.fitted_on["peaks"]
-    for m in cal.measurements:
+    # the peaks are of the times the fit saw: put on one machine state (the file keeps them as measured)
+    fitted, info = normalise_drift(cal.measurements, cal.speed_trace)
+    assert info == cal.params.fitted_on["drift"]
+    for m in fitted:
         if m.family == "matmul":
             assert m.flops / m.median_s <= cal.params.peak_flops
         else:
@@ -87,6 +92,9 @@ def test_file_round_trips(cal, cal_file):
     data = json.loads(Path(cal_file).read_text())
     assert data["schema"] == SCHEMA and data["energy_source"] == cal.energy_source
     assert {"family", "op", "shape", "flops", "bytes", "median_s", "repeats"} <= set(data["measurements"][0])
+    # the speed trace (canaries at the start, between benchmarks, at the end) and each measurement's canary
+    assert len(data["speed_trace"]) >= 2 and data["speed_trace"] == [dict(p) for p in cal.speed_trace]
+    assert all(m["canary_gflops"] > 0 and m["canary_gbs"] > 0 and m["t_s"] >= 0 for m in data["measurements"])
     assert is_calibration_file(cal_file)
 
 

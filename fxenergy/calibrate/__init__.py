@@ -35,6 +35,14 @@ FLOP curve, and the DRAM copy the cache floor's DRAM bandwidth), which the ``phy
 (``torch.get_num_threads()``, the cgroup CPU quota, the affinity) and, where RAPL is readable, the
 package's idle and per-core power. ``quick`` leaves out what :func:`skipped_in_quick` lists.
 
+A shared host slows a VM by up to 2x for minutes without reporting steal, so on CPUs the run also takes a speed
+canary (:func:`speed_canary`: a 512^3 matmul's GFLOP/s and a 32 MiB copy's GB/s, ~20 ms) at its start, its end and
+between benchmarks every :data:`~fxenergy.calibrate.timing.CANARY_EVERY_S` seconds (:class:`SpeedTrace`; 1.2-1.4% of a quick
+run). The file keeps the trace (``speed_trace``) and each measurement's time and interpolated canary; the fit sees every
+time put on the run's typical state, x (the median canary within 10 s of it / the run's median canary), the copy canary
+for memory-bound rows beyond the last-level cache and the matmul canary for the rest, the factor clamped to 0.5-2
+(:func:`normalise_drift`; the notes state the factors).
+
 The result is ONE JSON file (schema ``fxenergy.calibration/1``) holding the calibrated hardware profile,
 the HEF parameter set, the CPU curves and the raw measurements; ``--hardware FILE`` reads it
 (:func:`load_calibration`, :func:`load_cpu_perf`).
@@ -60,10 +68,10 @@ from fxenergy.calibrate.files import (
     load_cpu_perf,
     save_calibration,
 )
-from fxenergy.calibrate.fitting import fit_cpu_perf, fit_families
+from fxenergy.calibrate.fitting import fit_cpu_perf, fit_families, normalise_drift
 from fxenergy.calibrate.meters import MeterUnavailable, NvmlMeter, RaplMeter, rapl_delta_uj
 from fxenergy.calibrate.run import run_calibration
-from fxenergy.calibrate.timing import CpuWatch, Measurement, measure, wait_for_quiet
+from fxenergy.calibrate.timing import CpuWatch, Measurement, SpeedTrace, measure, speed_canary, wait_for_quiet
 
 __all__ = [
     "SCHEMA",
@@ -87,4 +95,7 @@ __all__ = [
     "rapl_delta_uj",
     "CpuWatch",
     "wait_for_quiet",
+    "speed_canary",
+    "SpeedTrace",
+    "normalise_drift",
 ]

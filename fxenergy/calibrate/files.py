@@ -23,7 +23,7 @@ __all__ = ["SCHEMA", "ENERGY_SOURCES", "Calibration", "save_calibration", "load_
 SCHEMA = "fxenergy.calibration/1"
 ENERGY_SOURCES = ("rapl", "nvml", "profile")
 _KEYS = ("schema", "profile", "hef", "measurements", "energy_source", "created", "fxenergy_version", "power", "notes",
-         "cpu_perf", "threads", "skipped", "learned")
+         "cpu_perf", "threads", "skipped", "learned", "speed_trace")
 
 # --------------------------------------------------------------------------------------------------
 # the calibration
@@ -46,6 +46,7 @@ class Calibration:
     threads: Mapping[str, Any] | None = None  # torch threads, cgroup CPU quota, affinity the run had
     skipped: tuple[str, ...] = ()  # what a quick calibration left out
     learned: Mapping[str, Any] | None = None  # GPU: the learned model's correction (fxenergy.calibrate.gpu)
+    speed_trace: tuple[Mapping[str, float], ...] = ()  # CPU: speed canaries {"t_s", "gflops", "gbs"} through the run
 
     def to_dict(self) -> dict[str, Any]:
         cpu = None if self.cpu_perf is None else {**self.cpu_perf.to_dict(), "power": dict(self.cpu_power or {})}
@@ -55,7 +56,8 @@ class Calibration:
             "created": self.created, "fxenergy_version": self.fxenergy_version,
             "power": [dict(r) for r in self.power] if self.power is not None else None, "notes": list(self.notes),
             "cpu_perf": cpu, "threads": dict(self.threads) if self.threads else None, "skipped": list(self.skipped),
-        } | ({"learned": dict(self.learned)} if self.learned else {})
+        } | ({"learned": dict(self.learned)} if self.learned else {}) \
+            | ({"speed_trace": [dict(p) for p in self.speed_trace]} if self.speed_trace else {})
 
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import statistics
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -13,13 +14,95 @@ from fxenergy.calibrate.timing import Measurement
 from fxenergy.hardware import HardwareProfile
 from fxenergy.predictors.hef_law import FAMILIES, FamilyLaw, HEFEnergy, fit_power_law
 
-__all__ = ["fit_families", "fit_cpu_perf", "fit_grouped", "PEAK_MARGIN", "UNITS"]
+__all__ = ["fit_families", "fit_cpu_perf", "fit_grouped", "normalise_drift", "PEAK_MARGIN", "UNITS"]
 
 PEAK_MARGIN = 1.05  # a peak raised by a measurement is the best measured throughput x this
 UNITS = {"cpu": {"flops": "GFLOP", "bytes": "MB"}, "cuda": {"flops": "TFLOP", "bytes": "GB"}}
 
 # --------------------------------------------------------------------------------------------------
 # fitting
+
+
+DRIFT_CORRECTION = True
+"""Put a CPU calibration's measurements on one machine state before fitting (:func:`normalise_drift`); False: fit the
+times as measured (the fit before session cpu15; ``benchmarks/cpu_refit.py --no-drift-correction`` for A/B)."""
+DRIFT_SMOOTH_S = 10.0
+"""Half-width (s) of the window of speed canaries whose median gives a measurement's machine state. This VM's canary
+decorrelates within ~1.5 s (a single 20 ms reading is noisy: 57-195 GFLOP/s over 150 s, session cpu15's probe), while
+the slowdowns that bias a calibration last minutes; the window's median follows the latter, not the former."""
+DRIFT_CLAMP = (0.5, 2.0)
+"""Bounds of a measurement's drift factor (its canary / the reference): this VM's speed moved by up to 2x."""
+DRIFT_COPY_MIN_BYTES = 32 * 2**20
+"""A memory-bound row (bytes basis) moving more than this per call (beyond a last-level cache) is put on the reference
+state by the copy canary (GB/s); every other row by the matmul canary (GFLOP/s). Session cpu15's probe
+(``benchmarks/cpu_drift_probe.py``): the 16 MiB-per-tensor add followed the copy canary (slope -0.93 on log-log) and not
+the matmul one (-0.24); the convolutions, batched linears, attention bmm, gathers and cache-sized element-wise ops
+followed the matmul canary (slopes -0.75 to -0.95) and not the copy one."""
+
+
+DRIFT_WARN_RATIO = 1.5
+"""A calibration whose drift factors span more than this (largest / smallest), or that has a factor at a bound of
+:data:`DRIFT_CLAMP`, says in its notes that the machine was too unsteady to trust: five steady quick calibrations of
+session cpu15 spanned 1.14-1.44 (the threshold was set after seeing them); one whose second half ran its two threads
+on one core (``benchmarks/cpu_drift_slowhalf.sh``) spanned 0.97-2.00 (clamped), its canary falling from 129 to 17
+GFLOP/s, and the correction could not rescue it (its reference, the median canary, lay in the slow phase)."""
+
+
+def _drift_canary(m: Measurement, copy_min_bytes: int) -> str:
+    """Which canary (``"gflops"`` or ``"gbs"``) puts ``m`` on the reference state (:data:`DRIFT_COPY_MIN_BYTES`)."""
+    return "gbs" if FAMILIES[m.family].basis == "bytes" and m.bytes > copy_min_bytes else "gflops"
+
+
+def normalise_drift(
+    ms: Sequence[Measurement], trace: Sequence[Mapping[str, float]], *, smooth_s: float = DRIFT_SMOOTH_S,
+    clamp: tuple[float, float] = DRIFT_CLAMP, copy_min_bytes: int = DRIFT_COPY_MIN_BYTES,
+) -> tuple[list[Measurement], dict[str, Any]]:
+    """``ms`` put on one machine state, and what was done: each time x (its canary / the reference canary), clamped to
+    ``clamp``. A measurement's canary is the median of the trace's canaries within ``smooth_s`` of its time (the
+    nearest one where none is); the reference is the median of all the trace's canaries (the machine's typical state
+    over the run, robust to a slow phase shorter than half of it). Which canary applies: :func:`_drift_canary`. A time
+    measured while the machine ran at half its typical speed is halved. Without a trace (files written before it), or
+    where a measurement has no time (``t_s``), nothing is changed and the info says so."""
+    if not trace:
+        return list(ms), {"applied": False, "why": "no speed trace (calibration file written before session cpu15)"}
+    ts = np.array([p["t_s"] for p in trace], dtype=float)
+    series = {k: np.array([p[k] for p in trace], dtype=float) for k in ("gflops", "gbs")}
+    ref = {k: float(np.median(v)) for k, v in series.items()}
+    out, factors, used = [], [], {"gflops": 0, "gbs": 0}
+    for m in ms:
+        if m.t_s is None:
+            out.append(m)
+            continue
+        key = _drift_canary(m, copy_min_bytes)
+        near = np.abs(ts - m.t_s) <= smooth_s
+        c = float(np.median(series[key][near])) if near.any() else float(series[key][np.argmin(np.abs(ts - m.t_s))])
+        f = float(np.clip(c / ref[key], *clamp))
+        factors.append(f)
+        used[key] += 1
+        out.append(dataclasses.replace(m, median_s=m.median_s * f))
+    info = {"applied": bool(factors), "reference": "median of the trace", "reference_gflops": round(ref["gflops"], 1),
+            "reference_gbs": round(ref["gbs"], 2), "smooth_s": smooth_s, "clamp": list(clamp),
+            "copy_min_bytes": copy_min_bytes, "rows_by_canary": used, "rows_untimed": len(ms) - len(factors)}
+    if factors:
+        info |= {"factor_min": round(min(factors), 3), "factor_median": round(statistics.median(factors), 3),
+                 "factor_max": round(max(factors), 3),
+                 "clamped": sum(1 for f in factors if f in (clamp[0], clamp[1]))}
+    return out, info
+
+
+def drift_note(info: Mapping[str, Any]) -> str:
+    """One line of a calibration's notes saying how its measurements were put on one machine state."""
+    if not info.get("applied"):
+        return f"speed drift not corrected: {info.get('why', 'no timed measurement')}"
+    note = (f"speed drift corrected: each time x (speed canary around it / the run's median canary, "
+            f"{info['reference_gflops']:.0f} GFLOP/s matmul, {info['reference_gbs']:.1f} GB/s copy for rows over "
+            f"{info['copy_min_bytes'] // 2**20} MiB), factors {info['factor_min']:.2f}-{info['factor_max']:.2f} "
+            f"(median {info['factor_median']:.2f}; clamped to {info['clamp'][0]:g}-{info['clamp'][1]:g}, "
+            f"{info['clamped']} rows at a bound)")
+    if info["clamped"] or info["factor_max"] > DRIFT_WARN_RATIO * info["factor_min"]:
+        note += ("; WARNING: the machine's speed moved too much during the run for the correction to be trusted "
+                 "(another process or a throttled host?): calibrate again on a quiet machine")
+    return note
 
 
 def _peaks(ms: Sequence[Measurement], profile: HardwareProfile) -> dict[str, dict[str, Any]]:

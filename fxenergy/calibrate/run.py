@@ -11,13 +11,22 @@ from typing import Any
 
 import torch
 
+from fxenergy.calibrate import fitting as _fitting
 from fxenergy.calibrate.benches import Bench, benchmarks, skipped_in_quick
 from fxenergy.calibrate.files import Calibration
 from fxenergy.calibrate.fitting import PEAK_MARGIN as _PEAK_MARGIN
 from fxenergy.calibrate.fitting import UNITS as _UNITS
-from fxenergy.calibrate.fitting import _peaks, _profile_energy, fit_cpu_perf, fit_families, measurement_class
+from fxenergy.calibrate.fitting import (
+    _peaks,
+    _profile_energy,
+    drift_note,
+    fit_cpu_perf,
+    fit_families,
+    measurement_class,
+    normalise_drift,
+)
 from fxenergy.calibrate.meters import _meter, _meter_source, _power_windows
-from fxenergy.calibrate.timing import CpuWatch, Progress, _device, _Timer, measure
+from fxenergy.calibrate.timing import CpuWatch, Progress, SpeedTrace, _device, _Timer, measure
 from fxenergy.hardware import HardwareProfile, detect_local
 from fxenergy.hardware.detect import CPU_W_PER_CORE_GUESS
 from fxenergy.perf.cpu import local_thread_info
@@ -125,21 +134,35 @@ def run_calibration(
     today = now.date().isoformat()
     wall0 = time.perf_counter()
 
+    # CPU: the machine's speed through the run (a shared host slows a VM by up to 2x for minutes, unreported by steal)
+    trace = SpeedTrace() if dev.type == "cpu" else None
     with CpuWatch() as watch:
+        if trace is not None:
+            trace.take()
         launch_s = _measure_launch_s(dev, timer)
         stream_bps, stream_bytes = _measure_stream(dev, profile, timer)
         ms = measure(benches, device, target_s=target_s, repeats=repeats, wait_budget_s=wait_s,
-                     cold_bytes=2 * _llc_bytes(profile), progress=progress)
+                     cold_bytes=2 * _llc_bytes(profile), progress=progress, trace=trace)
+        if trace is not None:
+            trace.take()
+            ms = trace.stamp(ms)
         # DRAM bandwidth drifts with what the neighbours of a shared host do: median of readings before and after
         stream_bps = statistics.median([stream_bps, _measure_stream(dev, profile, timer)[0],
                                         _measure_stream(dev, profile, timer)[0]])
     stream_prof = dataclasses.replace(profile, memory_bandwidth_bytes_per_s=stream_bps) \
         if profile.is_estimated("memory_bandwidth_bytes_per_s") else profile
+    # the fit sees the times put on one machine state (the file keeps them as measured, with their canaries)
+    drift: dict[str, Any] = {"applied": False, "why": "off (fitting.DRIFT_CORRECTION)"}
+    fit_ms = list(ms)
+    if trace is not None and _fitting.DRIFT_CORRECTION:
+        fit_ms, drift = normalise_drift(ms, trace.points)
     # the in-place rows (kernel class ``inplace``: hot, or timed after their producer, whose time they include) stream
     # from a cache, not DRAM: they fit their own CPU curve only, not the bytes peak nor the per-family laws
-    cold = [m for m in ms if measurement_class(m) != "inplace"]
+    cold = [m for m in fit_ms if measurement_class(m) != "inplace"]
     peaks = _peaks(cold, stream_prof)
     cal_profile, notes = _calibrated_profile(profile, peaks, launch_s, stream_bps, today)
+    if trace is not None:
+        notes.append(drift_note(drift))
     units = _UNITS[dev.type]
     laws, stats = fit_families(cold, peaks["flops"]["value"], peaks["bytes"]["value"], units=units)
     if watch.share is not None and watch.share > 0.05:
@@ -158,7 +181,7 @@ def run_calibration(
         energy = HEFEnergy(0.0, {r["family"]: r["mean_w"] for r in power if r["family"] != "idle"}, idle)
         source = _meter_source(meter)
     else:
-        energy = _profile_energy(ms, cal_profile)
+        energy = _profile_energy(fit_ms, cal_profile)
         source = "profile"
         notes.append(f"no energy meter ({why}); elasticities from the profile's idle..TDP power model")
 
@@ -173,7 +196,7 @@ def run_calibration(
             "stream": {"bytes": stream_bytes, "bytes_per_s": stream_bps}, "cold_inputs_bytes": 2 * _llc_bytes(profile),
             "wall_s": round(time.perf_counter() - wall0, 1), "energy_source": source,
             "other_cpu_share": None if watch.share is None else round(watch.share, 3),
-        },
+        } | ({"speed_trace": trace.summary(), "drift": drift} if trace is not None else {}),
         notes=tuple(notes),
     )
     cpu_perf = cpu_power = None
@@ -181,9 +204,10 @@ def run_calibration(
     if dev.type == "cpu":
         fault = _measure_fault_s_per_byte(timer)
         notes.append(f"page faults of fresh outputs over 32 MiB: {fault * 2**20 * 1e3:.3f} ms per MiB")
-        cpu_perf = fit_cpu_perf(ms, peaks["flops"]["value"], peaks["bytes"]["value"], threads=torch.get_num_threads(),
-                                dispatch_s=launch_s, fitted_on={"quick": quick, "measurements": len(ms),
-                                                                "threads": threads, "torch": torch.__version__},
+        cpu_perf = fit_cpu_perf(fit_ms, peaks["flops"]["value"], peaks["bytes"]["value"],
+                                threads=torch.get_num_threads(), dispatch_s=launch_s,
+                                fitted_on={"quick": quick, "measurements": len(ms), "threads": threads,
+                                           "torch": torch.__version__, "drift": drift},
                                 fault_s_per_byte=fault, dram_bytes_per_s=stream_bps)
         cpu_power = {}
         if power is not None and meter is not None:
@@ -196,6 +220,6 @@ def run_calibration(
         notes.append("quick calibration skipped: " + "; ".join(skipped))
     return Calibration(cal_profile, params, tuple(ms), source, now.isoformat(timespec="seconds"), __version__,
                        tuple(power) if power is not None else None, tuple(notes), cpu_perf, cpu_power, threads,
-                       skipped)
+                       skipped, speed_trace=tuple(trace.points) if trace is not None else ())
 
 

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
+import math
 import os
 import statistics
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from fxenergy.calibrate.benches import Bench, _Call, _is_index
@@ -18,7 +21,8 @@ from fxenergy.errors import UserInputError
 from fxenergy.passes.families import work_for
 from fxenergy.passes.ops import family_of
 
-__all__ = ["Measurement", "measure", "CpuWatch", "wait_for_quiet", "Progress"]
+__all__ = ["Measurement", "measure", "CpuWatch", "wait_for_quiet", "Progress", "speed_canary", "SpeedTrace",
+           "CANARY_EVERY_S"]
 
 Progress = Callable[[str, int, int], None]
 
@@ -44,15 +48,117 @@ class Measurement:
     spread: float = 0.0
     input_copies: int = 1
     out_bytes: int = 0  # bytes of the call's freshly allocated outputs (page faults above the mmap threshold)
+    # when it was timed (s since the calibration's first speed canary, mid-timing) and the machine's speed then,
+    # interpolated between the canaries around it (:class:`SpeedTrace`); None in files written before the trace
+    t_s: float | None = None
+    canary_gflops: float | None = None
+    canary_gbs: float | None = None
 
     def work(self, basis: str) -> float:
         return work_for(basis, flops=self.flops, elementwise_flops=self.elementwise_flops, bytes_moved=self.bytes)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"family": self.family, "op": self.op, "shape": [list(s) for s in self.shape],
-                "params": dict(self.params), "flops": self.flops, "elementwise_flops": self.elementwise_flops,
-                "bytes": self.bytes, "median_s": self.median_s, "repeats": self.repeats, "calls": self.calls,
-                "spread": self.spread, "input_copies": self.input_copies, "out_bytes": self.out_bytes}
+        out = {"family": self.family, "op": self.op, "shape": [list(s) for s in self.shape],
+               "params": dict(self.params), "flops": self.flops, "elementwise_flops": self.elementwise_flops,
+               "bytes": self.bytes, "median_s": self.median_s, "repeats": self.repeats, "calls": self.calls,
+               "spread": self.spread, "input_copies": self.input_copies, "out_bytes": self.out_bytes}
+        extra = {"t_s": self.t_s, "canary_gflops": self.canary_gflops, "canary_gbs": self.canary_gbs}
+        return out | {k: v for k, v in extra.items() if v is not None}
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> Measurement:
+        """The inverse of :meth:`to_dict` (files written before the speed trace lack its three keys)."""
+        return cls(**{**d, "shape": tuple(tuple(s) for s in d["shape"]), "params": dict(d.get("params", {}))})
+
+
+# --------------------------------------------------------------------------------------------------
+# the machine's speed while it is measured
+
+_CANARY: dict[str, torch.Tensor] = {}
+CANARY_EVERY_S = 1.5
+"""Seconds between the speed canaries a CPU calibration takes between microbenchmarks (one canary costs ~20-40 ms on
+this project's 2-core VM: 1-2% of the calibration's time)."""
+
+
+def speed_canary() -> dict[str, float]:
+    """The machine's speed right now, on two fixed kernels (best of 5 calls each): a 512x512x512 fp32 matmul (GFLOP/s)
+    and a 32 MiB copy between preallocated tensors (GB/s, read + write; no page faults once warm). Timed while the
+    host gives this machine less (hyperthread siblings busy, clock lowered: invisible to the steal counter), it reads
+    lower. The canary's tensors (~65 MiB) are made on the first call and kept for the process's life, so that later
+    calls neither allocate nor fault. About 20-40 ms on a 2-core VM. One reading is noisy: on this project's 2-core VM
+    5-16% of readings fall near half the typical GFLOP/s for about a second (session cpu15), so judge the machine's
+    state by the median of several (:func:`fxenergy.calibrate.fitting.normalise_drift` takes those within 10 s)."""
+    if not _CANARY:  # normal tensors even when first called in inference mode, so that any later call may write them
+        g = torch.Generator().manual_seed(1)
+        with torch.inference_mode(False):
+            _CANARY.update(a=torch.randn(512, 512, generator=g), b=torch.randn(512, 512, generator=g),
+                           c=torch.empty(512, 512), src=torch.randn(8 * 2**20, generator=g), dst=torch.empty(8 * 2**20))
+        torch.mm(_CANARY["a"], _CANARY["b"], out=_CANARY["c"])
+        _CANARY["dst"].copy_(_CANARY["src"])
+    mm = cp = math.inf
+    for _ in range(5):
+        t = time.perf_counter()
+        torch.mm(_CANARY["a"], _CANARY["b"], out=_CANARY["c"])
+        mm = min(mm, time.perf_counter() - t)
+        t = time.perf_counter()
+        _CANARY["dst"].copy_(_CANARY["src"])
+        cp = min(cp, time.perf_counter() - t)
+    return {"canary_gflops": round(2 * 512**3 / mm / 1e9, 1), "canary_copy_gbs": round(2 * 32 * 2**20 / cp / 1e9, 1)}
+
+
+@dataclass
+class SpeedTrace:
+    """Speed canaries (:func:`speed_canary`) taken through a calibration: ``points`` are ``{"t_s", "gflops", "gbs"}``,
+    ``t_s`` in seconds since the trace began. :meth:`tick` takes one where ``every_s`` has passed since the last;
+    :meth:`at` interpolates the speed at a time (held flat beyond the first and last canaries)."""
+
+    every_s: float = CANARY_EVERY_S
+    points: list[dict[str, float]] = field(default_factory=list)
+    spent_s: float = 0.0  # seconds spent taking canaries
+
+    def __post_init__(self) -> None:
+        self._t0 = time.perf_counter()
+
+    def now_s(self) -> float:
+        return time.perf_counter() - self._t0
+
+    def take(self) -> dict[str, float]:
+        t = time.perf_counter()
+        c = speed_canary()
+        point = {"t_s": round(t - self._t0, 3), "gflops": c["canary_gflops"], "gbs": c["canary_copy_gbs"]}
+        self.points.append(point)
+        self.spent_s += time.perf_counter() - t
+        return point
+
+    def tick(self) -> None:
+        if not self.points or self.now_s() - self.points[-1]["t_s"] >= self.every_s:
+            self.take()
+
+    def summary(self) -> dict[str, Any]:
+        """Canaries taken, their range and median, and the seconds they cost."""
+        g, b = [p["gflops"] for p in self.points], [p["gbs"] for p in self.points]
+        return {"canaries": len(self.points), "every_s": self.every_s, "spent_s": round(self.spent_s, 2),
+                "gflops_min_median_max": [min(g), statistics.median(g), max(g)] if g else None,
+                "gbs_min_median_max": [min(b), statistics.median(b), max(b)] if b else None}
+
+    def at(self, t_s: float) -> tuple[float, float]:
+        """(GFLOP/s, GB/s) of the canaries interpolated at ``t_s`` (linear in time)."""
+        ts = np.array([p["t_s"] for p in self.points])
+        return (float(np.interp(t_s, ts, [p["gflops"] for p in self.points])),
+                float(np.interp(t_s, ts, [p["gbs"] for p in self.points])))
+
+    def stamp(self, ms: Sequence[Measurement]) -> list[Measurement]:
+        """``ms`` with the canary interpolated at each one's ``t_s`` (rows without a time unchanged)."""
+        if not self.points:
+            return list(ms)
+        out = []
+        for m in ms:
+            if m.t_s is None:
+                out.append(m)
+                continue
+            g, b = self.at(m.t_s)
+            out.append(dataclasses.replace(m, canary_gflops=round(g, 2), canary_gbs=round(b, 3)))
+        return out
 
 
 def output_bytes(bench: Bench) -> int:
@@ -191,6 +297,7 @@ def _own_cpu_s() -> float:
 def measure(
     benches: Sequence[Bench], device: str = "cpu", *, target_s: float = 0.01, repeats: int = 7,
     wait_budget_s: float = 0.0, cold_bytes: int = 0, progress: Progress | None = None,
+    trace: SpeedTrace | None = None,
 ) -> list[Measurement]:
     """Time every benchmark on ``device`` and count its work with fxenergy's cost pass.
 
@@ -198,7 +305,10 @@ def measure(
     ``repeats`` of the per-call mean is kept. Uses PyTorch's default thread count. With ``cold_bytes``
     (e.g. twice the last-level cache), consecutive calls cycle through up to 64 copies of the inputs
     spanning that many bytes, so that each call reads its inputs (activations, weights) from memory
-    rather than from a cache a previous call warmed, as the layers of a model do.
+    rather than from a cache a previous call warmed, as the layers of a model do. With a ``trace``
+    (:class:`SpeedTrace`), a speed canary is taken between benchmarks whenever ``trace.every_s`` has passed, and each
+    measurement records when it was timed (``t_s``, on the trace's clock); :meth:`SpeedTrace.stamp` then gives each its
+    canary, once the trace is complete.
     """
     dev = _device(device)
     timer = _Timer(dev, target_s=target_s, repeats=repeats, wait_budget_s=wait_budget_s)
@@ -213,9 +323,13 @@ def measure(
             first = b.tensors(dev, gen)
             sets = [first] + [[x.clone() for x in first] for _ in range(copies - 1)]  # same values, other memory
             turn = itertools.cycle(sets)
+            if trace is not None:
+                trace.tick()
+                t0_s = trace.now_s()
             t, n, spread = timer(lambda: b.fn(*next(turn), **b.kwargs))  # noqa: B023,F821 - called before the next iteration (and before the del)
+            when = None if trace is None else round((t0_s + trace.now_s()) / 2, 3)
             out.append(Measurement(b.family, b.op, tuple(tuple(s) for s in b.shapes()), dict(b.kwargs), flops, ew,
-                                   nbytes, t, repeats, n, round(spread, 4), copies, output_bytes(b)))
+                                   nbytes, t, repeats, n, round(spread, 4), copies, output_bytes(b), t_s=when))
             del first, sets, turn
     if progress:
         progress("done", len(benches), len(benches))
