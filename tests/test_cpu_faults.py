@@ -141,6 +141,25 @@ def test_benchmark_records_faults_steal_and_canary_per_pass() -> None:
     assert canary["canary_gflops"] > 0 and canary["canary_copy_gbs"] > 0
 
 
+def test_benchmark_retimes_against_the_calibrations_median_canary(tmp_path) -> None:
+    """The re-time reference is the calibration trace's median, not two single readings one dip can pull down."""
+    import json
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).parents[1] / "benchmarks"))
+    import cpu_latency as cl
+
+    dip, steady = {"canary_gflops": 94.0}, {"canary_gflops": 176.0}
+    traced = tmp_path / "traced.json"
+    traced.write_text(json.dumps({"speed_trace": [{"t_s": t, "gflops": g, "gbs": 30.0}
+                                                  for t, g in enumerate((150.0, 95.0, 160.0, 155.0, 170.0))]}))
+    assert cl.reference_canary(str(traced), steady, dip)[0] == 155.0
+    old = tmp_path / "old.json"
+    old.write_text(json.dumps({"measurements": []}))
+    assert cl.reference_canary(str(old), steady, dip)[0] == 135.0  # files without a trace: the mean of the two
+
+
 def test_heap_fault_term_is_share_times_heap_bytes_times_measured_cost() -> None:
     from fxenergy.perf.cpu import heap_bytes
 
