@@ -17,7 +17,21 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["fit_nicolai", "row_predictions", "segment_models", "fit_components", "evaluate"]
+__all__ = ["fit_nicolai", "row_predictions", "segment_models", "fit_components", "evaluate", "setting_floors",
+           "FLOOR_FAMILIES", "floor_for"]
+
+# The eager dispatch floor of a setting (host CPU + eager PyTorch + the library's host path), per family: a loop
+# of one module cannot run faster than the host issues its calls. Nicolai's own rows show it: on the A30's host
+# a Linear costs 26-29 us whatever its size (cuBLAS's host path), a Conv2d 41-45 us (cuDNN's), a ReLU 7.6-7.9 us;
+# on the RTX 2080 Ti's host 72-76, 100-117 and 21-23 us: the same ~2.8x for every op, so the host, not the GPU.
+# A BatchNorm2d costs 57-59 us (A30 host) and 137-158 us (RTX 2080 Ti host) whatever its size, a pooling layer
+# 12-15 and 36-41 us: batch norm has its own key, ``batch_norm``, apart from the other reductions.
+# ``FLOOR_FAMILIES``: the keys a setting's own floor is estimated for (the rest use the pooled
+# ``dispatch_floor_s``); ``FLOOR_DECILE``: the floor is the median measured time of the rows whose roofline bound
+# is in the lowest tenth of that (setting, key): chosen by the bound, which is known before the run.
+FLOOR_FAMILIES = ("gemm", "conv", "elementwise", "reduction", "batch_norm")
+FLOOR_DECILE = 0.1
+NO_KERNEL_OPS = ("StochasticDepth",)  # identity in eval mode: a Python call that launches nothing (2.8 us on the A30)
 
 
 def segment_models(df) -> np.ndarray:  # noqa: ANN001
@@ -83,7 +97,39 @@ def fit_components(df, pred: dict[str, np.ndarray], mask: np.ndarray) -> dict[st
     for prof in df["profile"].unique():
         sel = mask & (df["profile"] == prof).to_numpy()
         power["devices"][str(prof)] = _power_coefficients(frac, util, pfam, sel)
-    return {"dispatch_floor_s": floor, "tensor_core_factor": tc_factor, "power": power}
+    return {"dispatch_floor_s": floor, "dispatch_floors": setting_floors(df, pred, mask), "tensor_core_factor": tc_factor,
+            "power": power}
+
+
+def setting_floors(df, pred: dict[str, np.ndarray], mask: np.ndarray) -> dict[str, dict[str, float]]:  # noqa: ANN001
+    """Per profile (a host: the A30 with and without tensor cores is one) and family of ``FLOOR_FAMILIES``,
+    the dispatch floor: median measured per-call time of the rows in ``mask`` whose roofline bound is in the
+    lowest ``FLOOR_DECILE`` of that profile's family (at least 5 rows)."""
+    meas = df["time_per_iter_s"].to_numpy(float)
+    prof = df["profile"].to_numpy()
+    kernel_rows = ~df["op_type"].isin(NO_KERNEL_OPS).to_numpy()
+    key = floor_keys(df, pred)
+    out: dict[str, dict[str, float]] = {}
+    for p in dict.fromkeys(prof.tolist()):
+        for f in FLOOR_FAMILIES:
+            sel = np.flatnonzero(mask & kernel_rows & (prof == p) & (key == f))
+            if len(sel) < 5:
+                continue
+            low = sel[pred["t_bound"][sel] <= np.quantile(pred["t_bound"][sel], FLOOR_DECILE)]
+            if len(low) < 5:
+                low = sel[np.argsort(pred["t_bound"][sel])[:5]]
+            out.setdefault(str(p), {})[f] = float(np.median(meas[low]))
+    return out
+
+
+def floor_keys(df, pred: dict[str, np.ndarray]) -> np.ndarray:  # noqa: ANN001
+    """Per row, the key of its dispatch floor: ``batch_norm`` for BatchNorm2d, else the kernel family."""
+    return np.where(df["op_type"].to_numpy() == "BatchNorm2d", "batch_norm", pred["family"].astype(str))
+
+
+def floor_for(comp: dict[str, Any], profile: str, family: str) -> float:
+    """The dispatch floor of ``family`` on ``profile``'s setting: its own where fitted, else the pooled one."""
+    return float(comp.get("dispatch_floors", {}).get(profile, {}).get(family, comp["dispatch_floor_s"]))
 
 
 def power_family(family: np.ndarray, tc: np.ndarray) -> np.ndarray:
@@ -138,7 +184,8 @@ def predict_rows(df, pred: dict[str, np.ndarray], comp: dict[str, Any]) -> tuple
     from fxenergy.perf.device import device_spec
 
     t = np.where(pred["tc"], pred["t_raw"] * comp["tensor_core_factor"], pred["t_raw"])
-    t = np.maximum(np.maximum(t, pred["t_bound"]), comp["dispatch_floor_s"])
+    floor = np.array([floor_for(comp, p, f) for p, f in zip(df["profile"], floor_keys(df, pred), strict=True)])
+    t = np.maximum(np.maximum(t, pred["t_bound"]), floor)
     u = np.clip(pred["t_bound"] / t, 0, 1)
     e = np.zeros(len(df))
     from fxenergy.perf.model import power_coefficients_for
