@@ -381,6 +381,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--gemm-harness", choices=("max", "additive"), default="max",
                     help="GEMM rows: measured = max(op floor, lead*op floor + kernel), fitted on rows selected by their "
                          "bound (default, gpu10), or the add floor subtracted with rows under 3x it dropped (before)")
+    ap.add_argument("--setting-floors", action="store_true",
+                    help="fit a dispatch floor per Nicolai setting (host) and family (nicolai.FLOOR_FAMILIES) and ship "
+                         "it in the JSON; off by default: mixed on the Nicolai leave-one-model-out sums (gpu10)")
     ap.add_argument("--families", default=",".join(MODEL_FAMILIES),
                     help="families to fit and validate (a subset implies --no-write; default all)")
     ap.add_argument("-o", "--output", default=str(ROOT / "fxenergy/predictors/params/learned-gpu.json"))
@@ -440,7 +443,7 @@ def main(argv: list[str] | None = None) -> int:
         X, y, keep = np.vstack(xs), np.concatenate(ys), np.concatenate(keeps)
         return forest_to_json(fit_forest(X[keep], y[keep]), _feature_names("conv"))
 
-    nic = nicolai.fit_nicolai(params, refit_conv)
+    nic = nicolai.fit_nicolai(params, refit_conv, nicolai.FLOOR_FAMILIES if args.setting_floors else ())
     params.update(nic["params"])
     print("per-chip correction of the pooled forests (GPUs whose die is in the data); median APE of held-out half, "
           "kernel-dominated rows, before/after; 'big' = roofline bound > 1 ms")
