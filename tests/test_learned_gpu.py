@@ -131,7 +131,6 @@ def test_learned_is_the_gpu_default_and_others_stay_selectable():
 def check_graph(gm: torch.fx.GraphModule, model: LearnedGPUModel) -> tuple[float, float]:
     """Predict the analysed graph ``gm`` with ``model`` (in a view) and check every node's bounds."""
     from fxenergy.analysis import GraphView
-
     from fxenergy.passes.lower_bound import LowerBound
 
     view = GraphView(gm)
