@@ -39,6 +39,7 @@ from fxenergy.perf.datasets import data_root, load_neusight  # noqa: E402
 from fxenergy.perf.features import GEMM_FOREST_DROPPED, design_features, forest_features  # noqa: E402
 from fxenergy.perf.fitting import (  # noqa: E402
     CENSOR_MULT,
+    GEMM_BOUND_MULT,
     GEOMETRY,
     HYPER,
     MEMORY_MODEL_FAMILIES,
@@ -46,6 +47,7 @@ from fxenergy.perf.fitting import (  # noqa: E402
     THROTTLED,
     design,
     fit_forest,
+    gemm_fit_rows,
     harness_time,
     memory_harness,
     op_floors,
@@ -98,7 +100,8 @@ def law_inputs(kernels, devices) -> tuple[np.ndarray, np.ndarray, np.ndarray]:  
 
 def logo_and_fit(rows, sample: float, seed: int = 0, logo: bool = True, harness: str = "max",  # noqa: ANN001, ANN201
                  families: tuple[str, ...] = MODEL_FAMILIES, gemm_dropped: tuple[str, ...] = GEMM_FOREST_DROPPED,
-                 drop_throttled: bool = True, winograd: bool = True, memory_model: str = "law"):
+                 drop_throttled: bool = True, winograd: bool = True, memory_model: str = "law",
+                 gemm_harness: str = "max"):
     """Per family: leave-one-GPU-out table rows and the forest fitted on every GPU.
 
     GEMM and conv: the harness floor is taken as additive and rows within 3x of it are left out.
@@ -111,7 +114,11 @@ def logo_and_fit(rows, sample: float, seed: int = 0, logo: bool = True, harness:
     (``False``: never below the direct-count bound, the treatment before gpu7); ``memory_model``: under the
     max harness, the memory families are validated and priced by an achieved-bandwidth law
     (:mod:`fxenergy.perf.memory_law`, ``"law"``, gpu8) or by their forests (``"trees"``, before); their
-    forests are fitted either way. Returns (table, forests, floors, mh, laws)."""
+    forests are fitted either way. ``gemm_harness="max"`` (gpu10): GEMM rows as the memory families, each
+    against its own op's floor (``linear`` and ``bmm`` differ: 56 and 34 us on the A100), fitted on rows
+    selected by their *bound* (>= GEMM_BOUND_MULT x the op's floor) and above 1.25x that floor (the rest are
+    censored); ``"additive"``: the ``add`` floor subtracted, rows measured above 3x it (before gpu10).
+    Returns (table, forests, floors, mh, laws)."""
     rng = np.random.default_rng(seed)
     fam = np.array([k.family for k in rows.kernels])
     devs = np.asarray(rows.device)
@@ -132,18 +139,20 @@ def logo_and_fit(rows, sample: float, seed: int = 0, logo: bool = True, harness:
         fl = np.array([floors[x] for x in d])
         big = meas > FLOOR_MULT * fl  # kernel-dominated: the table's "kern" rows, the same for both treatments
         memory = mh is not None and f in MEMORY_MODEL_FAMILIES
+        gemm_max = f == "gemm" and gemm_harness == "max" and mh is not None
         use_law = memory and memory_model == "law"
         if use_law:
             t_dram, ws, kinds = law_inputs(ks, d.tolist())
-        if memory:
+        if memory or gemm_max:
             flo = np.array([mh["op_floor_s"][(x, o)] for x, o in zip(d, ops[idx])])
             X, y, tb = design(ks, meas, d.tolist(), GEOMETRY[f], offset_s=mh["lead"] * flo)
-            fit_rows = uncensored(meas, flo)
+            # GEMM: selected on the bound, not on the outcome (a fast small GEMM is not left out)
+            fit_rows = gemm_fit_rows(meas, tb, flo) if gemm_max else uncensored(meas, flo)
         else:
             X, y, tb = design(ks, meas, d.tolist(), GEOMETRY[f], offset_s=fl)
             fit_rows = big
         if f == "gemm" and drop_throttled:  # rows taken while the GPU's clock had collapsed (fitting.THROTTLED)
-            fit_rows = fit_rows & ~throttled(d.tolist(), ops[idx].tolist(), meas - fl)
+            fit_rows = fit_rows & ~throttled(d.tolist(), ops[idx].tolist(), meas - (mh["lead"] * flo if gemm_max else fl))
         # the prediction's floor, log(t / t_bound): the roofline, or a Winograd-eligible conv's roofline over
         # WINOGRAD_MULTIPLY_FACTOR (as fxenergy.perf.model prices it); winograd=False: the direct bound for every row
         lo_log = min_log_slowdown(ks) if winograd else np.zeros(len(ks))
@@ -152,7 +161,7 @@ def logo_and_fit(rows, sample: float, seed: int = 0, logo: bool = True, harness:
         if logo:
             for held in sorted(set(d)):
                 tr, te = (d != held) & fit_rows, d == held
-                if memory:  # the held-out GPU's harness: the other four's lead and per-op floors (median)
+                if memory or gemm_max:  # the held-out GPU's harness: the other four's lead and per-op floors (median)
                     lead_h = float(np.nanmedian([v for k, v in mh["lead_per_device"].items() if k != held]))
                     flo_h = {o: float(np.median([v for (x, oo), v in mh["op_floor_s"].items() if oo == o and x != held]))
                              for o in set(ops[idx].tolist())}
@@ -183,7 +192,8 @@ def logo_and_fit(rows, sample: float, seed: int = 0, logo: bool = True, harness:
                               "bias_kernel": float(np.median(np.log(pred[kb] / meas[te][kb]))) if kb.any() else float("nan"),
                               "n_above": int(ab.sum()), "median_above": float(np.median(e[ab])) if ab.any() else float("nan"),
                               "roofline_median_above": float(np.median(r[ab])) if ab.any() else float("nan"),
-                              "harness": "max" if memory else "additive", "model": "law" if use_law else "trees"})
+                              "harness": "max" if memory or gemm_max else "additive",
+                              "model": "law" if use_law else "trees"})
                 if f == "gemm":  # two subsets: roofline bound > 1 ms, transformer-shaped calls
                     sub = {"large": kb & (tb[te] > 1e-3), "transformer": kb & transformer_shaped(ks, ops[idx])[te]}
                     table[-1]["sub"] = {k: float(np.median(e[v])) if v.any() else float("nan") for k, v in sub.items()}
@@ -225,7 +235,8 @@ def sample_masks(rows, sample: float, seed: int = 0) -> dict[str, np.ndarray]:  
 
 
 def chip_corrections(rows, forests: dict, floors: dict, sample: float, seed: int = 0,  # noqa: ANN001, ANN201
-                     mh: dict | None = None, laws: dict | None = None, families: tuple[str, ...] = MODEL_FAMILIES):
+                     mh: dict | None = None, laws: dict | None = None, families: tuple[str, ...] = MODEL_FAMILIES,
+                     gemm_harness: str = "max"):
     """Per measured GPU die and family, a correction of the pooled forests (fitting.fit_correction).
 
     The forests see only dimensionless features, so they pool the five GPUs: a GPU's own bias (the V100
@@ -276,6 +287,10 @@ def chip_corrections(rows, forests: dict, floors: dict, sample: float, seed: int
                 lead = mh["lead"] + (laws[f].harness_lead if laws and f in laws else 0.0)
                 X, y, tb = design(ks, meas, [d] * len(ks), GEOMETRY[f], offset_s=lead * flo)
                 keep = uncensored(meas, flo)
+            elif mh is not None and f == "gemm" and gemm_harness == "max":  # as the GEMM forest was fitted
+                flo = np.array([mh["op_floor_s"][(d, o)] for o in np.asarray(rows.op)[idx]])
+                X, y, tb = design(ks, meas, [d] * len(ks), GEOMETRY[f], offset_s=mh["lead"] * flo)
+                keep = gemm_fit_rows(meas, tb, flo)
             else:
                 X, y, tb = design(ks, meas, [d] * len(ks), GEOMETRY[f], offset_s=floors[d])
                 keep = meas > FLOOR_MULT * floors[d]
@@ -363,6 +378,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--memory-model", choices=("law", "trees"), default="law",
                     help="memory families (max harness): an achieved-bandwidth law shared by every GPU (default, "
                          "fxenergy.perf.memory_law) or their boosted trees (the model before gpu8, for comparison)")
+    ap.add_argument("--gemm-harness", choices=("max", "additive"), default="max",
+                    help="GEMM rows: measured = max(op floor, lead*op floor + kernel), fitted on rows selected by their "
+                         "bound (default, gpu10), or the add floor subtracted with rows under 3x it dropped (before)")
+    ap.add_argument("--setting-floors", action="store_true",
+                    help="fit a dispatch floor per Nicolai setting (host) and family (nicolai.FLOOR_FAMILIES) and ship "
+                         "it in the JSON; off by default: mixed on the Nicolai leave-one-model-out sums (gpu10)")
     ap.add_argument("--families", default=",".join(MODEL_FAMILIES),
                     help="families to fit and validate (a subset implies --no-write; default all)")
     ap.add_argument("-o", "--output", default=str(ROOT / "fxenergy/predictors/params/learned-gpu.json"))
@@ -374,7 +395,8 @@ def main(argv: list[str] | None = None) -> int:
     print(HEADER)
     families = tuple(f for f in args.families.split(",") if f)
     table, forests, floors, mh, laws = logo_and_fit(rows, args.sample, logo=not args.no_logo, harness=args.harness,
-                                                    families=families, memory_model=args.memory_model)
+                                                    families=families, memory_model=args.memory_model,
+                                                    gemm_harness=args.gemm_harness)
     if mh is not None:
         print(f"memory harness: lead = {mh['lead']:.3f} x op floor (per GPU: "
               + ", ".join(f"{k} {v:.3f}" for k, v in mh["lead_per_device"].items()) + ")")
@@ -395,6 +417,7 @@ def main(argv: list[str] | None = None) -> int:
 
         "family_alias": {"gather": "elementwise", "copy": "elementwise"},
         "dispatch_floor_s": 0.0,
+        "dispatch_floors": {},
         "backward_factor": {},
         "tensor_core_factor": 1.0,
         "power": {},
@@ -420,12 +443,13 @@ def main(argv: list[str] | None = None) -> int:
         X, y, keep = np.vstack(xs), np.concatenate(ys), np.concatenate(keeps)
         return forest_to_json(fit_forest(X[keep], y[keep]), _feature_names("conv"))
 
-    nic = nicolai.fit_nicolai(params, refit_conv)
+    nic = nicolai.fit_nicolai(params, refit_conv, nicolai.FLOOR_FAMILIES if args.setting_floors else ())
     params.update(nic["params"])
     print("per-chip correction of the pooled forests (GPUs whose die is in the data); median APE of held-out half, "
           "kernel-dominated rows, before/after; 'big' = roofline bound > 1 ms")
     print(f"{'family':<12}{'GPU':<17}{'rows':>6}{'before':>8}{'after':>8}{'big':>7}{'before':>8}{'after':>8}  curve")
-    chips, corr_table, _ = chip_corrections(rows, params["families"], floors, args.sample, mh=mh)
+    chips, corr_table, _ = chip_corrections(rows, params["families"], floors, args.sample, mh=mh,
+                                            gemm_harness=args.gemm_harness)
     if laws:  # the memory families once more, against their laws (chip_memory_law; chip_correction stays the forests')
         print("per-chip correction of the memory laws (kernels the laws price): the same columns, then the die's own law")
         _, law_table, chip_laws = chip_corrections(rows, params["families"], floors, args.sample, mh=mh, laws=laws,
@@ -443,7 +467,10 @@ def main(argv: list[str] | None = None) -> int:
                     "gpu-operators-nicolai (ConstantinNicolai/ml-operator-profiling @bd3aace), finalbench_all_operations_*"],
         "kernel_rows": len(rows.kernels), "sample": args.sample, "harness_floor_s": floors,
         "kernel_fit": "HistGradientBoostingRegressor(loss=absolute_error) per family on log(t/t_roofline); "
-                      f"gemm/conv: t = measured - harness floor, rows > {FLOOR_MULT}x harness floor; "
+                      + (f"gemm: measured = max(floor_op, lead*floor_op + t) (per-op harness floor of linear / bmm), rows "
+                         f"with bound >= {GEMM_BOUND_MULT}x and measured > {CENSOR_MULT}x their op's floor; conv: "
+                         if args.gemm_harness == "max" else "gemm/conv: ")
+                      + f"t = measured - harness floor, rows > {FLOOR_MULT}x harness floor; "
                       + ("elementwise/reduction: measured = max(floor_op, lead*floor_op + t), rows > "
                          f"{CENSOR_MULT}x their op's floor; " if mh is not None else "")
                       + f"{HYPER}"

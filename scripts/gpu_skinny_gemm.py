@@ -66,7 +66,7 @@ def nicolai() -> None:
             if k.m > 64:
                 continue
             t, tb = model.kernel_durations_s(kern)
-            pred = max(float(t.sum()), model.params.dispatch_floor_s)
+            pred = max(float(t.sum()), model.floor_s(k.family))
             ratios.append(pred / meas)
             print(f"{setting:<11}{k.m:>5}{k.n:>6}{k.k:>6}{tb.sum() * 1e6:>10.1f}{meas * 1e6:>9.1f}{pred * 1e6:>9.1f}"
                   f"{pred / meas:>10.2f}")

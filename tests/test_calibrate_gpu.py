@@ -35,7 +35,7 @@ def fake_timer(model: LearnedGPUModel, power_w: float | None = None):  # noqa: A
 
     def timer(bench):  # noqa: ANN001, ANN202
         t_k, _ = model.kernel_durations_s([bench.kernel()])
-        t = max(float(t_k[0]), model.params.dispatch_floor_s) * FACTORS[bench.family]
+        t = max(float(t_k[0]), model.floor_s(bench.family)) * FACTORS[bench.family]
         return t, (None if power_w is None else power_w * t)
 
     return timer

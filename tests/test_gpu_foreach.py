@@ -105,7 +105,7 @@ def test_plain_sgd_priced_as_one_foreach_add():
 
     import fxenergy.perf.model as pm
 
-    floor = pm.load_perf_params().dispatch_floor_s
+    floor = pm.load_perf_params().floor_s("a30", "elementwise")  # the A30 setting's own floor of a launch
     plain, momentum = opt_time("sgd"), opt_time("sgd-momentum")
     # _foreach_add_(params, grads): 80 tensors in two depth-2 launches, far below 80 per-parameter dispatches
     assert 2 * floor * 0.999 <= plain < 10 * floor

@@ -176,7 +176,7 @@ def fit_learned_correction(model: Any, benches: Sequence[GpuBench], seconds: Seq
     :class:`~fxenergy.perf.model.LearnedGPUModel` without a correction) against the measurements."""
     kernels = [b.kernel() for b in benches]
     t_k, t_b = model.kernel_durations_s(kernels)
-    floor = model.params.dispatch_floor_s
+    floor = np.array([model.floor_s(b.family) for b in benches])  # the setting's per-family dispatch floor
     pred = np.maximum(t_k, floor)
     meas = np.asarray(seconds, dtype=float)
     if not (np.all(np.isfinite(meas)) and np.all(meas > 0)):
@@ -186,7 +186,7 @@ def fit_learned_correction(model: Any, benches: Sequence[GpuBench], seconds: Seq
     rows = []
     dev = model.device
     for f in dict.fromkeys(b.family for b in benches):
-        idx = [i for i, b in enumerate(benches) if b.family == f and t_k[i] >= MIN_KERNEL_OVER_FLOOR * floor]
+        idx = [i for i, b in enumerate(benches) if b.family == f and t_k[i] >= MIN_KERNEL_OVER_FLOOR * floor[i]]
         if idx:
             ls = float(np.median(np.log(meas[idx] / pred[idx])))
             scale[f] = float(np.clip(ls, -LOG_SCALE_CLIP, LOG_SCALE_CLIP))

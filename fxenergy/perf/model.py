@@ -10,8 +10,10 @@ learned slowdown over it (:mod:`fxenergy.perf.features`, :mod:`fxenergy.perf.tre
   instead of their trees (files without one: the trees, as before);
 * backward kernels times the fitted ``backward_factor`` of their family; tensor-core kernels
   (TF32/fp16/bf16) over their own peak times ``tensor_core_factor``;
-* ``t_call = max(Σ t_kernel, dispatch_floor_s)``: eager PyTorch cannot issue ATen calls faster than
-  its per-call dispatch floor, so tiny kernels cost that floor;
+* ``t_call = max(Σ t_kernel, floor)``: eager PyTorch cannot issue ATen calls faster than its per-call
+  dispatch floor, so tiny kernels cost that floor. The floor is a property of the setting (host CPU, eager
+  PyTorch, the library's host path): per family where the GPU's own per-operator rows measured it
+  (``dispatch_floors``, the A30 and RTX 2080 Ti hosts of gpu-operators-nicolai), else ``dispatch_floor_s``;
 * a node's duration is the sum of its calls, and at least the node's roofline bound (Winograd-aware as above;
   the power model's utilisation ``u`` stays over the direct-count bound it was fitted with).
 
@@ -61,6 +63,10 @@ if TYPE_CHECKING:
 __all__ = ["clear_predictions", "PerfParams", "load_perf_params", "LearnedGPUModel", "DEFAULT_PARAMS", "MEMORY_FAMILIES"]
 
 DEFAULT_PARAMS = "learned-gpu"
+# the phases whose calls pay a setting's own dispatch floors (PerfParams.dispatch_floors); the floors were measured
+# on forward module calls (gpu-operators-nicolai: a Python module, its functional, the library's host path).
+# Calls of other phases (autograd's C++ engine, the optimizer) pay the pooled ``dispatch_floor_s``.
+SETTING_FLOOR_PHASES: tuple[str, ...] = ("forward", "backward", "optimizer")
 # how a scaled_dot_product_attention node is priced: "auto" = the CUDA kernel PyTorch's SDPA dispatch picks
 # (flash / memory-efficient fused kernel, else math); "math" = always its math decomposition (what a model
 # built with attn_implementation="eager" runs). See kernels.sdpa_backend.
@@ -117,6 +123,15 @@ class PerfParams:
     # that die's own rows, for the kernels a law prices: its own law instead of the pooled one, or a correction
     # curve of the pooled law (features.correction_log); chip_correction stays the forests'; empty = none
     chip_memory_law: Mapping[str, Mapping[str, Mapping[str, Any]]] = field(default_factory=dict)
+    # per profile and family, the dispatch floor measured on that GPU's own setting (fxenergy.perf.nicolai.
+    # setting_floors); a profile or family not in it gets dispatch_floor_s; empty (files before gpu10) = none
+    dispatch_floors: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
+
+    def floor_s(self, profile: str, family: str) -> float:
+        """The per-call dispatch floor of ``family`` (gather and copy as elementwise; ``batch_norm`` for a batch
+        norm call) on ``profile``'s setting."""
+        fam = self.alias.get(family, family)
+        return float(self.dispatch_floors.get(profile, {}).get(fam, self.dispatch_floor_s))
 
     def forest(self, family: str) -> Forest:
         return self.forests[self.alias.get(family, family)]
@@ -150,6 +165,8 @@ def load_perf_params(name_or_path: str = DEFAULT_PARAMS) -> PerfParams:
             memory_law={f: MemoryLaw.from_json(d) for f, d in p.get("memory_law", {}).items()},
             chip_memory_law={c: {f: _chip_law_entry(d) for f, d in fams.items() if f != "fitted_on_profile"}
                              for c, fams in p.get("chip_memory_law", {}).items() if c != "check"},
+            dispatch_floors={str(d): {str(f): float(v) for f, v in fl.items()}
+                             for d, fl in p.get("dispatch_floors", {}).items()},
         )
     except (KeyError, TypeError, ValueError) as e:
         raise UserInputError(f"learned parameter file {name_or_path!r} is malformed ({type(e).__name__}: {e})") from None
@@ -235,6 +252,10 @@ class LearnedGPUModel:
             tb[idx] = bound
         return t, tb
 
+    def floor_s(self, family: str) -> float:
+        """The per-call dispatch floor of a kernel family on this GPU's setting (:meth:`PerfParams.floor_s`)."""
+        return self.params.floor_s(self.profile.name, family)
+
     def memory_law(self, family: str) -> MemoryLaw | None:
         """The achieved-bandwidth law a memory family is priced by on this GPU (its die's own where fitted)."""
         own = self.params.chip_memory_law.get(chip_key(self.profile) or "", {}).get(family, {})
@@ -249,6 +270,8 @@ class LearnedGPUModel:
         kcall: list[Any] = []
         # replayed module calls share their recorded ATen call objects: build and price their kernels once
         kernels_of: dict[int, list[int]] = {}
+        call_bn: list[bool] = []  # per call: a batch-norm call (its own dispatch floor)
+        call_setting: list[bool] = []  # per call: pays the setting's own floors (SETTING_FLOOR_PHASES)
         self._bounds = {}
         for node in gm.graph.nodes:
             trace = get_record(node, TRACE)
@@ -266,6 +289,8 @@ class LearnedGPUModel:
                     todo = [trace.calls[i] for i in fused[2]]
                     calls.append(len(call_of))
                     call_of.append(len(nodes))
+                    call_bn.append(False)
+                    call_setting.append(trace.phase in SETTING_FLOOR_PHASES)
                     for k in fused[1]:
                         kidx.append(len(kernels))
                         kernels.append(k)
@@ -282,11 +307,14 @@ class LearnedGPUModel:
                     kernels.extend(ks)
                 calls.append(len(call_of))
                 call_of.append(len(nodes))
+                call_bn.append("batch_norm" in str(call.op))
+                call_setting.append(trace.phase in SETTING_FLOOR_PHASES)
                 for i in ids:
                     kidx.append(i)
                     kcall.append(calls[-1])
             nodes.append((node, cost, trace, fused is not None))
         t_call = np.zeros(len(call_of))
+        floor_call = np.full(len(call_of), self.floor_s("elementwise"))  # a call without kernels: the lightest floor
         b_node = np.zeros(len(nodes))
         saved_node = np.zeros(len(nodes))  # matrix FLOPs a Winograd convolution does not need, per node
         if kernels:
@@ -296,7 +324,15 @@ class LearnedGPUModel:
             np.add.at(b_node, np.asarray(call_of)[np.asarray(kcall)], b_k)
             saved = np.array([k.flops - k.min_flops for k in kernels])[np.asarray(kidx)]
             np.add.at(saved_node, np.asarray(call_of)[np.asarray(kcall)], saved)
-        t_call = np.maximum(t_call, self.params.dispatch_floor_s)
+            first: dict[int, str] = {}  # each call's floor is its first kernel's family's (the library whose host path it takes)
+            for c, i in zip(kcall, kidx):
+                first.setdefault(c, kernels[i].family)
+            for c, f in first.items():
+                if call_setting[c]:
+                    floor_call[c] = self.floor_s("batch_norm" if call_bn[c] else f)
+                else:
+                    floor_call[c] = self.params.dispatch_floor_s
+        t_call = np.maximum(t_call, floor_call)
         t_node = np.zeros(len(nodes))
         if len(call_of):
             np.add.at(t_node, np.asarray(call_of), t_call)
@@ -317,7 +353,8 @@ class LearnedGPUModel:
                 bound = max(bound, lower(cost, trace))
             self._bounds[node.name] = bound  # the power model's utilisation is over the direct-count bound
             floor = self.node_bound_s(cost, trace, float(saved_node[i])) if saved_node[i] > 0 and not is_fused else bound
-            t = max(float(t_node[i]), floor, 0.0 if i in foreach else self.params.dispatch_floor_s)
+            least = self.floor_s("elementwise") if trace.phase in SETTING_FLOOR_PHASES else self.params.dispatch_floor_s
+            t = max(float(t_node[i]), floor, 0.0 if i in foreach else least)
             put_record(node, DURATION, NodeDuration(t, "learned", family_of_op(cost.op)))
 
     def _foreach_optimizer(self, nodes: list[Any], t_node: np.ndarray) -> set[int]:
@@ -353,7 +390,8 @@ class LearnedGPUModel:
             per = [memory_kernel("elementwise", max(rows // launches, 1), 1, torch.float32, total / launches,
                                  float(rows) / launches)] * launches
             t_k, _ = self.kernel_durations_s(per)
-            t_stmt = float(np.maximum(t_k, self.params.dispatch_floor_s).sum())
+            least = self.floor_s("elementwise") if "optimizer" in SETTING_FLOOR_PHASES else self.params.dispatch_floor_s
+            t_stmt = float(np.maximum(t_k, least).sum())
             for i, b in zip(members, nbytes):
                 t_node[i] = t_stmt * (b / total if total > 0 else 1.0 / len(members))
         return set(idx)

@@ -17,7 +17,22 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["fit_nicolai", "row_predictions", "segment_models", "fit_components", "evaluate"]
+__all__ = ["fit_nicolai", "row_predictions", "segment_models", "fit_components", "evaluate", "setting_floors",
+           "FLOOR_FAMILIES", "floor_for"]
+
+# The eager dispatch floor of a setting (host CPU + eager PyTorch + the library's host path), per family: a loop
+# of one module cannot run faster than the host issues its calls. Nicolai's own rows show it: on the A30's host
+# a Linear costs 26-29 us whatever its size (cuBLAS's host path), a Conv2d 41-45 us (cuDNN's), a ReLU 7.6-7.9 us;
+# on the RTX 2080 Ti's host 72-76, 100-117 and 21-23 us: the same ~2.8x for every op, so the host, not the GPU.
+# A BatchNorm2d costs 57-59 us (A30 host) and 137-158 us (RTX 2080 Ti host) whatever its size, a pooling layer
+# 12-15 and 36-41 us: batch norm has its own key, ``batch_norm``, apart from the other reductions.
+# ``FLOOR_FAMILIES``: the keys a setting's own floor is estimated for with ``scripts/fit_gpu_perf.py
+# --setting-floors`` (the rest use the pooled ``dispatch_floor_s``; without the option, none: the shipped file has
+# no setting floors, see docs/validation.md, gpu10); ``FLOOR_DECILE``: the floor is the median measured time of the rows whose roofline bound
+# is in the lowest tenth of that (setting, key): chosen by the bound, which is known before the run.
+FLOOR_FAMILIES = ("gemm", "conv", "elementwise", "reduction", "batch_norm")
+FLOOR_DECILE = 0.1
+NO_KERNEL_OPS = ("StochasticDepth",)  # identity in eval mode: a Python call that launches nothing (2.8 us on the A30)
 
 
 def segment_models(df) -> np.ndarray:  # noqa: ANN001
@@ -66,7 +81,8 @@ def row_predictions(df, params: dict[str, Any]) -> dict[str, np.ndarray]:  # noq
     return {"t_raw": t_raw, "t_bound": tb, "tc": tc, "family": fam}
 
 
-def fit_components(df, pred: dict[str, np.ndarray], mask: np.ndarray) -> dict[str, Any]:  # noqa: ANN001
+def fit_components(df, pred: dict[str, np.ndarray], mask: np.ndarray,  # noqa: ANN001
+                   floor_families: tuple[str, ...] = ()) -> dict[str, Any]:
     """Dispatch floor, tensor-core factor and power coefficients from the rows in ``mask``."""
     meas = df["time_per_iter_s"].to_numpy(float)
     # the eager per-call floor: what a pointwise layer whose kernel needs < 2 us takes
@@ -83,7 +99,41 @@ def fit_components(df, pred: dict[str, np.ndarray], mask: np.ndarray) -> dict[st
     for prof in df["profile"].unique():
         sel = mask & (df["profile"] == prof).to_numpy()
         power["devices"][str(prof)] = _power_coefficients(frac, util, pfam, sel)
-    return {"dispatch_floor_s": floor, "tensor_core_factor": tc_factor, "power": power}
+    return {"dispatch_floor_s": floor, "dispatch_floors": setting_floors(df, pred, mask, floor_families),
+            "tensor_core_factor": tc_factor,
+            "power": power}
+
+
+def setting_floors(df, pred: dict[str, np.ndarray], mask: np.ndarray,  # noqa: ANN001
+                   families: tuple[str, ...] = FLOOR_FAMILIES) -> dict[str, dict[str, float]]:
+    """Per profile (a host: the A30 with and without tensor cores is one) and key of ``families``,
+    the dispatch floor: median measured per-call time of the rows in ``mask`` whose roofline bound is in the
+    lowest ``FLOOR_DECILE`` of that profile's family (at least 5 rows)."""
+    meas = df["time_per_iter_s"].to_numpy(float)
+    prof = df["profile"].to_numpy()
+    kernel_rows = ~df["op_type"].isin(NO_KERNEL_OPS).to_numpy()
+    key = floor_keys(df, pred)
+    out: dict[str, dict[str, float]] = {}
+    for p in dict.fromkeys(prof.tolist()):
+        for f in families:
+            sel = np.flatnonzero(mask & kernel_rows & (prof == p) & (key == f))
+            if len(sel) < 5:
+                continue
+            low = sel[pred["t_bound"][sel] <= np.quantile(pred["t_bound"][sel], FLOOR_DECILE)]
+            if len(low) < 5:
+                low = sel[np.argsort(pred["t_bound"][sel])[:5]]
+            out.setdefault(str(p), {})[f] = float(np.median(meas[low]))
+    return out
+
+
+def floor_keys(df, pred: dict[str, np.ndarray]) -> np.ndarray:  # noqa: ANN001
+    """Per row, the key of its dispatch floor: ``batch_norm`` for BatchNorm2d, else the kernel family."""
+    return np.where(df["op_type"].to_numpy() == "BatchNorm2d", "batch_norm", pred["family"].astype(str))
+
+
+def floor_for(comp: dict[str, Any], profile: str, family: str) -> float:
+    """The dispatch floor of ``family`` on ``profile``'s setting: its own where fitted, else the pooled one."""
+    return float(comp.get("dispatch_floors", {}).get(profile, {}).get(family, comp["dispatch_floor_s"]))
 
 
 def power_family(family: np.ndarray, tc: np.ndarray) -> np.ndarray:
@@ -138,7 +188,8 @@ def predict_rows(df, pred: dict[str, np.ndarray], comp: dict[str, Any]) -> tuple
     from fxenergy.perf.device import device_spec
 
     t = np.where(pred["tc"], pred["t_raw"] * comp["tensor_core_factor"], pred["t_raw"])
-    t = np.maximum(np.maximum(t, pred["t_bound"]), comp["dispatch_floor_s"])
+    floor = np.array([floor_for(comp, p, f) for p, f in zip(df["profile"], floor_keys(df, pred), strict=True)])
+    t = np.maximum(np.maximum(t, pred["t_bound"]), floor)
     u = np.clip(pred["t_bound"] / t, 0, 1)
     e = np.zeros(len(df))
     from fxenergy.perf.model import power_coefficients_for
@@ -153,7 +204,7 @@ def predict_rows(df, pred: dict[str, np.ndarray], comp: dict[str, Any]) -> tuple
     return t, e
 
 
-def evaluate(df, pred: dict[str, np.ndarray]) -> dict[str, Any]:  # noqa: ANN001
+def evaluate(df, pred: dict[str, np.ndarray], floor_families: tuple[str, ...] = ()) -> dict[str, Any]:  # noqa: ANN001
     """Leave-one-model-out over model sums: refit the components without the model, predict its sum."""
     models = segment_models(df)
     meas_t = df["time_per_iter_s"].to_numpy(float)
@@ -162,7 +213,7 @@ def evaluate(df, pred: dict[str, np.ndarray]) -> dict[str, Any]:  # noqa: ANN001
     names = _model_names(df, models)
     for m in np.unique(models):
         test = models == m
-        comp = fit_components(df, pred, ~test)
+        comp = fit_components(df, pred, ~test, floor_families)
         t, e = predict_rows(df, pred, comp)
         out.append({"setting": df["setting"][test].iloc[0], "model": names[m], "layers": int(test.sum()),
                     "time_err_pct": float((t[test].sum() / meas_t[test].sum() - 1) * 100),
@@ -193,7 +244,8 @@ def conv_training_rows(df, mask: np.ndarray) -> tuple[list, np.ndarray, list[str
     return kern, df["time_per_iter_s"].to_numpy(float)[sel], [df["profile"].iloc[i] for i in sel], tf32
 
 
-def fit_nicolai(params: dict[str, Any], refit_conv=None) -> dict[str, Any]:  # noqa: ANN001
+def fit_nicolai(params: dict[str, Any], refit_conv=None,  # noqa: ANN001
+                floor_families: tuple[str, ...] = ()) -> dict[str, Any]:
     """Fit the Nicolai components on every row and validate leave-one-model-out; print a summary.
 
     ``refit_conv(extra_kernels, extra_seconds, extra_profiles)`` returns a conv forest (JSON) fitted on
@@ -220,8 +272,8 @@ def fit_nicolai(params: dict[str, Any], refit_conv=None) -> dict[str, Any]:  # n
     else:
         pred = row_predictions(df, params)
     assert pred is not None  # FOLDS >= 1
-    comp = fit_components(df, pred, np.ones(len(df), dtype=bool))
-    ev = evaluate(df, pred)
+    comp = fit_components(df, pred, np.ones(len(df), dtype=bool), floor_families)
+    ev = evaluate(df, pred, floor_families)
     rep, dev_err = summarise(ev["models"])
     comp["backward_factor"] = {}
     return {"params": comp, "report": {"rows": len(df), "components": comp, "leave_one_model_out": rep},
@@ -239,8 +291,9 @@ def summarise(models: list[dict]) -> tuple[dict, dict]:
         rep[s] = {"models": len(rs), "time_median": float(np.median(te)), "time_mean": float(te.mean()),
                   "time_worst": float(te.max()), "energy_median": float(np.median(ee)), "energy_mean": float(ee.mean()),
                   "energy_worst": float(ee.max())}
+        worst = rs[int(np.argmax(te))]
         print(f"{s:<12}{len(rs):>7}{np.median(te):>10.1f}{te.mean():>7.1f}{te.max():>8.1f}{np.median(ee):>12.1f}"
-              f"{ee.mean():>7.1f}{ee.max():>8.1f}")
+              f"{ee.mean():>7.1f}{ee.max():>8.1f}   worst time: {worst['model']} ({worst['time_err_pct']:+.1f}%)")
     for s, prof in (("A30", "a30"), ("RTX2080TI", "rtx-2080-ti")):
         if s in rep:
             dev_err[prof] = rep[s]["time_mean"]
