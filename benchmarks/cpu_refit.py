@@ -1,6 +1,7 @@
 """Refit a CPU calibration file's kernel-class curves with the current fitting code (no re-measuring).
 
     uv run python benchmarks/cpu_refit.py OLD.json NEW.json [--no-weight-term] [--no-activation-term] [--no-drift-correction]
+        [--free-per-byte]
 
 Reads the microbenchmark measurements a ``fxenergy calibrate`` file keeps, fits them again with
 :func:`fxenergy.calibrate.fit_cpu_perf` (same peaks, threads, dispatch cost, page-fault cost and DRAM
@@ -31,7 +32,7 @@ def refit(data: dict, *, drift: bool = True) -> dict:
     info: dict = {"applied": False, "why": "--no-drift-correction"}
     if drift:
         ms, info = normalise_drift(ms, data.get("speed_trace") or ())
-    fitted_on = {k: v for k, v in old.get("fitted_on", {}).items() if k not in ("in_sample", "fault_s_per_byte")}
+    fitted_on = {k: v for k, v in old.get("fitted_on", {}).items() if k not in ("in_sample", "fault_s_per_byte", "per_byte_anchor")}
     fitted_on["drift"] = info
     stream = data["hef"]["fitted_on"].get("stream", {}).get("bytes_per_s", 0.0)
     perf = fit_cpu_perf(ms, old["peak_flops"], old["peak_bytes_per_s"], threads=old["threads"],
@@ -48,6 +49,8 @@ def main(argv: list[str] | None = None) -> int:
                    help="fit dense convolutions without their weight-byte term (the fit before session cpu13)")
     p.add_argument("--no-activation-term", action="store_true",
                    help="fit 1x1 convolutions without their activation-byte term (the fit before session cpu14)")
+    p.add_argument("--free-per-byte", action="store_true",
+                   help="choose every per-byte term freely on its grid, none anchored to the DRAM copy rate (before cpu16)")
     p.add_argument("--no-drift-correction", action="store_true",
                    help="fit the times as measured, not put on one machine state (the fit before session cpu15)")
     args = p.parse_args(argv)
@@ -59,6 +62,10 @@ def main(argv: list[str] | None = None) -> int:
         import fxenergy.calibrate.fitting as fitting
 
         fitting.WEIGHT_TERM = False
+    if args.free_per_byte:
+        import fxenergy.calibrate.fitting as fitting
+
+        fitting.PER_BYTE_ANCHOR = {}
     out = refit(json.loads(Path(args.old).read_text()), drift=not args.no_drift_correction)
     Path(args.new).write_text(json.dumps(out, indent=1) + "\n")
     perf = out["cpu_perf"]
