@@ -12,7 +12,7 @@ from typing import Any
 
 import torch
 
-__all__ = ["flop_counter", "exported", "graph_signature", "tiny_bert", "tiny_gpt2", "tiny_llama", "tiny_t5"]
+__all__ = ["flop_counter", "exported", "graph_signature", "priced_nodes", "tiny_bert", "tiny_gpt2", "tiny_llama", "tiny_t5"]
 
 
 def flop_counter(model: Any, args: Sequence[Any], kwargs: Mapping[str, Any], training: bool = False) -> int:
@@ -25,6 +25,21 @@ def flop_counter(model: Any, args: Sequence[Any], kwargs: Mapping[str, Any], tra
             leaves = [o for o in torch.utils._pytree.tree_leaves(out) if isinstance(o, torch.Tensor) and o.is_floating_point()]
             torch.stack([o.sum() for o in leaves]).sum().backward()
     return int(fc.get_total_flops())
+
+
+def priced_nodes(module: torch.nn.Module, shape: Sequence[int]) -> list[tuple[Any, Any]]:
+    """``(trace, cost)`` records of every node a duration model prices when ``module`` runs on one meta tensor of
+    ``shape``: nodes with a cost that is not free, outside the graph's inputs (in graph order)."""
+    from fxenergy.analysis import analyse
+    from fxenergy.records import COST, TRACE, get_record
+
+    an = analyse(module, (torch.empty(*shape, device="meta"),))
+    out = []
+    for n in an.graph_module.graph.nodes:
+        trace, cost = get_record(n, TRACE), get_record(n, COST)
+        if cost is not None and not cost.free and trace.phase != "input":
+            out.append((trace, cost))
+    return out
 
 
 def exported(model: torch.nn.Module, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> torch.nn.Module:

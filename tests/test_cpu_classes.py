@@ -10,7 +10,6 @@ import numpy as np
 import pytest
 import torch
 
-from fxenergy.analysis import analyse
 from fxenergy.calibrate.fitting import (
     fit_cpu_perf,
     fit_law_plus_per_byte,
@@ -24,7 +23,7 @@ from fxenergy.errors import UserInputError
 from fxenergy.hardware import load_profile
 from fxenergy.perf.cpu import CpuDurationModel, CpuPerfParams, conv_class, kernel_class
 from fxenergy.predictors.hef_law import PowerLaw
-from fxenergy.records import COST, TRACE, get_record
+from fxenergy.testing import priced_nodes
 
 PEAK_FLOPS, PEAK_BPS = 150e9, 50e9
 
@@ -49,12 +48,7 @@ class _Acts(torch.nn.Module):
 
 
 def test_activation_functions_are_their_own_class() -> None:
-    an = analyse(_Acts(), (torch.empty(2, 64, device="meta"),))
-    classes = {}
-    for node in an.graph_module.graph.nodes:
-        trace, cost = get_record(node, TRACE), get_record(node, COST)
-        if trace is not None and cost is not None and not cost.free and trace.phase != "input":
-            classes[cost.op] = kernel_class(trace, cost)
+    classes = {cost.op: kernel_class(trace, cost) for trace, cost in priced_nodes(_Acts(), (2, 64))}
     assert classes["silu"] == classes["sigmoid"] == "activation"
     assert classes["relu"] == classes["add"] == classes["mul"] == "elementwise"
     assert classes["tanh"] == "tanh"
@@ -77,10 +71,7 @@ def test_weight_law_fits_gemv_rows_and_floors_batch1_linears() -> None:
 
     # a model's batch-1 linear with VGG fc6's weights is never faster than the weights stream
     prof = load_profile("xeon-gold-5120")
-    fc = analyse(torch.nn.Linear(25088, 4096), (torch.empty(1, 25088, device="meta"),))
-    node = next(n for n in fc.graph_module.graph.nodes if get_record(n, COST) is not None
-                and not get_record(n, COST).free and get_record(n, TRACE).phase != "input")
-    trace, cost = get_record(node, TRACE), get_record(node, COST)
+    trace, cost = priced_nodes(torch.nn.Linear(25088, 4096), (1, 25088))[0]
     fast = {"matmul": PowerLaw(0.9, 50.0, 0.5, "GFLOP")}  # a FLOP curve alone: ~1.5 ms for 0.2 GFLOP
     base = CpuPerfParams(fast, PEAK_FLOPS, PEAK_BPS, 2, 2e-6, dram_bytes_per_s=200e9)  # a floor out of the way
     t_flops = CpuDurationModel(prof, 2, base).node_duration(trace, cost, 1)[0]
@@ -120,10 +111,7 @@ def test_fit_cpu_perf_records_the_new_terms_and_they_round_trip() -> None:
 def test_stem_falls_back_to_the_dense_scale_of_older_parameter_sets() -> None:
     """Parameter sets fitted before stems had a class (the shipped Xeon set) price them as dense convs."""
     prof = load_profile("xeon-gold-5120")
-    an = analyse(torch.nn.Conv2d(3, 64, 3, padding=1), (torch.empty(1, 3, 64, 64, device="meta"),))
-    node = next(n for n in an.graph_module.graph.nodes if get_record(n, COST) is not None
-                and not get_record(n, COST).free and get_record(n, TRACE).phase != "input")
-    trace, cost = get_record(node, TRACE), get_record(node, COST)
+    trace, cost = priced_nodes(torch.nn.Conv2d(3, 64, 3, padding=1), (1, 3, 64, 64))[0]
     assert kernel_class(trace, cost) == "conv_stem"
     spec = CpuDurationModel(prof, 2).node_duration(trace, cost, 1)[0]
     scaled = CpuPerfParams({}, PEAK_FLOPS, PEAK_BPS, 2, prof.kernel_launch_overhead_s, scales={"conv_dense": 2.0})

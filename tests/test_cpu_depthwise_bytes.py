@@ -8,13 +8,12 @@ import dataclasses
 import pytest
 import torch
 
-from fxenergy.analysis import analyse
 from fxenergy.calibrate.fitting import conv_heap_churn_bytes, fault_s, fit_cpu_perf
 from fxenergy.calibrate.timing import Measurement
 from fxenergy.hardware import load_profile
 from fxenergy.perf.cpu import HEAP_TRIM_BYTES, MMAP_THRESHOLD_BYTES, CpuDurationModel, kernel_class
 from fxenergy.predictors.hef_law import PowerLaw
-from fxenergy.records import COST, TRACE, get_record
+from fxenergy.testing import priced_nodes
 
 PEAK_FLOPS, PEAK_BPS = 150e9, 50e9
 BYTES_LAW = PowerLaw(0.15, 2.0, 0.9, "MB")  # a depthwise conv moving its activations at a few GB/s
@@ -34,10 +33,7 @@ ROWS = [_dw(b, c, s, k) for b in (1, 4, 16) for c, s in ((32, 56), (192, 28), (3
 
 
 def _node(module: torch.nn.Module, shape: tuple[int, ...]):  # noqa: ANN202
-    an = analyse(module, (torch.empty(*shape, device="meta"),))
-    node = next(n for n in an.graph_module.graph.nodes if get_record(n, COST) is not None
-                and not get_record(n, COST).free and get_record(n, TRACE).phase != "input")
-    return get_record(node, TRACE), get_record(node, COST)
+    return priced_nodes(module, shape)[0]
 
 
 def test_depthwise_law_runs_over_bytes_and_prices_kernel_sizes_by_their_bytes() -> None:

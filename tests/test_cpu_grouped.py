@@ -9,14 +9,13 @@ import numpy as np
 import pytest
 import torch
 
-from fxenergy.analysis import analyse
 from fxenergy.calibrate.benches import benchmarks
 from fxenergy.calibrate.fitting import fit_cpu_perf, fit_grouped
 from fxenergy.calibrate.timing import Measurement
 from fxenergy.hardware import load_profile
 from fxenergy.perf.cpu import CpuDurationModel, CpuPerfParams, grouped_time_s, kernel_class
 from fxenergy.predictors.hef_law import PowerLaw
-from fxenergy.records import COST, TRACE, get_record
+from fxenergy.testing import priced_nodes
 
 PEAK_FLOPS, PEAK_BPS = 150e9, 50e9
 MEM_LAW = PowerLaw(0.08, 1.5, 0.8, "MB")  # per-element cost of the grouped path: ~4 GB/s on large tensors
@@ -72,10 +71,7 @@ def test_a_flop_curve_cannot_tell_group_widths_apart_and_the_two_terms_can(monke
     times = {}
     for gw in (8, 64):
         conv = torch.nn.Conv2d(512, 512, 3, padding=1, groups=512 // gw, bias=True)
-        an = analyse(conv, (torch.empty(4, 512, 14, 14, device="meta"),))
-        node = next(n for n in an.graph_module.graph.nodes if get_record(n, COST) is not None
-                    and not get_record(n, COST).free and get_record(n, TRACE).phase != "input")
-        trace, cost = get_record(node, TRACE), get_record(node, COST)
+        trace, cost = priced_nodes(conv, (4, 512, 14, 14))[0]
         assert kernel_class(trace, cost) == "conv_grouped"
         times[gw] = CpuDurationModel(prof, 2, back).node_duration(trace, cost, 1)[0]
     truth = {8: narrow, 64: wide}
@@ -94,10 +90,7 @@ def test_convolutions_fault_their_blocked_copies_above_the_mmap_threshold() -> N
     from fxenergy.calibrate.fitting import fault_s
     from fxenergy.perf.cpu import MMAP_THRESHOLD_BYTES, conv_reorder_bytes, fresh_output_bytes
 
-    an = analyse(torch.nn.Conv2d(48, 48, 3, padding=1, groups=6), (torch.empty(64, 48, 56, 56, device="meta"),))
-    node = next(n for n in an.graph_module.graph.nodes if get_record(n, COST) is not None
-                and not get_record(n, COST).free and get_record(n, TRACE).phase != "input")
-    trace = get_record(node, TRACE)
+    trace, _ = priced_nodes(torch.nn.Conv2d(48, 48, 3, padding=1, groups=6), (64, 48, 56, 56))[0]
     act = 4 * 64 * 48 * 56 * 56  # 36.75 MiB in and out
     assert act > MMAP_THRESHOLD_BYTES
     assert fresh_output_bytes(trace) == act and conv_reorder_bytes(trace) == 2 * act  # 3x in all, as measured

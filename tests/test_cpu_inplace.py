@@ -10,14 +10,13 @@ import pytest
 import torch
 
 import fxenergy.perf.cpu as cpu
-from fxenergy.analysis import analyse
 from fxenergy.calibrate.benches import benchmarks
 from fxenergy.calibrate.fitting import fit_cpu_perf, measurement_class
 from fxenergy.calibrate.timing import Measurement
 from fxenergy.hardware import load_profile
 from fxenergy.perf.cpu import INPLACE_BENCH_OPS, CpuDurationModel, kernel_class
 from fxenergy.predictors.hef_law import PowerLaw
-from fxenergy.records import COST, TRACE, get_record
+from fxenergy.testing import priced_nodes
 
 PEAK_FLOPS, PEAK_BPS = 150e9, 80e9
 COLD = PowerLaw(0.5, 1e-3, 1.0, "MB")  # out of place on cold inputs
@@ -35,9 +34,7 @@ def _rows() -> list[Measurement]:
 
 
 def _nodes(module: torch.nn.Module, shape: tuple[int, ...]):  # noqa: ANN202
-    an = analyse(module, (torch.empty(*shape, device="meta"),))
-    return [(get_record(n, TRACE), get_record(n, COST)) for n in an.graph_module.graph.nodes
-            if get_record(n, COST) is not None and not get_record(n, COST).free and get_record(n, TRACE).phase != "input"]
+    return priced_nodes(module, shape)
 
 
 class _Act(torch.nn.Module):

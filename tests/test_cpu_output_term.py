@@ -9,14 +9,13 @@ import pytest
 import torch
 
 import fxenergy.calibrate.fitting as fitting
-from fxenergy.analysis import analyse
 from fxenergy.calibrate.benches import benchmarks
 from fxenergy.calibrate.fitting import fit_cpu_perf, measurement_class
 from fxenergy.calibrate.timing import Measurement
 from fxenergy.errors import UserInputError
 from fxenergy.hardware import load_profile
 from fxenergy.perf.cpu import CpuDurationModel, CpuPerfParams, kernel_class
-from fxenergy.records import COST, TRACE, get_record
+from fxenergy.testing import priced_nodes
 
 PEAK_FLOPS, PEAK_BPS = 150e9, 80e9
 ROW_S = 4e-9  # per output row (4 bytes) of a short reduction
@@ -37,9 +36,7 @@ def _reductions() -> list[Measurement]:
 
 
 def _nodes(module: torch.nn.Module, shape: tuple[int, ...]):  # noqa: ANN202
-    an = analyse(module, (torch.empty(*shape, device="meta"),))
-    return [(get_record(n, TRACE), get_record(n, COST)) for n in an.graph_module.graph.nodes
-            if get_record(n, COST) is not None and not get_record(n, COST).free and get_record(n, TRACE).phase != "input"]
+    return priced_nodes(module, shape)
 
 
 def test_reduction_fit_finds_the_per_output_cost_and_prices_short_rows() -> None:

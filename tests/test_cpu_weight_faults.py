@@ -8,23 +8,19 @@ import dataclasses
 import pytest
 import torch
 
-from fxenergy.analysis import analyse
 from fxenergy.calibrate.fitting import fault_s
 from fxenergy.calibrate.timing import Measurement
 from fxenergy.hardware import load_profile
 from fxenergy.perf import cpu
 from fxenergy.perf.cpu import CpuDurationModel, CpuPerfParams, conv_uses_onednn, conv_weight_fault_bytes
 from fxenergy.predictors.hef_law import PowerLaw
-from fxenergy.records import COST, TRACE, get_record
+from fxenergy.testing import priced_nodes
 
 W_BYTES = 4 * 1024 * 1024 * 9  # 36 MiB: a wide ResNet's last-stage 3x3
 
 
 def _conv_node(x_shape: tuple[int, ...], stride: int = 1):
-    an = analyse(torch.nn.Conv2d(1024, 1024, 3, padding=1, stride=stride), (torch.empty(*x_shape, device="meta"),))
-    node = next(n for n in an.graph_module.graph.nodes if get_record(n, COST) is not None
-                and not get_record(n, COST).free and get_record(n, TRACE).phase != "input")
-    return get_record(node, TRACE), get_record(node, COST)
+    return priced_nodes(torch.nn.Conv2d(1024, 1024, 3, padding=1, stride=stride), x_shape)[0]
 
 
 def test_pytorch_runs_small_batch1_convolutions_natively() -> None:

@@ -8,13 +8,12 @@ import pytest
 import torch
 
 import fxenergy.calibrate.fitting as fitting
-from fxenergy.analysis import analyse
 from fxenergy.calibrate.fitting import fit_cpu_perf, measurement_class
 from fxenergy.calibrate.timing import Measurement
 from fxenergy.errors import UserInputError
 from fxenergy.hardware import load_profile
 from fxenergy.perf.cpu import CpuDurationModel, CpuPerfParams, kernel_class
-from fxenergy.records import COST, TRACE, get_record
+from fxenergy.testing import priced_nodes
 
 PEAK_FLOPS, PEAK_BPS = 300e9, 80e9
 RATE_FLOPS = 180e9  # what a dense 3x3 convolution computes at, whatever its size
@@ -45,10 +44,8 @@ def _dense_rows() -> list[Measurement]:
 
 
 def _conv_node(cin: int, cout: int, shape: tuple[int, ...]):  # noqa: ANN202
-    an = analyse(torch.nn.Conv2d(cin, cout, 3, padding=1), (torch.empty(*shape, device="meta"),))
-    (node,) = [n for n in an.graph_module.graph.nodes
-               if get_record(n, COST) is not None and not get_record(n, COST).free and get_record(n, TRACE).phase != "input"]
-    return get_record(node, TRACE), get_record(node, COST)
+    (node,) = priced_nodes(torch.nn.Conv2d(cin, cout, 3, padding=1), shape)
+    return node
 
 
 def test_dense_fit_finds_the_weight_cost_and_prices_small_convolutions_with_small_weights() -> None:
