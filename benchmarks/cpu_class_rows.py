@@ -27,7 +27,7 @@ def main(argv: list[str]) -> int:
     law = perf.laws[cls]
     peak = perf.peak_flops if law.basis == "flops" else perf.peak_bytes_per_s
     for d in data["measurements"]:
-        m = Measurement(**{**d, "shape": tuple(tuple(s) for s in d["shape"])})
+        m = Measurement.from_dict(d)
         if measurement_class(m) != cls:
             continue
         faults_s = fault_s(m, perf.fault_s_per_byte, perf.threads)
