@@ -98,12 +98,12 @@ def test_working_sets_seed003():
 
 
 def test_unmodeled_shows_in_report():
-    class TopK(torch.nn.Module):
+    class KthValue(torch.nn.Module):
         def forward(self, x):
-            return torch.topk(x, 2).values
+            return torch.kthvalue(x, 2).values
 
-    text = render(fxenergy.annotate(TopK(), meta(3, 9)), "table")
-    assert "unmodeled op topk" in text and "unknown, not zero" in text
+    text = render(fxenergy.annotate(KthValue(), meta(3, 9)), "table")
+    assert "unmodeled op kthvalue" in text and "unknown, not zero" in text
 
 
 def test_predictor_and_hardware_options_validated():

@@ -129,12 +129,25 @@ def grouped_mm(call: OpCall, convention: Convention) -> OpArith:
     """Mixture-of-experts grouped matmul: ``input (S, K)`` rows each times its expert's ``weight[e] (K, N)``.
 
     Whatever the routing, the S routed rows cost ``S · K · N`` MACs in total (exact on meta tensors,
-    where the per-expert split is unknown). transformers' ``grouped_mm_fallback``.
+    where the per-expert split is unknown). ``aten._grouped_mm`` (``offs`` ends each expert's rows) and
+    transformers' ``grouped_mm_fallback``.
     """
     x, w = call.args[0], call.args[1]
     if not (isinstance(x, TensorSpec) and isinstance(w, TensorSpec) and len(x.shape) == 2 and len(w.shape) == 3):
         raise ValueError("grouped mm expects input (S, K) and weight (E, K, N)")
     return OpArith(macs=x.shape[0] * x.shape[1] * w.shape[2])
+
+
+def sort(call: OpCall, convention: Convention) -> OpArith:
+    """``aten.sort``: ``numel · ceil(log2 d)`` comparisons, ``d`` the length of the sorted dimension (a
+    comparison sort's count; the arithmetic of a radix sort is of the same order)."""
+    x = call.args[0]
+    if not isinstance(x, TensorSpec):
+        return OpArith()
+    dim = call.args[1] if len(call.args) > 1 and isinstance(call.args[1], int) else call.kwargs.get("dim", -1)
+    d = int(x.shape[dim]) if x.shape else 1
+    passes = math.ceil(math.log2(d)) if d > 1 else 0
+    return OpArith(elementwise_flops=math.prod(x.shape) * passes)
 
 
 

@@ -49,7 +49,7 @@ regression *feature* (the data's ``macs``), not a MAC count to compare with Tabl
 ('matmul', 'Linear', True, 'default_bytes')
 >>> op_info(torch.ops.aten.view.default).cost is None    # deliberately free
 True
->>> family_of("relu_"), layer_type_of("relu_"), family_of("topk")   # topk: unmodeled, catch-all
+>>> family_of("relu_"), layer_type_of("relu_"), family_of("_fft_r2c")   # _fft_r2c: unmodeled, catch-all
 ('elementwise', 'ReLU', 'elementwise')
 """
 
@@ -152,7 +152,7 @@ def register_free(*targets: object) -> None:
 for _packet, _fn in flop_registry.items():
     _raw = getattr(_fn, "__wrapped__", _fn)
     _add([_packet], f.grouped_conv_backward(_raw) if _packet is aten.convolution_backward else f.from_flop_counter(_raw))
-_add(["transformers::grouped_mm_fallback"], f.grouped_mm)
+_add(["transformers::grouped_mm_fallback", "_grouped_mm"], f.grouped_mm)  # mixture-of-experts layers
 _add([aten.mv, aten.addmv, aten.dot], f.matvec)
 _add([aten._addmm_activation], f.addmm_activation)
 
@@ -179,6 +179,8 @@ _add([aten.relu, aten.relu_], f.relu)
 _add([aten.sum, aten.mean, aten.amax, aten.amin, aten.max, aten.min, aten.argmax, aten.argmin, aten.prod,
       aten.any, aten.all, aten.norm, aten.linalg_vector_norm, aten.logsumexp], reduction(1))
 _add([aten.var, aten.var_mean, aten.std, aten.std_mean], reduction(3))
+_add([aten.topk, aten.histc], reduction(1))  # a pass over the input (MoE routers: top-k experts, tokens per expert)
+_add([aten.sort], f.sort)
 _add([aten._softmax, aten._log_softmax, aten._safe_softmax], reduction(5))
 _add([aten._softmax_backward_data, aten._log_softmax_backward_data], reduction(3))
 _add([aten.native_batch_norm, aten._native_batch_norm_legit, aten._native_batch_norm_legit_functional,
@@ -233,7 +235,8 @@ _set("bytes_rule", f.copy_bytes, ["copy_"])
 # duration families (HEF curves; every other row is in the catch-all "elementwise")
 
 _FAMILY_OPS: dict[str, tuple[str, ...]] = {
-    "matmul": ("addmm", "mm", "addmv", "mv", "dot", "_addmm_activation"),
+    "matmul": ("addmm", "mm", "addmv", "mv", "dot", "_addmm_activation", "_grouped_mm",
+               "transformers::grouped_mm_fallback"),
     "bmm": ("bmm", "baddbmm", "_scaled_dot_product_flash_attention", "_scaled_dot_product_efficient_attention",
             "_scaled_dot_product_cudnn_attention", "_scaled_dot_product_flash_attention_for_cpu"),
     "convolution": ("convolution", "_convolution", "cudnn_convolution"),
@@ -242,7 +245,7 @@ _FAMILY_OPS: dict[str, tuple[str, ...]] = {
                       "native_group_norm"),
     "softmax": ("_softmax", "_log_softmax", "_safe_softmax"),
     "reduction": ("sum", "mean", "amax", "amin", "max", "min", "argmax", "argmin", "prod", "var", "var_mean", "std",
-                  "std_mean", "norm", "linalg_vector_norm", "logsumexp"),
+                  "std_mean", "norm", "linalg_vector_norm", "logsumexp", "topk", "histc", "sort"),
     "pooling": ("avg_pool2d", "max_pool2d_with_indices", "avg_pool1d", "max_pool1d", "avg_pool3d",
                 "max_pool3d_with_indices", "_adaptive_avg_pool2d", "adaptive_max_pool2d", "_adaptive_avg_pool3d",
                 "adaptive_avg_pool1d"),

@@ -46,7 +46,8 @@ def winograd_eligible(kernel_size: tuple[int, ...], stride: tuple[int, ...] | in
     return (tuple(int(x) for x in kernel_size) == (3, 3) and ones(stride) and ones(dilation) and int(groups) == 1
             and not transposed)
 
-_GEMM_OPS = {"mm", "addmm", "bmm", "baddbmm", "matmul", "linear", "addmv", "mv", "dot", "_addmm_activation", "addbmm"}
+_GEMM_OPS = {"mm", "addmm", "bmm", "baddbmm", "matmul", "linear", "addmv", "mv", "dot", "_addmm_activation", "addbmm",
+             "_grouped_mm", "transformers::grouped_mm_fallback"}
 _ATTENTION_OPS = {"_scaled_dot_product_flash_attention", "_scaled_dot_product_efficient_attention",
                   "_scaled_dot_product_cudnn_attention", "scaled_dot_product_attention",
                   "_scaled_dot_product_flash_attention_for_cpu", "_scaled_dot_product_attention_math"}
@@ -56,7 +57,8 @@ _REDUCTION_PREFIXES = ("sum", "mean", "amax", "amin", "max", "min", "argmax", "a
                        "linalg_vector_norm", "logsumexp", "_softmax", "_log_softmax", "_safe_softmax", "native_batch_norm",
                        "_native_batch_norm", "cudnn_batch_norm", "native_layer_norm", "native_group_norm",
                        "avg_pool", "max_pool", "_adaptive_avg_pool", "adaptive_max_pool", "adaptive_avg_pool",
-                       "nll_loss", "cross_entropy", "_log_softmax_backward", "_softmax_backward", "cumsum", "topk", "sort")
+                       "nll_loss", "cross_entropy", "_log_softmax_backward", "_softmax_backward", "cumsum", "topk", "sort",
+                       "histc")
 _GATHER_OPS = {"embedding", "embedding_dense_backward", "index_select", "gather", "index", "scatter", "scatter_add",
                "index_put", "index_add", "_unsafe_index", "_unsafe_index_put", "masked_fill", "where", "_index_put_impl_",
                "index_put_", "scatter_add_", "masked_scatter"}
@@ -242,6 +244,12 @@ def _gemm_dims(op: str, args: tuple) -> tuple[int, int, int, int] | None:
         return 1, a.shape[0], 1, a.shape[1]
     if op == "dot":
         return 1, 1, 1, ts[0].shape[0]
+    if op in ("_grouped_mm", "transformers::grouped_mm_fallback"):
+        # S routed rows (S, K) over E experts' weights (E, K, N): E GEMMs of S / E rows each on average (the
+        # split is data-dependent and unknown on meta tensors)
+        a, w = ts[0], ts[1]
+        e = w.shape[0]
+        return e, max(math.ceil(a.shape[0] / e), 1), w.shape[2], a.shape[1]
     if op in ("matmul", "linear"):
         a, b = ts[0], ts[1]
         m = math.prod(a.shape[:-1])
