@@ -58,7 +58,8 @@ def without_unused_extras() -> Iterator[tuple[str, ...]]:
 
 def build(name: str, *, seq_len: int, image_size: int | None, dtype: torch.dtype,
           lean_imports: bool = False) -> tuple[nn.Module, int | None]:
-    """Build bundled model ``name`` on meta with SDPA attention and no KV cache.
+    """Build bundled model ``name`` on meta with SDPA attention (or the config's ``attn_implementation``, for
+    an architecture transformers gives no SDPA path) and no KV cache.
 
     Returns the model (eval mode, parameters in ``dtype``) and, for vision models, the input size in
     pixels. Raises UserInputError when ``seq_len`` exceeds the model's position limit or ``image_size``
@@ -87,5 +88,6 @@ def build(name: str, *, seq_len: int, image_size: int | None, dtype: torch.dtype
     if hasattr(config, "use_cache"):
         config.use_cache = False
     with torch.device("meta"):
-        model = getattr(transformers, meta["class"])._from_config(config, attn_implementation="sdpa", dtype=dtype)
+        model = getattr(transformers, meta["class"])._from_config(
+            config, attn_implementation=meta.get("attn_implementation", "sdpa"), dtype=dtype)
     return model.eval(), getattr(config, "image_size", None)
