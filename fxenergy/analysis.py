@@ -179,6 +179,7 @@ def analyse(
         "inputs": [{"shape": list(s.shape), "dtype": str(s.dtype).removeprefix("torch.")} for s in cap.input_specs],
         "param_count": cap.param_count,
         "param_bytes": cap.param_bytes,
+        "trainable_param_bytes": trainable,
         "buffer_bytes": cap.buffer_bytes,
         "dtype": _compute_dtype(model, cap.input_specs),
         "analysis_notes": notes,
@@ -283,9 +284,31 @@ def predict(analysis: Analysis, setup: Setup) -> Prediction:
         node_energy_j=MappingProxyType({k: float(v) for k, v in estimate.node_energy_j.items()}),
         overhead_j=float(estimate.overhead_j),
         parameter_set=estimate.parameter_set,
-        notes=tuple(estimate.notes),
+        notes=(*estimate.notes, *_memory_notes(analysis.info, profile)),
         expected_error=estimate.expected_error,
     )
+
+
+# optimizer state tensors per trainable parameter (torch.optim's defaults)
+_OPTIMIZER_STATES = {"adamw": 2, "sgd": 0, "sgd-momentum": 1}
+
+
+def _memory_notes(info: Mapping[str, Any], profile: Any) -> list[str]:
+    """A note when the model's resident state cannot fit the device's memory: parameters and buffers, and in
+    training also a gradient and the optimizer's state per trainable parameter (activations not counted, so
+    the need is a lower bound). The figure is still computed, as if one device could hold the model."""
+    need = int(info.get("param_bytes", 0)) + int(info.get("buffer_bytes", 0))
+    what = "parameters and buffers"
+    if info.get("mode") == "training":
+        need += int(info.get("trainable_param_bytes", info.get("param_bytes", 0))) * (
+            1 + _OPTIMIZER_STATES.get(str(info.get("optimizer")), 2))
+        what = "parameters, buffers, gradients and optimizer state"
+    have = getattr(profile, "memory_bytes", 0)
+    if not have or need <= have:
+        return []
+    return [f"the model's {what} need at least {need / 1e9:.4g} GB, more than {profile.name}'s "
+            f"{have / 2**30:.4g} GiB of memory: one device cannot hold it as given, and the figure assumes one "
+            "could; a lower precision (--dtype), or sharding over several devices, changes it"]
 
 
 def _overhead_row(energy_j: float) -> Row:

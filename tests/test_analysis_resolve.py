@@ -151,3 +151,18 @@ def test_model_catalogue_matches_installed_torchvision():
     assert torchvision_entries() == catalogue_entries(), (
         "fxenergy/models/catalogue-torchvision.json is stale: regenerate it from "
         "fxenergy.models._torchvision.catalogue_entries()")
+
+
+def test_a_model_that_does_not_fit_the_device_is_said_so():
+    """1.07 GB of weights fit a P4's 8 GiB for inference; training with AdamW needs 4x (weights, gradients, two
+    moments): 4.3 GB still fits, and 2.3 GB of weights (9.2 GB to train) do not."""
+    def notes(n: int, mode: str) -> list[str]:
+        with torch.device("meta"):
+            model = nn.Linear(n, n, bias=False)
+        a = analyse(model, torch.empty(2, n, device="meta"), mode=mode)
+        return [x for x in predict(a, resolve("p4", "roofline")).notes if "cannot hold" in x]
+
+    assert notes(16384, "inference") == [] and notes(16384, "training") == []
+    (note,) = notes(24000, "training")  # 2.304 GB of weights
+    assert "9.216 GB" in note and "p4's 8 GiB" in note and "gradients and optimizer state" in note
+    assert notes(24000, "inference") == []
