@@ -185,6 +185,16 @@ class Result:
     def __post_init__(self) -> None:
         self.totals = Totals.of(self.rows)
 
+    @property
+    def energy_j(self) -> float | None:
+        """Energy per run in joules (``totals.energy_j``: the sum of the rows); ``None`` without a prediction."""
+        return self.totals.energy_j
+
+    @property
+    def duration_s(self) -> float | None:
+        """Time per run in seconds (``totals.duration_s``); ``None`` without a prediction."""
+        return self.totals.duration_s
+
     # ---------------------------------------------------------------- groupings
     def group(self, by: str = "layer", depth: int | None = None) -> list[Group]:
         """Groups in first-seen order. ``by``: layer (innermost module), module (path cut to

@@ -153,3 +153,10 @@ def test_uncalibrated_cpu_states_its_spec_sheet_time_error(monkeypatch):
     assert r.totals.energy_j > 0 and "energy not validated" in dict(summary_lines(r))["expected error"]
     xeon = fxenergy.annotate(m, x, hardware="xeon-gold-5120", predictor="physical").info["expected_error"]
     assert xeon["quantity"] == "energy" and "leave-one-architecture-out" in xeon["basis"]
+
+
+def test_result_energy_and_duration_are_the_totals():
+    r = fxenergy.annotate(torch.nn.Linear(64, 64), meta(8, 64), hardware="a30", predictor="roofline")
+    assert r.energy_j == r.totals.energy_j == sum(x.energy_j for x in r.rows) and r.energy_j > 0
+    assert r.duration_s == r.totals.duration_s > 0
+    assert fxenergy.annotate(torch.nn.Linear(64, 64), meta(8, 64), predictor="none").energy_j is None
