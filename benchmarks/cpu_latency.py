@@ -177,9 +177,10 @@ steal reads 0-3% (session cpu10: canary 84-176 GFLOP/s in one quarter of an hour
 it), so steal alone does not catch a slowed host. The same ratio applies to the sustained canary (session cpu17,
 fixed before its judged run): the geometric mean of :func:`sustained_canary` read just before and just after the
 case's timed passes, against the median of the sustained readings of the calibration's own trace
-(:func:`reference_sustained`). A best-of-5 finds a fast moment on a host that slows the VM part of the time; over
-~20 minutes of whole-model timings its log slope was -0.37 (R^2 0.17), the sustained median's -0.92 (R^2 0.61)
-(``benchmarks/cpu_canary_study.py``)."""
+(:func:`reference_sustained`). A best-of-5 finds a fast moment on a host that slows the VM part of the time: over 108
+whole-model timings in 34 minutes, log(case time / its median) followed log(best-of-5 / its median) with slope -0.42
+(R^2 0.22), and the sustained median with slope -0.85 (R^2 0.61) (``benchmarks/cpu_canary_study.py``, session cpu17;
+the rule was fixed on the first 86 of them, slopes -0.37 / -0.92, before the judged run)."""
 CANARY_WAIT_BUDGET_S = 90.0
 """Seconds the whole run may spend waiting for the canary to recover (then cases are timed as they come)."""
 _canary_ref: list[float] = []  # the run's reference canary GFLOP/s (empty: no canary rule, e.g. in a child process)
