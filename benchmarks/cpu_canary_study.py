@@ -1,7 +1,7 @@
 """Does a whole-model CPU time follow the speed canary, and which one: best-of-5 or sustained? (issue 12, cpu17)
 
     uv run python benchmarks/cpu_canary_study.py --out /tmp/cpu17-study.jsonl [--holds 6 --rounds 3 --gap-s 120]
-    uv run python benchmarks/cpu_canary_study.py --analyse /tmp/cpu17-study.jsonl
+    uv run python benchmarks/cpu_canary_study.py --analyse /tmp/cpu17-study.jsonl [more.jsonl ...]
 
 A fixed set of six cases (a GEMM-heavy transformer, two vision transformers/ConvNeXt, a ResNet, a mobile network and
 SqueezeNet at batch 16) is timed round after round, the models built once. Each timing (the benchmark's
@@ -84,13 +84,17 @@ def study(out: Path, holds: int, rounds: int, gap_s: float, duration_s: float, l
             print(f"hold {hold}: lock held {time.perf_counter() - t_hold:.0f} s", flush=True)
 
 
-def analyse(path: Path, max_other: float) -> None:
-    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+def analyse(paths: list[Path], max_other: float) -> None:
+    rows = []
+    for k, path in enumerate(paths):  # holds numbered per file: (file, hold)
+        rows += [json.loads(line) | {"file": k} for line in path.read_text().splitlines() if line.strip()]
     n_all = len(rows)
     rows = [r for r in rows if (r["other_share"] or 0.0) <= max_other]
     cases = sorted({r["case"] for r in rows})
-    print(f"{len(rows)} timings of {n_all} kept (other processes <= {max_other:.0%} of the CPUs), "
-          f"{len({r['hold'] for r in rows})} holds, {rows[0]['utc']}-{rows[-1]['utc']} UTC")
+    holds = sorted({(r["file"], r["hold"]) for r in rows})
+    print(f"{len(rows)} timings of {n_all} kept (other processes <= {max_other:.0%} of the CPUs), {len(holds)} holds, "
+          + ", ".join(f"{min(r['utc'] for r in rows if r['file'] == k)}-{max(r['utc'] for r in rows if r['file'] == k)}"
+                      for k in range(len(paths))) + " UTC")
     y = np.empty(len(rows))
     for c in cases:  # each case's time against its own median
         idx = [i for i, r in enumerate(rows) if r["case"] == c]
@@ -116,6 +120,16 @@ def analyse(path: Path, max_other: float) -> None:
             cells.append(f"{f.slope:+.2f} / {f.rvalue ** 2:.2f}")
         print(f"| {key} | {np.percentile(v, 10):.1f}-{np.percentile(v, 90):.1f} | {fit.slope:+.2f} | "
               f"{fit.rvalue ** 2:.2f} | {fitb.slope:+.2f} | {fitb.rvalue ** 2:.2f} | " + " | ".join(cells) + " |")
+    # the level of a hold (a minute under the lock): median case time / median canary over the hold's timings
+    print("\nper hold (median over its timings), slope / R^2 of the hold's time level on its canary level:")
+    for key in READINGS[:4]:
+        v = np.sqrt(np.array([r["before"][key] for r in rows]) * np.array([r["after"][key] for r in rows]))
+        x = np.log(v / np.median(v))
+        members = [[i for i, r in enumerate(rows) if (r["file"], r["hold"]) == h] for h in holds]
+        hy, hx = [float(np.median(y[m])) for m in members], [float(np.median(x[m])) for m in members]
+        f = linregress(hx, hy)
+        print(f"  {key:<22} {f.slope:+.2f} / {f.rvalue ** 2:.2f}; hold time levels x{math.exp(min(hy)):.2f}-"
+              f"x{math.exp(max(hy)):.2f}, canary levels x{math.exp(min(hx)):.2f}-x{math.exp(max(hx)):.2f}")
     # what the re-time rule would see: timings whose canary read under 80% of its median, and how slow they were
     print("\nshare of timings flagged (reading < 80% of its median) and their case time / case median (median):")
     for key in READINGS:
@@ -135,7 +149,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--gap-s", type=float, default=120.0, help="seconds between holds, lock released")
     p.add_argument("--duration", type=float, default=0.6, help="seconds of one sustained canary reading")
     p.add_argument("--no-lock", action="store_true")
-    p.add_argument("--analyse", type=Path, help="analyse a study's JSON lines instead of timing")
+    p.add_argument("--analyse", type=Path, nargs="+", help="analyse studies' JSON lines instead of timing")
     p.add_argument("--max-other", type=float, default=0.05, help="drop timings with other processes above this share")
     a = p.parse_args(argv)
     warnings.filterwarnings("ignore")
