@@ -152,3 +152,40 @@ def test_refit_ab_on_the_same_measurements(tmp_path: Path) -> None:
     with_trace = cpu_refit.refit({**doc, "speed_trace": _trace(65.0, 105.0)})
     assert with_trace["cpu_perf"]["fitted_on"]["drift"]["applied"]
     assert with_trace["cpu_perf"]["laws"] != no_trace["cpu_perf"]["laws"]
+
+
+def test_sustained_canary_times_kernels_back_to_back_for_its_window() -> None:
+    """The sustained canary (session cpu17) runs its kernels for the whole window and reports their median and 10th
+    percentile: the percentile never above the median, and at least one call of each kernel however short the window."""
+    from fxenergy.calibrate.timing import sustained_canary
+
+    s = sustained_canary(0.15)
+    assert s["sustained_s"] >= 0.15 and s["sustained_calls"] >= 2
+    assert 0 < s["sustained_gflops_p10"] <= s["sustained_gflops"]
+    assert 0 < s["sustained_gbs_p10"] <= s["sustained_gbs"]
+    assert sustained_canary(0.0)["sustained_calls"] == 1
+
+
+def test_speed_trace_takes_sustained_canaries_at_its_start_every_interval_and_on_demand(monkeypatch) -> None:
+    from fxenergy.calibrate import timing
+
+    monkeypatch.setattr(timing, "speed_canary", lambda: {"canary_gflops": 150.0, "canary_copy_gbs": 30.0})
+    calls: list[float] = []
+
+    def sustained(duration_s: float) -> dict[str, float]:
+        calls.append(duration_s)
+        return {"sustained_gflops": 120.0 + len(calls), "sustained_gflops_p10": 90.0, "sustained_gbs": 25.0}
+
+    monkeypatch.setattr(timing, "sustained_canary", sustained)
+    now = [0.0]
+    monkeypatch.setattr(timing.time, "perf_counter", lambda: now[0])
+    tr = timing.SpeedTrace(every_s=1.5, sustained_every_s=15.0, sustained_s=0.5)
+    for t_s, kw in ((0.0, {}), (5.0, {}), (16.0, {}), (17.0, {"sustained": True})):  # first; not due; due; asked for
+        now[0] = t_s
+        tr.take(**kw)
+    assert [("sustained_gflops" in p) for p in tr.points] == [True, False, True, True]
+    assert calls == [0.5, 0.5, 0.5]
+    assert tr.summary()["sustained_gflops_min_median_max"] == [121.0, 122.0, 123.0]
+    off = timing.SpeedTrace(sustained_every_s=None)
+    off.take()
+    assert "sustained_gflops" not in off.points[0] and len(calls) == 3

@@ -38,7 +38,10 @@ package's idle and per-core power. ``quick`` leaves out what :func:`skipped_in_q
 A shared host slows a VM by up to 2x for minutes without reporting steal, so on CPUs the run also takes a speed
 canary (:func:`speed_canary`: a 512^3 matmul's GFLOP/s and a 32 MiB copy's GB/s, ~20 ms) at its start, its end and
 between benchmarks every :data:`~fxenergy.calibrate.timing.CANARY_EVERY_S` seconds (:class:`SpeedTrace`; 1.2-1.4% of a quick
-run). The file keeps the trace (``speed_trace``) and each measurement's time and interpolated canary; the fit sees every
+run). At its start, its end and every :data:`~fxenergy.calibrate.timing.SUSTAINED_EVERY_S` seconds a point also holds a
+sustained canary (:func:`~fxenergy.calibrate.timing.sustained_canary`: the same kernels back to back for ~0.6 s, median
+and 10th percentile; a best-of-5 misses a host that slows the VM part of the time), which the latency benchmark compares
+its cases' own sustained readings with. The file keeps the trace (``speed_trace``) and each measurement's time and interpolated canary; the fit sees every
 time put on the run's typical state, x (the median canary within 10 s of it / the run's median canary), the copy canary
 for memory-bound rows beyond the last-level cache and the matmul canary for the rest, the factor clamped to 0.5-2
 (:func:`normalise_drift`; the notes state the factors).

@@ -144,7 +144,7 @@ def run_calibration(
         ms = measure(benches, device, target_s=target_s, repeats=repeats, wait_budget_s=wait_s,
                      cold_bytes=2 * _llc_bytes(profile), progress=progress, trace=trace)
         if trace is not None:
-            trace.take()
+            trace.take(sustained=True)  # the run's last state, sustained too (the benchmark's like-with-like reference)
             ms = trace.stamp(ms)
         # DRAM bandwidth drifts with what the neighbours of a shared host do: median of readings before and after
         stream_bps = statistics.median([stream_bps, _measure_stream(dev, profile, timer)[0],

@@ -22,7 +22,7 @@ from fxenergy.passes.families import work_for
 from fxenergy.passes.ops import family_of
 
 __all__ = ["Measurement", "measure", "CpuWatch", "wait_for_quiet", "Progress", "speed_canary", "SpeedTrace",
-           "CANARY_EVERY_S"]
+           "CANARY_EVERY_S", "sustained_canary", "SUSTAINED_CANARY_S", "SUSTAINED_EVERY_S"]
 
 Progress = Callable[[str, int, int], None]
 
@@ -88,13 +88,7 @@ def speed_canary() -> dict[str, float]:
     calls neither allocate nor fault. About 20-40 ms on a 2-core VM. One reading is noisy: on this project's 2-core VM
     5-16% of readings fall near half the typical GFLOP/s for about a second (session cpu15), so judge the machine's
     state by the median of several (:func:`fxenergy.calibrate.fitting.normalise_drift` takes those within 10 s)."""
-    if not _CANARY:  # normal tensors even when first called in inference mode, so that any later call may write them
-        g = torch.Generator().manual_seed(1)
-        with torch.inference_mode(False):
-            _CANARY.update(a=torch.randn(512, 512, generator=g), b=torch.randn(512, 512, generator=g),
-                           c=torch.empty(512, 512), src=torch.randn(8 * 2**20, generator=g), dst=torch.empty(8 * 2**20))
-        torch.mm(_CANARY["a"], _CANARY["b"], out=_CANARY["c"])
-        _CANARY["dst"].copy_(_CANARY["src"])
+    _canary_tensors()
     mm = cp = math.inf
     for _ in range(5):
         t = time.perf_counter()
@@ -106,6 +100,54 @@ def speed_canary() -> dict[str, float]:
     return {"canary_gflops": round(2 * 512**3 / mm / 1e9, 1), "canary_copy_gbs": round(2 * 32 * 2**20 / cp / 1e9, 1)}
 
 
+def _canary_tensors() -> None:
+    """Make the canaries' tensors once per process (see :func:`speed_canary`) and run each kernel once."""
+    if not _CANARY:  # normal tensors even when first called in inference mode, so that any later call may write them
+        g = torch.Generator().manual_seed(1)
+        with torch.inference_mode(False):
+            _CANARY.update(a=torch.randn(512, 512, generator=g), b=torch.randn(512, 512, generator=g),
+                           c=torch.empty(512, 512), src=torch.randn(8 * 2**20, generator=g), dst=torch.empty(8 * 2**20))
+        torch.mm(_CANARY["a"], _CANARY["b"], out=_CANARY["c"])
+        _CANARY["dst"].copy_(_CANARY["src"])
+
+
+SUSTAINED_CANARY_S = 0.6
+"""Seconds of back-to-back canary kernels in one :func:`sustained_canary` reading (the default)."""
+SUSTAINED_EVERY_S = 15.0
+"""Seconds between the sustained canaries (:func:`sustained_canary`) a CPU calibration's :class:`SpeedTrace` takes,
+besides one at its start and one at its end: ~7 readings, ~4-5 s, in a quick calibration (session cpu17)."""
+
+
+def sustained_canary(duration_s: float = SUSTAINED_CANARY_S) -> dict[str, float]:
+    """The machine's speed over ``duration_s`` seconds rather than at its fastest moment: the same two kernels as
+    :func:`speed_canary` (a 512^3 fp32 matmul and a 32 MiB copy), one after the other, back to back until
+    ``duration_s`` has passed; each call's rate is kept. Returns the median and the 10th percentile of the per-call
+    matmul GFLOP/s (``sustained_gflops``, ``sustained_gflops_p10``) and copy GB/s (``sustained_gbs``,
+    ``sustained_gbs_p10``), the calls timed (``sustained_calls``) and the seconds spent (``sustained_s``).
+
+    A best-of-5 finds one fast call even when the host slows this VM for part of the time; the median over ~0.5 s
+    moves with the share of slow calls, and the 10th percentile sees a slow phase that covers a tenth of the window.
+    Costs ``duration_s`` (plus one call of each kernel) of both cores."""
+    _canary_tensors()
+    mm: list[float] = []
+    cp: list[float] = []
+    t_start = time.perf_counter()
+    while not mm or time.perf_counter() - t_start < duration_s:
+        t = time.perf_counter()
+        torch.mm(_CANARY["a"], _CANARY["b"], out=_CANARY["c"])
+        t1 = time.perf_counter()
+        _CANARY["dst"].copy_(_CANARY["src"])
+        t2 = time.perf_counter()
+        mm.append(t1 - t)
+        cp.append(t2 - t1)
+    gflops = 2 * 512**3 / np.array(mm) / 1e9
+    gbs = 2 * 32 * 2**20 / np.array(cp) / 1e9
+    return {"sustained_gflops": round(float(np.median(gflops)), 1),
+            "sustained_gflops_p10": round(float(np.percentile(gflops, 10)), 1),
+            "sustained_gbs": round(float(np.median(gbs)), 2), "sustained_gbs_p10": round(float(np.percentile(gbs, 10)), 2),
+            "sustained_calls": len(mm), "sustained_s": round(time.perf_counter() - t_start, 3)}
+
+
 @dataclass
 class SpeedTrace:
     """Speed canaries (:func:`speed_canary`) taken through a calibration: ``points`` are ``{"t_s", "gflops", "gbs"}``,
@@ -115,17 +157,29 @@ class SpeedTrace:
     every_s: float = CANARY_EVERY_S
     points: list[dict[str, float]] = field(default_factory=list)
     spent_s: float = 0.0  # seconds spent taking canaries
+    sustained_every_s: float | None = SUSTAINED_EVERY_S  # None: best-of-5 canaries only
+    sustained_s: float = SUSTAINED_CANARY_S
 
     def __post_init__(self) -> None:
         self._t0 = time.perf_counter()
+        self._last_sustained_s = -math.inf
 
     def now_s(self) -> float:
         return time.perf_counter() - self._t0
 
-    def take(self) -> dict[str, float]:
+    def take(self, *, sustained: bool = False) -> dict[str, float]:
+        """One canary now; with ``sustained`` (or where ``sustained_every_s`` has passed since the last), a
+        :func:`sustained_canary` too, whose median and 10th-percentile GFLOP/s and median GB/s join the point
+        (``sustained_gflops``, ``sustained_gflops_p10``, ``sustained_gbs``)."""
         t = time.perf_counter()
         c = speed_canary()
         point = {"t_s": round(t - self._t0, 3), "gflops": c["canary_gflops"], "gbs": c["canary_copy_gbs"]}
+        every = self.sustained_every_s
+        if sustained or (every is not None and point["t_s"] - self._last_sustained_s >= every):
+            s = sustained_canary(self.sustained_s)
+            point |= {"sustained_gflops": s["sustained_gflops"], "sustained_gflops_p10": s["sustained_gflops_p10"],
+                      "sustained_gbs": s["sustained_gbs"]}
+            self._last_sustained_s = point["t_s"]
         self.points.append(point)
         self.spent_s += time.perf_counter() - t
         return point
@@ -137,9 +191,12 @@ class SpeedTrace:
     def summary(self) -> dict[str, Any]:
         """Canaries taken, their range and median, and the seconds they cost."""
         g, b = [p["gflops"] for p in self.points], [p["gbs"] for p in self.points]
+        sg = [p["sustained_gflops"] for p in self.points if "sustained_gflops" in p]
         return {"canaries": len(self.points), "every_s": self.every_s, "spent_s": round(self.spent_s, 2),
                 "gflops_min_median_max": [min(g), statistics.median(g), max(g)] if g else None,
-                "gbs_min_median_max": [min(b), statistics.median(b), max(b)] if b else None}
+                "gbs_min_median_max": [min(b), statistics.median(b), max(b)] if b else None,
+                "sustained": len(sg), "sustained_every_s": self.sustained_every_s,
+                "sustained_gflops_min_median_max": [min(sg), statistics.median(sg), max(sg)] if sg else None}
 
     def at(self, t_s: float) -> tuple[float, float]:
         """(GFLOP/s, GB/s) of the canaries interpolated at ``t_s`` (linear in time)."""
