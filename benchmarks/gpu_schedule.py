@@ -4,6 +4,7 @@ GPU; docs/validation.md, gpu11).
 
     uv run python benchmarks/gpu_schedule.py [--floors FILE] [--quick] [--inference]
     uv run python benchmarks/gpu_schedule.py --transformers [MODEL]   # learned/roofline per GPU per schedule
+    uv run python benchmarks/gpu_schedule.py --speed                  # annotate time, max vs loop (time only)
 
 ``--floors FILE``: a learned-gpu JSON whose ``dispatch_floors`` are used for the "setting floors" columns
 (``scripts/fit_gpu_perf.py --setting-floors -o FILE``); without it only the shipped file's floors are run.
@@ -121,6 +122,35 @@ def transformer_shift(only: str | None) -> None:
                   + f" ({len(ratios[(d, 'max')])} cases)")
 
 
+def speed() -> None:
+    """``annotate`` alone under "max" and "loop", best of 4 alternating runs in one process (time only)."""
+    import torch
+    from gpu_models import _hf
+
+    from fxenergy.analysis import GraphView, analyse
+    from fxenergy.hardware import load_profile
+    from fxenergy.perf.model import LearnedGPUModel
+
+    def vision(mode: str):  # noqa: ANN202
+        b = build_model("resnet50", batch_size=32)
+        return analyse(b.model, b.args, mode=mode, optimizer="sgd")
+
+    cases = {"resnet50 b32": lambda: vision("inference"), "resnet50 b32 SGD step": lambda: vision("training"),
+             "gpt2 b1 s512": lambda: analyse(_hf("GPT2", "eager", n_layer=12, n_embd=768, n_head=12), (), example_kwargs={
+                 "input_ids": torch.empty(1, 512, dtype=torch.long, device="meta")})}
+    prof = load_profile("a30")
+    for name, build in cases.items():
+        gm = build().graph_module
+        best = {"max": float("inf"), "loop": float("inf")}
+        for s in ("max", "loop") * 4:
+            view, model = GraphView(gm), LearnedGPUModel(prof, schedule=s)
+            t0 = time.perf_counter()
+            model.annotate(view)
+            best[s] = min(best[s], time.perf_counter() - t0)
+        print(f"{name:<24} annotate, best of 4: max {best['max'] * 1e3:.1f} ms, loop {best['loop'] * 1e3:.1f} ms "
+              f"({(best['loop'] / best['max'] - 1) * 100:+.1f}%)")
+
+
 def main() -> int:
     from fxenergy.analysis import analyse
     from fxenergy.perf.model import SCHEDULES, load_perf_params
@@ -131,8 +161,12 @@ def main() -> int:
     ap.add_argument("--inference", action="store_true", help="also the forward passes on the A30 and RTX 2080 Ti")
     ap.add_argument("--transformers", nargs="?", const="all", metavar="MODEL",
                     help="only the transformer table (one model of gpu_models.TRANSFORMERS, or all)")
+    ap.add_argument("--speed", action="store_true", help="only time annotate under 'max' and 'loop'")
     args = ap.parse_args()
     t0 = time.time()
+    if args.speed:
+        speed()
+        return 0
     if args.transformers:
         transformer_shift(None if args.transformers == "all" else args.transformers)
         print(f"({time.time() - t0:.0f} s)")
