@@ -43,7 +43,7 @@ def test_optimizer_step_priced_as_foreach(monkeypatch):
     assert len(opt) == 80 * 3  # 80 parameters x (mul_, add_, add_), recorded one call per node
     fe = predict(a, resolve("a100-80gb-pcie", "learned"))
     t_fe = sum(fe.duration_s[n] for n in opt)
-    monkeypatch.setattr(pm.LearnedGPUModel, "_foreach_optimizer", lambda self, nodes, t: set())
+    monkeypatch.setattr(pm.LearnedGPUModel, "_foreach_optimizer", lambda self, nodes, t, host_kernel=None: set())
     per = predict(a, resolve("a100-80gb-pcie", "learned"))
     t_per = sum(per.duration_s[n] for n in opt)
     floor = pm.load_perf_params().dispatch_floor_s

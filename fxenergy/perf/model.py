@@ -16,6 +16,9 @@ learned slowdown over it (:mod:`fxenergy.perf.features`, :mod:`fxenergy.perf.tre
   (``dispatch_floors``, the A30 and RTX 2080 Ti hosts of gpu-operators-nicolai), else ``dispatch_floor_s``;
 * a node's duration is the sum of its calls, and at least the node's roofline bound (Winograd-aware as above;
   the power model's utilisation ``u`` stays over the direct-count bound it was fitted with).
+  ``SCHEDULE = "loop"`` or ``"pass"`` (off by default; docs/validation.md, gpu11) prices a whole graph as a host/GPU
+  schedule in graph order instead (:func:`gpu_timeline_s`): host cost = the call's floor, GPU time = its kernels,
+  a node's duration = its increment of the GPU timeline (so never below its kernels nor its bound).
 
 Power per node: ``P = idle + (limit − idle) · clip(a_f + b_f · u + δ_phase, 0, 1)`` with ``u = t_bound / t``
 (achieved fraction of the roofline), ``a_f, b_f`` fitted per family on measured board power (separate
@@ -60,7 +63,8 @@ from fxenergy.records import COST, DURATION, TRACE, NodeDuration, TensorSpec, ge
 if TYPE_CHECKING:
     from fxenergy.hardware.schema import HardwareProfile
 
-__all__ = ["clear_predictions", "PerfParams", "load_perf_params", "LearnedGPUModel", "DEFAULT_PARAMS", "MEMORY_FAMILIES"]
+__all__ = ["clear_predictions", "PerfParams", "load_perf_params", "LearnedGPUModel", "DEFAULT_PARAMS", "MEMORY_FAMILIES",
+           "SCHEDULES", "gpu_timeline_s"]
 
 DEFAULT_PARAMS = "learned-gpu"
 # the phases whose calls pay a setting's own dispatch floors (PerfParams.dispatch_floors); the floors were measured
@@ -72,6 +76,16 @@ SETTING_FLOOR_PHASES: tuple[str, ...] = ("forward", "backward", "optimizer")
 # built with attn_implementation="eager" runs). See kernels.sdpa_backend.
 SDPA_PRICING = "auto"
 MEMORY_FAMILIES = ("elementwise", "reduction", "gather", "copy")
+# how a whole graph's GPU time is put together from its calls (docs/validation.md, gpu11):
+# "max"  = each call costs max(its kernels, its dispatch floor) and the graph is the sum: every call waits for the
+#          one before it (right for a loop of one module; what the Nicolai and NeuSight rows measure);
+# "loop" = a host/GPU schedule in graph order (gpu_timeline_s): the host issues call i after the host costs of the
+#          calls before it, its kernels start when both the host has issued them and the GPU has finished the
+#          previous call; the steady state of a loop with no per-iteration sync (eager PyTorch's host runs ahead);
+# "pass" = the same schedule for one pass from an idle GPU with the host waiting at its end (a sync per pass).
+# A one-call loop costs max(kernels, floor) under "loop", as under "max".
+SCHEDULES = ("max", "loop", "pass")
+SCHEDULE = "max"
 _DEFAULT_CONV = get_convention("default")
 
 
@@ -86,6 +100,45 @@ def power_coefficients_for(power: Mapping[str, Any], device: str, family: str, t
 
 
 
+
+
+def gpu_timeline_s(host_s: np.ndarray, kernel_s: np.ndarray, mode: str = "loop") -> np.ndarray:
+    """Per call, its increment of the GPU timeline (s) when calls are issued in order by one host thread.
+
+    ``host_s[i]``: the host's cost of issuing call ``i`` (its dispatch floor); ``kernel_s[i]``: its kernels' time.
+    With ``ready_i = Σ_{j<=i} host_j`` and ``end_i = max(ready_i, end_{i-1}) + kernel_i`` (a linear scan:
+    ``end_i = K_i + max_{j<=i}(ready_j − K_{j−1})``, ``K`` the running kernel sum), ``mode``:
+
+    * ``"pass"``: one pass from an idle GPU; the increments are ``end_i − end_{i−1}`` (sum: ``end_n``, the host
+      waits for the GPU at the end);
+    * ``"loop"``: the steady state of the pass repeated with no sync (the host runs ahead across iterations):
+      when the kernels outweigh the host (``Σ kernel >= Σ host``) the GPU never idles and each call costs its
+      kernels; else the host sets the period ``Σ host`` and the increments are those of a second iteration
+      (the GPU's lag behind the host reaches its fixed point after one). A one-call loop costs
+      ``max(host, kernel)``.
+
+    Every increment is at least the call's kernel time; the increments sum to the pass's (loop's) time.
+    """
+    h = np.asarray(host_s, dtype=float)
+    k = np.asarray(kernel_s, dtype=float)
+    if mode not in ("loop", "pass"):
+        raise ValueError(f"schedule must be 'loop' or 'pass', got {mode!r}")
+    if len(k) == 0:
+        return k.copy()
+    ready = np.cumsum(h)
+    run = np.cumsum(k)
+    lead = np.maximum.accumulate(ready - (run - k))  # the latest the GPU had to wait for the host, up to i
+    end = run + lead
+    if mode == "pass":
+        inc = np.diff(end, prepend=0.0)
+    elif run[-1] >= ready[-1]:
+        return k.copy()
+    else:
+        end1 = end[-1]  # the second iteration: host at ready[-1] + ready, GPU free from end1
+        inc = np.diff(np.maximum(end1 + run, ready[-1] + end), prepend=end1)
+    # differences of running sums lose the last digits of a tiny call next to a long pass; the exact increment
+    # is never below the call's kernels
+    return np.maximum(inc, k)
 
 
 def clear_predictions(gm: torch.fx.GraphModule) -> torch.fx.GraphModule:
@@ -193,13 +246,16 @@ class LearnedGPUModel:
 
     def __init__(self, profile: HardwareProfile, params: PerfParams | str | None = None, *, matmul_precision: str | None = None,
                  conv_tf32: bool | None = None, power_limit_w: float | None = None,
-                 correction: Mapping[str, Any] | None = None, sdpa: str | None = None):
+                 correction: Mapping[str, Any] | None = None, sdpa: str | None = None, schedule: str | None = None):
         self.params = params if isinstance(params, PerfParams) else load_perf_params(params or DEFAULT_PARAMS)
         # a calibration's per-family corrections (fxenergy.calibrate.gpu): log-scale on kernel durations,
         # offset on the board-power fraction; empty = the shipped model as fitted
         self.sdpa = sdpa or SDPA_PRICING
         if self.sdpa not in ("auto", "math"):
             raise UserInputError(f"sdpa pricing must be 'auto' or 'math', got {self.sdpa!r}")
+        self.schedule = schedule or SCHEDULE
+        if self.schedule not in SCHEDULES:
+            raise UserInputError(f"schedule must be one of {', '.join(SCHEDULES)}, got {self.schedule!r}")
         corr = correction or {}
         self.duration_log_scale = {str(k): float(v) for k, v in corr.get("duration_log_scale", {}).items()}
         self.power_offset = {str(k): float(v) for k, v in corr.get("power_offset", {}).items()}
@@ -332,13 +388,20 @@ class LearnedGPUModel:
                     floor_call[c] = self.floor_s("batch_norm" if call_bn[c] else f)
                 else:
                     floor_call[c] = self.params.dispatch_floor_s
+        k_call = t_call.copy()  # the calls' kernel time, before the floor
         t_call = np.maximum(t_call, floor_call)
         t_node = np.zeros(len(nodes))
         if len(call_of):
             np.add.at(t_node, np.asarray(call_of), t_call)
-        foreach = self._foreach_optimizer(nodes, t_node)
+        host_kernel: dict[int, tuple[float, float]] = {}  # re-priced optimizer nodes: (host s, kernel s)
+        foreach = self._foreach_optimizer(nodes, t_node, host_kernel)
         from fxenergy.perf.kernels import family_of_op
 
+        least_node = [self.floor_s("elementwise") if trace.phase in SETTING_FLOOR_PHASES else self.params.dispatch_floor_s
+                      for (_n, _c, trace, _f) in nodes]
+        scheduled = None
+        if self.schedule != "max":
+            scheduled = self._schedule(nodes, call_of, k_call, floor_call, host_kernel, least_node, saved_node, b_node)
         lower = None
         for i, (node, cost, trace, is_fused) in enumerate(nodes):
             # a fused attention node's own cost figures are its math decomposition's (S x S scores in DRAM),
@@ -353,11 +416,62 @@ class LearnedGPUModel:
                 bound = max(bound, lower(cost, trace))
             self._bounds[node.name] = bound  # the power model's utilisation is over the direct-count bound
             floor = self.node_bound_s(cost, trace, float(saved_node[i])) if saved_node[i] > 0 and not is_fused else bound
-            least = self.floor_s("elementwise") if trace.phase in SETTING_FLOOR_PHASES else self.params.dispatch_floor_s
-            t = max(float(t_node[i]), floor, 0.0 if i in foreach else least)
+            if scheduled is not None:  # the node's increment of the GPU timeline (its bound is in its kernel time)
+                t = float(scheduled[i])
+            else:
+                t = max(float(t_node[i]), floor, 0.0 if i in foreach else least_node[i])
             put_record(node, DURATION, NodeDuration(t, "learned", family_of_op(cost.op)))
 
-    def _foreach_optimizer(self, nodes: list[Any], t_node: np.ndarray) -> set[int]:
+    def _node_floor_s(self, i: int, nodes: list[Any], saved_node: np.ndarray, b_node: np.ndarray) -> float:
+        """The least duration node ``i`` may have: its roofline bound (Winograd-aware; a fused attention node's
+        kernels' bound, never below the physical LowerBound), as :meth:`annotate` floors it."""
+        _node, cost, trace, is_fused = nodes[i]
+        if is_fused:
+            return max(float(b_node[i]), LowerBound(self.profile)(cost, trace))
+        return self.node_bound_s(cost, trace, float(saved_node[i]))
+
+    def _schedule(self, nodes: list[Any], call_of: list[int], k_call: np.ndarray, floor_call: np.ndarray,
+                  host_kernel: Mapping[int, tuple[float, float]], least_node: list[float], saved_node: np.ndarray,
+                  b_node: np.ndarray) -> np.ndarray:
+        """Per node, its increment of the GPU timeline (:func:`gpu_timeline_s`, ``self.schedule``) over the calls in
+        graph order: a call's host cost is its dispatch floor, its GPU time its kernels' (a node's last call also
+        carries what the node's roofline bound adds over its kernels); a re-priced optimizer node is one item with
+        its share of its statement's launches; a node whose calls launch nothing costs the host its lightest floor."""
+        owner = np.asarray(call_of, dtype=int)
+        n_calls = np.bincount(owner, minlength=len(nodes)) if len(owner) else np.zeros(len(nodes), int)
+        k_node = np.zeros(len(nodes))
+        if len(owner):
+            np.add.at(k_node, owner, k_call)
+        item_node: list[int] = []
+        h_item: list[float] = []
+        k_item: list[float] = []
+        c = 0
+        for i in range(len(nodes)):
+            if i in host_kernel:
+                h, k = host_kernel[i]
+                item_node.append(i)
+                h_item.append(h)
+                k_item.append(k)
+                c += int(n_calls[i])
+                continue
+            extra = max(self._node_floor_s(i, nodes, saved_node, b_node) - float(k_node[i]), 0.0)
+            if n_calls[i] == 0:
+                item_node.append(i)
+                h_item.append(least_node[i])
+                k_item.append(extra)
+                continue
+            for j in range(c, c + int(n_calls[i])):
+                item_node.append(i)
+                h_item.append(float(floor_call[j]))
+                k_item.append(float(k_call[j]) + (extra if j == c + int(n_calls[i]) - 1 else 0.0))
+            c += int(n_calls[i])
+        inc = gpu_timeline_s(np.asarray(h_item), np.asarray(k_item), self.schedule)
+        out = np.zeros(len(nodes))
+        np.add.at(out, np.asarray(item_node, dtype=int), inc)
+        return out
+
+    def _foreach_optimizer(self, nodes: list[Any], t_node: np.ndarray,
+                           host_kernel: dict[int, tuple[float, float]] | None = None) -> set[int]:
         """Re-price the optimizer step as PyTorch runs it on CUDA by default (``foreach=True``): the capture
         records the single-tensor update (one call per parameter and statement), CUDA runs one
         ``torch._foreach_*`` op per statement over all parameters, in a few multi_tensor_apply launches
@@ -393,7 +507,10 @@ class LearnedGPUModel:
             least = self.floor_s("elementwise") if "optimizer" in SETTING_FLOOR_PHASES else self.params.dispatch_floor_s
             t_stmt = float(np.maximum(t_k, least).sum())
             for i, b in zip(members, nbytes):
-                t_node[i] = t_stmt * (b / total if total > 0 else 1.0 / len(members))
+                share = b / total if total > 0 else 1.0 / len(members)
+                t_node[i] = t_stmt * share
+                if host_kernel is not None:  # for a schedule: the launches' host cost and kernel time, shared alike
+                    host_kernel[i] = (least * launches * share, float(t_k.sum()) * share)
         return set(idx)
 
     def node_bound_s(self, cost: Any, trace: Any, saved_flops: float = 0.0) -> float:
