@@ -213,7 +213,11 @@ def _cmd_report(args: argparse.Namespace) -> int:
             raise UserInputError("--plot shows one prediction; give one --hardware and one --predictor")
         if args.format == "html":
             raise UserInputError("--format html shows one prediction; use table, csv, markdown or json to compare")
-    elif args.hardware != "none":
+    if args.one_shot:  # this process ends with the command: the op table's flop_counter without triton
+        from fxenergy import _lean
+
+        _lean.import_flop_counter()
+    if len(devices) == 1 and args.predictor != "all":
         from fxenergy.resolve import resolve
 
         resolve(devices[0], args.predictor, args.params, force=args.force)  # bad options fail before the build
@@ -289,8 +293,10 @@ def _analysis(args: argparse.Namespace) -> Any:
             from fxenergy import _lean
 
             family = _family(args.model)
-            if family != "transformers":  # transformers imports torch._dynamo itself (see _lean): nothing to gain
+            if family != "transformers":  # transformers imports torch._dynamo and sympy itself (see _lean)
                 lean.enter_context(_lean.dynamo_deferred(torchvision=family == "torchvision"))
+                if family == "torchvision":  # known code only (a user factory may look for sympy): no sympy
+                    lean.enter_context(_lean.plain_shape_checks())
         built = build_model(
             args.model,
             batch_size=args.batch_size,
