@@ -14,7 +14,7 @@ import math
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from fxenergy._files import write_atomic
 from fxenergy.errors import FxEnergyError, UserInputError
@@ -185,15 +185,32 @@ def main(argv: Sequence[str] | None = None) -> int:
         # over new objects only, before the analysis (_collect_from_here).
         gc.disable()
     try:
-        return _COMMANDS[args.command](args)
+        rc = _COMMANDS[args.command](args)
     except FxEnergyError as e:
         if args.debug:
             raise
         print(f"fxenergy: error: {e}", file=sys.stderr)
-        return 2
+        rc = 2
     except KeyboardInterrupt:  # pragma: no cover
         print("fxenergy: interrupted", file=sys.stderr)
         return 130
+    if args.one_shot and args.command == "report":
+        _exit_now(rc)
+    return rc
+
+
+def _exit_now(rc: int) -> NoReturn:
+    """End a one-shot ``report`` without the interpreter's shutdown, which tears down every module of torch
+    & co. and collects every object once more (0.9-1.1 s of a cold ``report resnet18`` here): the atexit
+    handlers run (logging's flush, temporary files, gc.unfreeze), stdout and stderr are flushed, and the
+    output file is already closed (write_atomic). Nothing else the command made needs finalising."""
+    import atexit
+    import os
+
+    atexit._run_exitfuncs()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(rc)
 
 
 def _cmd_report(args: argparse.Namespace) -> int:

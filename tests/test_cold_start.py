@@ -190,12 +190,16 @@ def _report_json(tmp_path, name: str, one_shot: bool, torchvision: bool = True) 
     # (plain_shape_checks) or triton (import_flop_counter) for a torchvision model; main([...]) from
     # Python code imports all four. The garbage collector is on again after either (the one-shot report
     # turns it off until the model is built).
+    # The one-shot command ends the process itself (cli._exit_now, after running atexit handlers), so the
+    # checks run as an atexit handler: a failing one prints to stderr, which must stay empty.
     modules = ("assert [m in sys.modules for m in ('torch._dynamo', 'sympy', 'torch.fx.experimental.symbolic_shapes', "
                f"'triton')] == [{not one_shot}] * 4; ") if torchvision else ""
-    code = ("import gc, sys; from fxenergy.cli import main; sys.argv = ['fxenergy', *sys.argv[1:]]; "
-            f"rc = {call}; {modules}assert gc.isenabled(); sys.exit(rc)")
+    code = ("import atexit, gc, sys; from fxenergy.cli import main; sys.argv = ['fxenergy', *sys.argv[1:]]\n"
+            f"def check():\n    {modules}assert gc.isenabled(); print('checked')\n"
+            f"atexit.register(check)\nsys.exit({call})")
     p = subprocess.run([sys.executable, "-c", code, *argv], capture_output=True, text=True, timeout=300)
     assert p.returncode == 0, p.stderr[-2000:]
+    assert p.stdout.splitlines()[-1:] == ["checked"]
     assert p.stderr == ""  # no warning either (torch's "triton not found" is filtered out)
     return out.read_text()
 
@@ -240,6 +244,8 @@ def test_delegate_is_a_plain_call_until_dynamo_then_torchs_own() -> None:
     finally:
         if saved is not None:
             sys.modules["torch._dynamo"] = saved
+
+    import torch._dynamo  # noqa: F401 - imported now (the test relied on another test of its worker importing it)
 
     assert delegate(2) == 3 and calls == [1, 2]
     assert getattr(fn, "__dynamo_disable") is not delegate  # torch's own disable wrapper, cached where torch caches it
