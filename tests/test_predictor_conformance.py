@@ -64,3 +64,33 @@ def test_predictions_finite_non_negative(backend):
     est = cls().fit(data).predict(gm, profile)
     assert est.node_energy_j
     assert all(math.isfinite(e) and e >= 0 for e in _energies(est))
+
+
+def test_entry_point_backend_loads_and_distributions_are_read_once(tmp_path, monkeypatch) -> None:  # noqa: ANN001
+    """A third-party backend declared in an installed distribution's entry points is registered; the
+    distributions are read once per process (resolving backends asks ~15 times per report)."""
+    from importlib import metadata
+
+    from fxenergy.predictors import PREDICTORS
+    from fxenergy.predictors import interface as itf
+
+    (tmp_path / "fxe_plugin_mod.py").write_text("class Backend:\n    requires = ()\n")
+    info = tmp_path / "fxe_plugin-1.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: fxe-plugin\nVersion: 1.0\n")
+    (info / "entry_points.txt").write_text(f"[{itf.ENTRY_POINT_GROUP}]\nfxe-test-plugin = fxe_plugin_mod:Backend\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    itf._group_entry_points.cache_clear()
+    try:
+        assert itf.load_entry_point_predictors() == ["fxe-test-plugin"]
+        assert PREDICTORS["fxe-test-plugin"].__name__ == "Backend"
+
+        def no_rescan(**_: object) -> None:
+            raise AssertionError("installed distributions read again")
+
+        monkeypatch.setattr(metadata, "entry_points", no_rescan)
+        assert itf.load_entry_point_predictors() == []  # read once; already registered
+    finally:
+        PREDICTORS.pop("fxe-test-plugin", None)
+        itf._LOADED_ENTRY_POINTS.discard("fxe-test-plugin")
+        itf._group_entry_points.cache_clear()
