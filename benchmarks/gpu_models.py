@@ -166,6 +166,24 @@ TRANSFORMERS = {
 }
 
 
+TRANSFORMER_CASES = ((1, 512), (4, 1024), (16, 512), (2, 2048))
+"""(batch, seq) of the full transformer table (cases beyond a config's position table are skipped)."""
+
+
+def transformer_analyses(only: str | None = None, cases: tuple[tuple[int, int], ...] = TRANSFORMER_CASES):  # noqa: ANN201
+    """``(name, batch, seq, analysis)`` of each of :data:`TRANSFORMERS` (or ``only``) at each case, eager attention."""
+    from fxenergy.analysis import analyse
+
+    for name, (kind, cfg) in TRANSFORMERS.items():
+        if only and name != only:
+            continue
+        limit = cfg.get("max_position_embeddings") or cfg.get("n_positions")
+        for batch, seq in cases:
+            if seq <= limit:
+                ids = torch.empty(batch, seq, dtype=torch.long, device="meta")
+                yield name, batch, seq, analyse(_hf(kind, "eager", **cfg), (), example_kwargs={"input_ids": ids})
+
+
 def gpt3(layers: int, d: int, heads: int, attn: str = "sdpa"):  # noqa: ANN201
     return _hf("GPT2", attn, n_layer=layers, n_embd=d, n_head=heads, n_positions=2048)
 

@@ -89,32 +89,23 @@ def inference_shift(variants: dict, quick: bool) -> None:  # noqa: ANN001
 def transformer_shift(only: str | None) -> None:
     """Issue 11's transformer cases (eager attention, fp32, inference): learned / roofline per GPU under each
     schedule (no measurement in the data: reported, never tuned on)."""
-    import torch
-    from gpu_models import IMPLIED, TRANSFORMERS, _hf
+    from gpu_models import IMPLIED, transformer_analyses
 
-    from fxenergy.analysis import analyse, predict
+    from fxenergy.analysis import predict
     from fxenergy.perf.model import SCHEDULES, load_perf_params
     from fxenergy.resolve import resolve
 
     pp = load_perf_params()
     ratios: dict = {(d, s): [] for d in IMPLIED for s in SCHEDULES}
-    for name, (kind, cfg) in TRANSFORMERS.items():
-        if only and name != only:
-            continue
-        limit = cfg.get("max_position_embeddings") or cfg.get("n_positions")
-        for batch, seq in ((1, 512), (4, 1024), (16, 512), (2, 2048)):
-            if seq > limit:
-                continue
-            a = analyse(_hf(kind, "eager", **cfg), (),
-                        example_kwargs={"input_ids": torch.empty(batch, seq, dtype=torch.long, device="meta")})
-            cells = []
-            for d in IMPLIED:
-                roof = float(sum(predict(a, resolve(d, "roofline")).duration_s.values()))
-                r = [_total_s(a, d, pp, s) / roof for s in SCHEDULES]
-                for s, x in zip(SCHEDULES, r):
-                    ratios[(d, s)].append(x)
-                cells.append("/".join(f"{x:.3f}" for x in r))
-            print(f"{name:<12}{batch:>3}{seq:>6} " + " ".join(f"{c:>20}" for c in cells), flush=True)
+    for name, batch, seq, a in transformer_analyses(only):
+        cells = []
+        for d in IMPLIED:
+            roof = float(sum(predict(a, resolve(d, "roofline")).duration_s.values()))
+            r = [_total_s(a, d, pp, s) / roof for s in SCHEDULES]
+            for s, x in zip(SCHEDULES, r):
+                ratios[(d, s)].append(x)
+            cells.append("/".join(f"{x:.3f}" for x in r))
+        print(f"{name:<12}{batch:>3}{seq:>6} " + " ".join(f"{c:>20}" for c in cells), flush=True)
     print("mean learned/roofline per GPU, " + " / ".join(SCHEDULES) + ":")
     for d in IMPLIED:
         if ratios[(d, "max")]:

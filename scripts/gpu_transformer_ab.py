@@ -14,18 +14,15 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from gpu_models import IMPLIED, TRANSFORMERS, _hf  # noqa: E402
+from gpu_models import IMPLIED, transformer_analyses  # noqa: E402
 
-from fxenergy.analysis import analyse, predict  # noqa: E402
+from fxenergy.analysis import predict  # noqa: E402
 from fxenergy.resolve import resolve  # noqa: E402
-
-CASES = ((1, 512), (4, 1024), (16, 512), (2, 2048))
 
 
 def total_s(analysis, device: str, predictor: str, params: str | None = None) -> float:  # noqa: ANN001
@@ -37,23 +34,15 @@ def main(argv: list[str]) -> int:
     only = argv[2] if len(argv) > 2 else None
     ratios: dict[str, tuple[list[float], list[float]]] = {d: ([], []) for d in IMPLIED}
     print(f"{'model':<12}{'b':>3}{'seq':>6}" + "".join(f"{d:>24}" for d in IMPLIED))
-    for name, (kind, cfg) in TRANSFORMERS.items():
-        if only and name != only:
-            continue
-        limit = cfg.get("max_position_embeddings") or cfg.get("n_positions")
-        for batch, seq in CASES:
-            if seq > limit:
-                continue
-            a = analyse(_hf(kind, "eager", **cfg), (),
-                        example_kwargs={"input_ids": torch.empty(batch, seq, dtype=torch.long, device="meta")})
-            cells = []
-            for d in IMPLIED:
-                roof = total_s(a, d, "roofline")
-                o, n = total_s(a, d, "learned", old) / roof, total_s(a, d, "learned", new) / roof
-                ratios[d][0].append(o)
-                ratios[d][1].append(n)
-                cells.append(f"{roof * 1e3:8.1f}ms x{o:4.2f}->{n:4.2f}")
-            print(f"{name:<12}{batch:>3}{seq:>6}" + "".join(f"{c:>24}" for c in cells), flush=True)
+    for name, batch, seq, a in transformer_analyses(only):
+        cells = []
+        for d in IMPLIED:
+            roof = total_s(a, d, "roofline")
+            o, n = total_s(a, d, "learned", old) / roof, total_s(a, d, "learned", new) / roof
+            ratios[d][0].append(o)
+            ratios[d][1].append(n)
+            cells.append(f"{roof * 1e3:8.1f}ms x{o:4.2f}->{n:4.2f}")
+        print(f"{name:<12}{batch:>3}{seq:>6}" + "".join(f"{c:>24}" for c in cells), flush=True)
     print("mean learned/roofline, OLD -> NEW:")
     for d, (o, n) in ratios.items():
         if o:
