@@ -37,6 +37,7 @@ import torch
 from fxenergy.records import DURATION, ENERGY, META_KEY, NodeDuration, NodeEnergy
 
 if TYPE_CHECKING:
+    from fxenergy.hardware import HardwareProfile
     from fxenergy.passes.working_sets import ModelWorkingSets
     from fxenergy.resolve import Setup
     from fxenergy.result import Result, Row
@@ -293,7 +294,7 @@ def predict(analysis: Analysis, setup: Setup) -> Prediction:
 _OPTIMIZER_STATES = {"adamw": 2, "sgd": 0, "sgd-momentum": 1}
 
 
-def _memory_notes(info: Mapping[str, Any], profile: Any) -> list[str]:
+def _memory_notes(info: Mapping[str, Any], profile: HardwareProfile) -> list[str]:
     """A note when the model's resident state cannot fit the device's memory: parameters and buffers, and in
     training also a gradient and the optimizer's state per trainable parameter (activations not counted, so
     the need is a lower bound). The figure is still computed, as if one device could hold the model."""
@@ -303,7 +304,7 @@ def _memory_notes(info: Mapping[str, Any], profile: Any) -> list[str]:
         need += int(info.get("trainable_param_bytes", info.get("param_bytes", 0))) * (
             1 + _OPTIMIZER_STATES.get(str(info.get("optimizer")), 2))
         what = "parameters, buffers, gradients and optimizer state"
-    have = getattr(profile, "memory_bytes", 0)
+    have = profile.memory_bytes
     if not have or need <= have:
         return []
     return [f"the model's {what} need at least {need / 1e9:.4g} GB, more than {profile.name}'s "

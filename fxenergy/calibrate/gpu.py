@@ -30,13 +30,16 @@ import statistics
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 
 from fxenergy.errors import UserInputError
 from fxenergy.perf.kernels import Kernel, conv_kernel, gemm_kernel, memory_kernel, winograd_eligible
+
+if TYPE_CHECKING:
+    from fxenergy.hardware import HardwareProfile
 
 __all__ = ["GpuBench", "GPU_BENCHES", "fit_learned_correction", "learned_section", "load_learned_correction",
            "run_learned_calibration", "cuda_timer", "check_cuda"]
@@ -228,7 +231,7 @@ def learned_section(correction: Mapping[str, Any], model: Any, *, source: str) -
     }
 
 
-def run_learned_calibration(profile: Any, *, timer: Timer | None = None, device: str = "cuda",
+def run_learned_calibration(profile: HardwareProfile, *, timer: Timer | None = None, device: str = "cuda",
                             benches: Sequence[GpuBench] = GPU_BENCHES,
                             progress: Callable[[str, int, int], None] | None = None) -> dict[str, Any]:
     """Time ``benches`` (with ``timer``, default :func:`cuda_timer` on ``device``) and return the
