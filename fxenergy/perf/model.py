@@ -248,6 +248,7 @@ class LearnedGPUModel:
                  conv_tf32: bool | None = None, power_limit_w: float | None = None,
                  correction: Mapping[str, Any] | None = None, sdpa: str | None = None, schedule: str | None = None):
         self.params = params if isinstance(params, PerfParams) else load_perf_params(params or DEFAULT_PARAMS)
+        self._lower: LowerBound | None = None  # made on the first fused attention node (_node_floor_s)
         # a calibration's per-family corrections (fxenergy.calibrate.gpu): log-scale on kernel durations,
         # offset on the board-power fraction; empty = the shipped model as fitted
         self.sdpa = sdpa or SDPA_PRICING
@@ -397,25 +398,15 @@ class LearnedGPUModel:
         foreach = self._foreach_optimizer(nodes, t_node, host_kernel)
         from fxenergy.perf.kernels import family_of_op
 
-        least_node = [self.floor_s("elementwise") if trace.phase in SETTING_FLOOR_PHASES else self.params.dispatch_floor_s
-                      for (_n, _c, trace, _f) in nodes]
+        least_node = [self._least_floor_s(trace.phase) for (_n, _c, trace, _f) in nodes]
         scheduled = None
         if self.schedule != "max":
             scheduled = self._schedule(nodes, call_of, k_call, floor_call, host_kernel, least_node, saved_node, b_node)
-        lower = None
         for i, (node, cost, trace, is_fused) in enumerate(nodes):
-            # a fused attention node's own cost figures are its math decomposition's (S x S scores in DRAM),
-            # which the fused kernel never moves: its bound is the sum of its kernels' bounds
-            bound = float(b_node[i]) if is_fused else self.node_bound_s(cost, trace)
-            if is_fused:
-                # ... but never below the physical bound every estimate is checked against
-                # (fxenergy.predictors.bounds: the node's cost at the highest peak, its bytes at DRAM bandwidth
-                # when they exceed the largest cache), else a 3xTF32-priced attention node can break it
-                if lower is None:
-                    lower = LowerBound(self.profile)
-                bound = max(bound, lower(cost, trace))
-            self._bounds[node.name] = bound  # the power model's utilisation is over the direct-count bound
-            floor = self.node_bound_s(cost, trace, float(saved_node[i])) if saved_node[i] > 0 and not is_fused else bound
+            floor = self._node_floor_s(i, nodes, saved_node, b_node)
+            # the power model's utilisation is over the direct-count bound (a Winograd node's floor counts less)
+            bound = floor if is_fused or not saved_node[i] else self.node_bound_s(cost, trace)
+            self._bounds[node.name] = bound
             if scheduled is not None:  # the node's increment of the GPU timeline (its bound is in its kernel time)
                 t = float(scheduled[i])
             else:
@@ -423,12 +414,22 @@ class LearnedGPUModel:
             put_record(node, DURATION, NodeDuration(t, "learned", family_of_op(cost.op)))
 
     def _node_floor_s(self, i: int, nodes: list[Any], saved_node: np.ndarray, b_node: np.ndarray) -> float:
-        """The least duration node ``i`` may have: its roofline bound (Winograd-aware; a fused attention node's
-        kernels' bound, never below the physical LowerBound), as :meth:`annotate` floors it."""
+        """The least duration node ``i`` may have: its roofline bound (Winograd-aware). A fused attention node's
+        own cost figures are its math decomposition's (S x S scores in DRAM), which the fused kernel never moves:
+        its bound is the sum of its kernels' bounds, but never below the physical bound every estimate is checked
+        against (fxenergy.predictors.bounds: the node's cost at the highest peak, its bytes at DRAM bandwidth when
+        they exceed the largest cache), else a 3xTF32-priced attention node can break it."""
         _node, cost, trace, is_fused = nodes[i]
         if is_fused:
-            return max(float(b_node[i]), LowerBound(self.profile)(cost, trace))
+            if self._lower is None:
+                self._lower = LowerBound(self.profile)
+            return max(float(b_node[i]), self._lower(cost, trace))
         return self.node_bound_s(cost, trace, float(saved_node[i]))
+
+    def _least_floor_s(self, phase: str) -> float:
+        """The dispatch floor a call with no kernel of its own pays in ``phase``: the setting's lightest
+        (elementwise) floor in :data:`SETTING_FLOOR_PHASES`, else the pooled one."""
+        return self.floor_s("elementwise") if phase in SETTING_FLOOR_PHASES else self.params.dispatch_floor_s
 
     def _schedule(self, nodes: list[Any], call_of: list[int], k_call: np.ndarray, floor_call: np.ndarray,
                   host_kernel: Mapping[int, tuple[float, float]], least_node: list[float], saved_node: np.ndarray,
@@ -504,7 +505,7 @@ class LearnedGPUModel:
             per = [memory_kernel("elementwise", max(rows // launches, 1), 1, torch.float32, total / launches,
                                  float(rows) / launches)] * launches
             t_k, _ = self.kernel_durations_s(per)
-            least = self.floor_s("elementwise") if "optimizer" in SETTING_FLOOR_PHASES else self.params.dispatch_floor_s
+            least = self._least_floor_s("optimizer")
             t_stmt = float(np.maximum(t_k, least).sum())
             for i, b in zip(members, nbytes):
                 share = b / total if total > 0 else 1.0 / len(members)
