@@ -63,7 +63,8 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-__all__ = ["import_torchvision", "dynamo_deferred", "disable_wrappers", "plain_shape_checks", "import_flop_counter"]
+__all__ = ["import_torchvision", "dynamo_deferred", "disable_wrappers", "plain_shape_checks", "import_flop_counter",
+           "hidden_packages"]
 
 _DYNAMO = "torch._dynamo"
 _CACHE = "__dynamo_disable"  # the attribute torch._compile._disable_dynamo caches its wrapper in
@@ -132,6 +133,22 @@ def _placeholder(name: str, placeholders: dict[str, types.ModuleType], why: str)
     module = types.ModuleType(name, why)
     module.__getattr__ = getattr_  # type: ignore[method-assign]
     return module
+
+
+@contextmanager
+def hidden_packages(*names: str) -> Iterator[tuple[str, ...]]:
+    """While the body runs, ``import NAME`` raises ImportError for each of ``names`` not yet imported
+    (``sys.modules[NAME] = None``, Python's documented way, so ``importlib.util.find_spec`` answers None too);
+    yields the names hidden. On exit they import normally again."""
+    hidden = tuple(n for n in names if n not in sys.modules)
+    for name in hidden:
+        sys.modules[name] = None  # type: ignore[assignment]
+    try:
+        yield hidden
+    finally:
+        for name in hidden:
+            if name in sys.modules and sys.modules[name] is None:
+                del sys.modules[name]
 
 
 def _remove(placeholders: dict[str, types.ModuleType]) -> None:
@@ -421,12 +438,10 @@ def import_flop_counter() -> bool:
 
     log = logging.getLogger(_FLOP_COUNTER)
     log.addFilter(not_the_triton_warning)
-    sys.modules["triton"] = None  # type: ignore[assignment] # `import triton` raises ImportError
     try:
-        module = importlib.import_module(_FLOP_COUNTER)
+        with hidden_packages("triton"):
+            module = importlib.import_module(_FLOP_COUNTER)
     finally:
-        if "triton" in sys.modules and sys.modules["triton"] is None:
-            del sys.modules["triton"]
         log.removeFilter(not_the_triton_warning)
     module._JITFunction = LazyJITFunction  # type: ignore[attr-defined]
     return True

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 import torch
 from torch import nn
 
+from .._lean import hidden_packages
 from ..errors import UserInputError
 from .catalog import CONFIG_DIR, bundled
 
@@ -40,20 +40,15 @@ def without_unused_extras() -> Iterator[tuple[str, ...]]:
     except Exception:  # noqa: BLE001 - no transformers, or a layout this does not know: hide nothing
         yield ()
         return
-    hidden = tuple(n for n in UNUSED_EXTRAS if n not in sys.modules)
     caches = [f for f in vars(import_utils).values() if callable(getattr(f, "cache_clear", None))]
-    for name in hidden:
-        sys.modules[name] = None  # type: ignore[assignment]
-    for f in caches:
-        f.cache_clear()
-    try:
-        yield hidden
-    finally:
-        for name in hidden:
-            if name in sys.modules and sys.modules[name] is None:
-                del sys.modules[name]
+    with hidden_packages(*UNUSED_EXTRAS) as hidden:
         for f in caches:
             f.cache_clear()
+        try:
+            yield hidden
+        finally:
+            for f in caches:
+                f.cache_clear()
 
 
 def build(name: str, *, seq_len: int, image_size: int | None, dtype: torch.dtype,
