@@ -331,16 +331,23 @@ def time_case(name: str, batch: int, size: int | None, repeats: int, budget_s: f
     return best
 
 
+def _trace_median(cal_path: str, key: str, before: float, after: float, what: str) -> tuple[float, str]:
+    """(median of the ``key`` readings of the calibration's speed trace, or the mean of ``before`` and ``after``, the
+    readings this process took around the calibration, for a file without them; and which of the two it is)."""
+    trace = json.loads(Path(cal_path).read_text()).get("speed_trace") or []
+    readings = [p[key] for p in trace if key in p]
+    if readings:
+        return statistics.median(readings), f"median of the calibration's {len(readings)} {what}"
+    return (before + after) / 2, f"mean of the {what} before and after it"
+
+
 def reference_canary(cal_path: str, before: dict[str, float], after: dict[str, float]) -> tuple[float, str]:
     """(GFLOP/s, where it came from) of the machine state the cases are timed against: the median of the calibration's
     own speed trace (the state its fit put every measurement on, ``fitting.normalise_drift``), or, for a file without
     a trace, the mean of the two canaries this process took around the calibration. A single canary reading is
     bimodal on this VM (5-16% of readings near half speed for about a second, session cpu15), so two readings can put
     the reference a quarter low and let a slowed host's timings through the re-time rule; the trace holds ~40."""
-    trace = json.loads(Path(cal_path).read_text()).get("speed_trace") or []
-    if trace:
-        return statistics.median(p["gflops"] for p in trace), f"median of the calibration's {len(trace)} canaries"
-    return (before["canary_gflops"] + after["canary_gflops"]) / 2, "mean of the canaries before and after it"
+    return _trace_median(cal_path, "gflops", before["canary_gflops"], after["canary_gflops"], "canaries")
 
 
 def reference_sustained(cal_path: str, before: float, after: float) -> tuple[float, str]:
@@ -348,11 +355,7 @@ def reference_sustained(cal_path: str, before: float, after: float) -> tuple[flo
     are compared with: the median of the sustained readings the calibration's own speed trace took (like with like:
     the same kind of reading, in the process that measured the calibration), or, for a file without them, the mean of
     the two sustained readings this process took around the calibration."""
-    trace = json.loads(Path(cal_path).read_text()).get("speed_trace") or []
-    sustained = [p["sustained_gflops"] for p in trace if "sustained_gflops" in p]
-    if sustained:
-        return statistics.median(sustained), f"median of the calibration's {len(sustained)} sustained canaries"
-    return (before + after) / 2, "mean of the sustained canaries before and after it"
+    return _trace_median(cal_path, "sustained_gflops", before, after, "sustained canaries")
 
 
 def level_removed_stats(preds: list[float], meas: list[float]) -> dict[str, float]:
