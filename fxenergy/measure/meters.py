@@ -107,16 +107,16 @@ class WallClockMeter:
         self.why = why
 
     def begin(self) -> None:
-        pass
+        """Nothing to start: a wall-clock meter reads no counter (the caller times the window)."""
 
     def poll(self) -> None:
-        pass
+        """Nothing to read: no counter can wrap."""
 
     def end(self) -> dict[str, float]:
         return {}
 
     def close(self) -> None:
-        pass
+        """Nothing to release."""
 
 
 class RaplMeter:
@@ -187,7 +187,7 @@ class RaplMeter:
         return _check_window({d: uj / 1e6 for d, uj in zip(self.domains, self._acc)}, seconds, "rapl")
 
     def close(self) -> None:
-        pass
+        """Nothing to release: each read opens and closes its sysfs file."""
 
 
 def _read_name(p: Path) -> str:
