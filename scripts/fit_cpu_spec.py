@@ -423,6 +423,8 @@ def main(argv: list[str] | None = None) -> int:
                     "(cpu_latency*.py timings files) and B's AlexNet/VGG runs")
     ap.add_argument("--record", type=Path, default=Path("/tmp/cpu_spec_models.json"),
                     help="where the recorded whole models are kept (.A.json, .B.json; made if missing, delete to redo)")
+    ap.add_argument("--model-layers-first", action="store_true",
+                    help="fit a class on rows from model layers alone where it has any (MODEL_SOURCES; a variant)")
     ap.add_argument("--per-class", action="store_true", help="print each class's rows")
     ap.add_argument("--per-case", action="store_true", help="print each whole-model case")
     ap.add_argument("--per-source", action="store_true", help="fit A on each calibration file alone (stability)")
@@ -433,6 +435,9 @@ def main(argv: list[str] | None = None) -> int:
         args.rows.write_bytes(gzip.compress(json.dumps(doc, separators=(",", ":")).encode(), 9, mtime=0))
         print(f"wrote {args.rows}: {len(doc['rows'])} rows")
     doc = read_rows(args.rows)
+    if args.model_layers_first:
+        global MODEL_SOURCES
+        MODEL_SOURCES = frozenset({"architecture-layers"})
     eff, src = derive(doc)
     fa, fb = fit_cpu(doc, "A"), fit_cpu(doc, "B")
     ra, rb = relative(fa), relative(fb)
@@ -460,7 +465,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.models is not None:
         recs = {}
         for which, path in (("B", args.record.with_suffix(".B.json")), ("A", args.record.with_suffix(".A.json"))):
-            if which == "A" and not args.models:
+            if which == "A" and not args.models and not path.exists():
                 continue
             if not path.exists():
                 path.write_text(json.dumps(record_b(args.data) if which == "B" else record_a(args.models)))
