@@ -33,7 +33,7 @@ stays the one stated assumption), and per class (:func:`derive`):
   leave-one-CPU-out test per class, :func:`transfers`): the geometric mean of the two ("two CPUs");
 * only A measured it (grouped and depthwise convolutions, batched matmuls, normalisation, reductions, gathers, layout
   copies): A's figure ("CPU A only": one CPU, stable over six calibration sessions, not validated on another);
-* else the stated figure stays ("stated": the two CPUs disagree, e.g. ``tanh`` 0.04 vs 0.6 of spec bandwidth).
+* else the stated figure stays ("stated": the two CPUs disagree, e.g. ``tanh`` at 0.035 vs 0.49, relative).
 
 Figures are capped at 1 (:data:`CAP`) and rounded to 3 digits. Leave-one-CPU-out (:func:`held_out`): each CPU priced with
 the other CPU's relative figures for the classes derived from data, stated ones elsewhere.
