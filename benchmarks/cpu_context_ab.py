@@ -30,6 +30,7 @@ from __future__ import annotations
 import argparse
 import collections
 import json
+import resource
 import statistics
 import sys
 import time
@@ -56,6 +57,13 @@ grouped, channel-shuffle, transformer)."""
 assert not set(CASES) & set(cl.CASES)
 EVICT_BYTES = 64 << 20
 """Bytes rewritten before each cold call: twice the 32 MiB L3 (shared with other tenants) of this VM."""
+EVICT_L2_BYTES = 4 << 20
+"""Bytes rewritten before each call of the ``L`` replay: twice the two cores' 1 MiB L2s, a sixteenth of the L3, so
+that the call's inputs and weights come from the L3 (where they were not evicted from it by others)."""
+PARTS = ("A", "H", "B", "C")
+"""The parts of a cycle by default; ``--more`` adds ``L`` (replay after evicting the L2s only) and ``S`` (every
+recorded call timed once, in the model's order, 3 sweeps, per call the median: the model's sequence without its
+data flow, each call's inputs being its own recorded copy)."""
 REPEATS = 3
 
 
@@ -132,7 +140,21 @@ def time_replay(calls: list, evict: torch.Tensor | None) -> list[float]:
     return out
 
 
-def run_case(name: str, batch: int, side: int, cal: str, cycles: int, gen: torch.Generator, fh: Any) -> None:
+def time_sequence(calls: list) -> list[float]:
+    """Per recorded call, the median over 3 sweeps of its time when the calls run once each, in the model's order."""
+    sweeps = []
+    for _ in range(REPEATS):
+        ts = []
+        for _qn, m, a, k in calls:
+            t = time.perf_counter()
+            m(*a, **k)
+            ts.append(time.perf_counter() - t)
+        sweeps.append(ts)
+    return [statistics.median(v) for v in zip(*sweeps)]
+
+
+def run_case(name: str, batch: int, side: int, cal: str, cycles: int, gen: torch.Generator, fh: Any,
+             parts: tuple[str, ...] = PARTS) -> None:
     built = cl.build(name, batch, side)
     an = analyse(built.model, built.args, example_kwargs=built.kwargs, name=name)
     pred = predict(an, resolve(cal, "physical"))
@@ -156,7 +178,7 @@ def run_case(name: str, batch: int, side: int, cal: str, cycles: int, gen: torch
                 nodes_of[owners.pop()].append(n.name)
     model = cl.real_model(built, name, side)
     xs, kw = cl.real_inputs(built, gen)
-    evict = torch.zeros(EVICT_BYTES // 4)
+    evict, evict_l2 = torch.zeros(EVICT_BYTES // 4), torch.zeros(EVICT_L2_BYTES // 4)
     with torch.no_grad():
         calls = record_calls(model, xs, kw)
         names = [c[0] for c in calls]
@@ -167,18 +189,23 @@ def run_case(name: str, batch: int, side: int, cal: str, cycles: int, gen: torch
         matched = sum(1 for qn in set(names) if qn in pred_of)
         with cl.machine_lock(cl.LOCK):
             for k in range(cycles):
-                parts = ["A", "H", "B", "C"]
-                order = parts[k % 4:] + parts[:k % 4]
+                order = list(parts[k % len(parts):] + parts[:k % len(parts)])
                 row: dict[str, Any] = {"model": name, "batch": batch, "side": side, "cycle": k, "order": order,
-                                       "t_unix": time.time(), "canary_gflops": speed_canary()["canary_gflops"]}
+                                       "t_unix": time.time()} | speed_canary()
                 with cl.CpuWatch() as watch:
                     for part in order:
+                        flt0 = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
                         if part == "A":
                             row["A_s"] = time_whole(model, xs, kw)
                         elif part == "H":
                             row["H_s"], row["H_calls_s"] = time_hooked(model, xs, kw)
+                        elif part == "S":
+                            row["S_calls_s"] = time_sequence(calls)
                         else:
-                            row[f"{part}_calls_s"] = time_replay(calls, evict if part == "C" else None)
+                            row[f"{part}_calls_s"] = time_replay(calls, {"C": evict, "L": evict_l2}.get(part))
+                        # minor page faults (MiB) over the part: 4 passes for A and H, 3 calls per module for B and C
+                        row[f"{part}_fault_mib"] = ((resource.getrusage(resource.RUSAGE_SELF).ru_minflt - flt0)
+                                                    * cl.PAGE_BYTES / 2**20)
                 row["others_share"] = watch.share
                 row |= {"calls": names, "families": [fam_of.get(qn, "?") for qn in names],
                         "pred_s": float(sum(pred.duration_s.values())), "pred_cov_s": pred_cov,
@@ -197,13 +224,22 @@ def _q(v: list[float]) -> str:
     return f"{np.median(v):.2f} ({np.percentile(v, 10):.2f}-{np.percentile(v, 90):.2f})"
 
 
+MAX_OTHERS_SHARE = 0.05
+"""Cycles during which other processes used more of the CPUs than this are left out of the summary (as
+cpu_latency.py re-times a case whose share is over 5%)."""
+
+
 def analyse_rows(paths: list[str]) -> None:
     rows = [json.loads(line) for p in paths for line in Path(p).read_text().splitlines() if line.strip()]
+    kept = [r for r in rows if (r["others_share"] or 0.0) <= MAX_OTHERS_SHARE]
+    print(f"{len(kept)} of {len(rows)} cycles kept (others <= {MAX_OTHERS_SHARE:.0%} of the CPUs)")
+    rows = kept
     by: dict[tuple, list[dict]] = collections.defaultdict(list)
     for r in rows:
         by[(r["model"], r["batch"], r["side"])].append(r)
-    print("| case | cycles | A ms | cover | matched | A/B | A/C | Hcov/B | Hcov/C | pred/A | pred_cov/B | pred_cov/C | pred_cov/Hcov |")
-    print("|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|")
+    print("| case | cycles | A ms | pred ms | between ms: A-Hcov / pred | cover | matched | A/B | A/C | Hcov/B | Hcov/C | pred/A | pred_cov/B | pred_cov/C | pred_cov/Hcov |")
+    print("|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|")
+    cols: list[list[float]] = []
     fam: dict[str, list[list[float]]] = collections.defaultdict(lambda: [[], [], [], []])
     for (m, b, s), rs in by.items():
         A = [r["A_s"] for r in rs]
@@ -217,8 +253,13 @@ def analyse_rows(paths: list[str]) -> None:
         cover = statistics.median(h / w for h, w in zip(Hc, H))
         ratio = lambda x, y: [u / v for u, v in zip(x, y)]  # noqa: E731
         match = statistics.median(x / y for x, y in zip(Hm, Hc))
-        print(f"| {m} b{b}/{s} | {len(rs)} | {statistics.median(A) * 1e3:.1f} | {cover:.0%} | {match:.0%} | "
-              f"{_q(ratio(A, B))} | "
+        between = statistics.median(a - h for a, h in zip(A, Hc))  # functional ops and Python between leaf modules
+        cols.append([statistics.median(v) for v in (ratio(A, B), ratio(A, C), ratio(Hc, B), ratio(Hc, C),
+                                                   [p / a for a in A], [pc / x for x in Bm], [pc / x for x in Cm],
+                                                   [pc / x for x in Hm])])
+        print(f"| {m} b{b}/{s} | {len(rs)} | {statistics.median(A) * 1e3:.1f} | {p * 1e3:.1f} | "
+              f"{between * 1e3:.1f} / {(p - pc) * 1e3:.1f} | "
+              f"{cover:.0%} | {match:.0%} | {_q(ratio(A, B))} | "
               f"{_q(ratio(A, C))} | {_q(ratio(Hc, B))} | {_q(ratio(Hc, C))} | {_q([p / a for a in A])} | "
               f"{_q([pc / x for x in Bm])} | {_q([pc / x for x in Cm])} | {_q([pc / x for x in Hm])} |")
         for r in rs:
@@ -234,6 +275,45 @@ def analyse_rows(paths: list[str]) -> None:
             for f, (h, bb, cc, pp) in acc.items():
                 for i, v in enumerate((h, bb, cc, pp)):
                     fam[f][i].append(v)
+    if cols:
+        meds = " | ".join(f"{statistics.median(c):.2f}" for c in zip(*cols))
+        print(f"| median over cases | | | | | | | {meds} |")
+    print("\nWhere A - pred goes (ms, medians over cycles; share of A): between = (A - Hcov) - (pred - pred_cov), "
+          "context = Hcov - B, isolated = B - pred_cov over the modules with fx nodes, unmatched = B of the others")
+    print("| case | A ms | A - pred | between | context | isolated | unmatched |")
+    print("|---|--:|--:|--:|--:|--:|--:|")
+    for (m, b, s), rs in by.items():
+        def med(f: Any, rs: list[dict] = rs) -> float:
+            return statistics.median(f(r) for r in rs)
+        a, p, pc = med(lambda r: r["A_s"]), rs[0]["pred_s"], rs[0]["pred_cov_s"]
+        parts = (a - p, med(lambda r: r["A_s"] - sum(r["H_calls_s"])) - (p - pc),
+                 med(lambda r: sum(r["H_calls_s"]) - sum(r["B_calls_s"])),
+                 med(lambda r: sum(v for v, ok in zip(r["B_calls_s"], r["matched"]) if ok)) - pc,
+                 med(lambda r: sum(v for v, ok in zip(r["B_calls_s"], r["matched"]) if not ok)))
+        print(f"| {m} b{b}/{s} | {a * 1e3:.1f} | " + " | ".join(f"{x * 1e3:+.1f} ({x / a:+.0%})" for x in parts) + " |")
+    more = [r for r in rows if "L_calls_s" in r and "S_calls_s" in r]
+    if more:
+        print("\nWith the L (L2s evicted) and S (model order, once each) replays: medians over cycles (p10-p90)")
+        print("| case | cycles | Hcov/B | Hcov/L | Hcov/S | Hcov/C | pred_cov/L | pred_cov/S |")
+        print("|---|--:|--:|--:|--:|--:|--:|--:|")
+        mby: dict[tuple, list[dict]] = collections.defaultdict(list)
+        for r in more:
+            mby[(r["model"], r["batch"], r["side"])].append(r)
+        for (m, b, s), rs in mby.items():
+            sums = {k: [sum(v for v, ok in zip(r[f"{k}_calls_s"], r["matched"]) if ok) for r in rs] for k in "HBLSC"}
+            pc = rs[0]["pred_cov_s"]
+            print(f"| {m} b{b}/{s} | {len(rs)} | " + " | ".join(
+                _q([h / x for h, x in zip(sums["H"], sums[k])]) for k in "BLSC") + " | " +
+                " | ".join(_q([pc / x for x in sums[k]]) for k in "LS") + " |")
+        cls: dict[str, list[float]] = collections.defaultdict(lambda: [0.0] * 5)
+        for r in more:
+            for i, (f, ok) in enumerate(zip(r["families"], r["matched"])):
+                for j, k in enumerate("HBLSC"):
+                    cls[f if ok else "(no fx node)"][j] += r[f"{k}_calls_s"][i]
+        print("\n| class | H ms (sum) | H/B | H/L | H/S | H/C |")
+        print("|---|--:|--:|--:|--:|--:|")
+        for f, (h, bb, ll, ss, cc) in sorted(cls.items(), key=lambda kv: -kv[1][0]):
+            print(f"| {f} | {h * 1e3:.0f} | {h / bb:.2f} | {h / ll:.2f} | {h / ss:.2f} | {h / cc:.2f} |")
     print("\nPer kernel class, all cases and cycles pooled (sums; ratios of the sums):")
     print("| class | H ms (sum over cycles) | H/B | H/C | pred/B | pred/H |")
     print("|---|--:|--:|--:|--:|--:|")
@@ -248,6 +328,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("cases", nargs="*", help="MODEL:BATCH:SIDE (default: CASES)")
     p.add_argument("--out", default="/tmp/fxenergy-cpu_context_ab.jsonl")
     p.add_argument("--cycles", type=int, default=8)
+    p.add_argument("--more", action="store_true", help="add the L and S parts to each cycle")
     p.add_argument("--analyse", nargs="*", help="JSONL files to summarise (nothing is timed)")
     args = p.parse_args(argv)
     warnings.filterwarnings("ignore")
@@ -259,7 +340,7 @@ def main(argv: list[str] | None = None) -> int:
     gen = torch.Generator().manual_seed(0)
     with open(args.out, "a") as fh:
         for name, b, s in cases:
-            run_case(name, b, s, args.calibration, args.cycles, gen, fh)
+            run_case(name, b, s, args.calibration, args.cycles, gen, fh, PARTS + ("L", "S") if args.more else PARTS)
     analyse_rows([args.out])
     return 0
 
