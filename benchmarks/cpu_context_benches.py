@@ -38,6 +38,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--sweeps", type=int, default=3)
     p.add_argument("--full", action="store_true", help="the full calibration's benchmarks, not --quick's")
     p.add_argument("--calibration", help="a calibration file of the same benchmarks: also S / its median_s")
+    p.add_argument("--write-sequence", metavar="NEW.json",
+                   help="with --calibration: write a copy of it whose measurements' median_s are the S times "
+                        "(for benchmarks/cpu_refit.py: the same rows fitted on once-in-sequence times)")
+    p.add_argument("--write-hot", metavar="NEW.json",
+                   help="with --calibration: the same with the B times (back to back, same moment and inputs as S)")
     args = p.parse_args(argv)
     warnings.filterwarnings("ignore")
     gen = torch.Generator().manual_seed(0)
@@ -66,6 +71,17 @@ def main(argv: list[str] | None = None) -> int:
             seq = [statistics.median(v) for v in zip(*sweeps)]
             held_s = time.perf_counter() - t_start
     print(f"{len(benches)} benchmarks, lock held {held_s:.1f} s, other processes {watch.share or 0:.0%} of the CPUs")
+    for out, times, what in ((args.write_sequence, seq, "once-in-sequence"), (args.write_hot, hot, "back-to-back")):
+        if not (args.calibration and out):
+            continue
+        doc = json.loads(Path(args.calibration).read_text())
+        t_of = {(b.family, b.op, json.dumps(b.shapes()), json.dumps(dict(b.kwargs), sort_keys=True)): t
+                for b, t in zip(benches, times)}
+        for m in doc["measurements"]:
+            m["median_s"] = t_of[(m["family"], m["op"], json.dumps(m["shape"]), json.dumps(m["params"], sort_keys=True))]
+        doc["notes"] = [*doc.get("notes", []), f"measurements' median_s replaced by {what} times "
+                        "(benchmarks/cpu_context_benches.py): a development file, not a calibration"]
+        Path(out).write_text(json.dumps(doc))
     cal = [float("nan")] * len(benches)
     if args.calibration:
         rows = {(m["family"], m["op"], json.dumps(m["shape"]), json.dumps(m["params"], sort_keys=True)): m["median_s"]
