@@ -43,6 +43,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
 import cpu_latency as cl  # noqa: E402
+from _timing import median_time  # noqa: E402
 
 from fxenergy.analysis import analyse, predict  # noqa: E402
 from fxenergy.calibrate.timing import speed_canary  # noqa: E402
@@ -95,13 +96,7 @@ def record_calls(model: torch.nn.Module, xs: tuple, kw: dict) -> list[tuple[str,
 
 
 def time_whole(model: torch.nn.Module, xs: tuple, kw: dict) -> float:
-    model(*xs, **kw)
-    ts = []
-    for _ in range(REPEATS):
-        t = time.perf_counter()
-        model(*xs, **kw)
-        ts.append(time.perf_counter() - t)
-    return statistics.median(ts)
+    return median_time(lambda: model(*xs, **kw), REPEATS)
 
 
 def time_hooked(model: torch.nn.Module, xs: tuple, kw: dict) -> tuple[float, list[float]]:
