@@ -358,15 +358,15 @@ layers of MNASNet 0.5 at batch 64 / 128 px took 2.1x their prediction and those 
 POINTWISE_MIN_PIXELS = 0
 """A ``conv_pointwise`` row whose input map has fewer pixels than this (2: a 1x1 convolution on a 1x1 map, the
 calibration's squeeze-excitation rows) is left out of the class's law (:func:`pointwise_law_rows`); 0 (the default)
-keeps every row. Such a call is a matrix-vector product of per-call cost 30-370 us for 0.1-14 MFLOP on this project's
-VM (2-31 GFLOP/s, quick calibration of 1 Dec 17:30 UTC), and in a FLOP law over every 1x1 row they set the law's small
+keeps every row. Such a call is a matrix-vector product of per-call cost 33-470 us for 0.1-14.5 MFLOP on this
+project's VM (2-31 GFLOP/s, quick calibration of 1 Dec 17:30 UTC), and in a FLOP law over every 1x1 row they set the law's small
 end: it prices the 1x1 layers of batch-1 networks at 5-30 MFLOP (7-14 px maps) at 1.5-2.3x their time replayed alone
 and 1.3-1.9x their time inside the model (RegNet-X-400MF's 400 -> 400 at 7 px: 356 us predicted, 125-165 us alone,
 170-230 us in the model; ``benchmarks/cpu_isolated_diag.py``, session cpu20). **Off**: leaving the rows out (2) mends
-those layers but fails on whole development models against its paired control (session cpu20, docs/validation.md:
-better on one timing of the development set, worse in median, mean and worst on a fresh one), because that over-price
-offsets the in-model slowdown of the memory-bound ops that the calibration's back-to-back timing does not see
-(session cpu18). ``benchmarks/cpu_refit.py --drop-1px-pointwise`` for the A/B."""
+those layers but fails on whole development models against its paired control in seven of twelve (rows, timing)
+pairings, both with a fresh calibration (session cpu20, docs/validation.md): the over-price offsets errors of the other
+sign that stay (the in-model slowdown of memory-bound ops, session cpu18, and others not found).
+``benchmarks/cpu_refit.py --drop-1px-pointwise`` for the A/B."""
 
 
 def pointwise_law_rows(rows: Sequence[Measurement]) -> list[Measurement]:
