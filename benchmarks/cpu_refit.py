@@ -1,7 +1,7 @@
 """Refit a CPU calibration file's kernel-class curves with the current fitting code (no re-measuring).
 
     uv run python benchmarks/cpu_refit.py OLD.json NEW.json [--no-weight-term] [--no-activation-term] [--no-drift-correction]
-        [--free-per-byte]
+        [--free-per-byte] [--drop-1px-pointwise]
 
 Reads the microbenchmark measurements a ``fxenergy calibrate`` file keeps, fits them again with
 :func:`fxenergy.calibrate.fit_cpu_perf` (same peaks, threads, dispatch cost, page-fault cost and DRAM
@@ -53,7 +53,13 @@ def main(argv: list[str] | None = None) -> int:
                    help="choose every per-byte term freely on its grid, none anchored to the DRAM copy rate (before cpu16)")
     p.add_argument("--no-drift-correction", action="store_true",
                    help="fit the times as measured, not put on one machine state (the fit before session cpu15)")
+    p.add_argument("--drop-1px-pointwise", action="store_true",
+                   help="fit the 1x1-convolution law without its 1x1-map (squeeze-excitation) rows (session cpu20's variant)")
     args = p.parse_args(argv)
+    if args.drop_1px_pointwise:
+        import fxenergy.calibrate.fitting as fitting
+
+        fitting.POINTWISE_MIN_PIXELS = 2
     if args.no_activation_term:
         import fxenergy.calibrate.fitting as fitting
 

@@ -355,6 +355,27 @@ no longer fit the last-level cache (session cpu14, quick calibration of 1 Dec 11
 16x96x56x56 -> 24 at 0.44 of its measured 4.4 ms, 64x96x56x56 -> 24 at 0.55, 16x64x56x56 -> 256 at 0.74, while the
 many-channel rows of the same FLOPs came out at 0.99-1.19; per module, ``benchmarks/cpu_module_diag.py``, the 1x1
 layers of MNASNet 0.5 at batch 64 / 128 px took 2.1x their prediction and those of MobileNet v3 small 1.6x)."""
+POINTWISE_MIN_PIXELS = 0
+"""A ``conv_pointwise`` row whose input map has fewer pixels than this (2: a 1x1 convolution on a 1x1 map, the
+calibration's squeeze-excitation rows) is left out of the class's law (:func:`pointwise_law_rows`); 0 (the default)
+keeps every row. Such a call is a matrix-vector product of per-call cost 33-470 us for 0.1-14.5 MFLOP on this
+project's VM (2-31 GFLOP/s, quick calibration of 1 Dec 17:30 UTC), and in a FLOP law over every 1x1 row they set the law's small
+end: it prices the 1x1 layers of batch-1 networks at 5-30 MFLOP (7-14 px maps) at 1.5-2.3x their time replayed alone
+and 1.3-1.9x their time inside the model (RegNet-X-400MF's 400 -> 400 at 7 px: 356 us predicted, 125-165 us alone,
+170-230 us in the model; ``benchmarks/cpu_isolated_diag.py``, session cpu20). **Off**: leaving the rows out (2) mends
+those layers but fails on whole development models against its paired control in seven of twelve (rows, timing)
+pairings, both with a fresh calibration (session cpu20, docs/validation.md): the over-price offsets errors of the other
+sign that stay (the in-model slowdown of memory-bound ops, session cpu18, and others not found).
+``benchmarks/cpu_refit.py --drop-1px-pointwise`` for the A/B."""
+
+
+def pointwise_law_rows(rows: Sequence[Measurement]) -> list[Measurement]:
+    """The ``conv_pointwise`` rows its law is fitted on: those whose input map has at least
+    :data:`POINTWISE_MIN_PIXELS` pixels (all of ``rows`` where that leaves under 4)."""
+    kept = [m for m in rows if len(m.shape[0]) < 3 or int(np.prod(m.shape[0][2:])) >= POINTWISE_MIN_PIXELS]
+    return kept if len(kept) >= 4 else list(rows)
+
+
 ACTIVATION_TERM = True
 """Fit :data:`ACTIVATION_TERM_CLASSES` with their activation-byte term (False: one FLOP law each, as before; ablations)."""
 ACTIVATION_FREE_GRID_BYTES = (0.0, 2.0**21, 2.0**22, 2.0**23, 2.0**24, 2.0**25)
@@ -490,6 +511,7 @@ def fit_cpu_perf(
     groups = {cls: [m for m in ms if measurement_class(m) == cls] for cls in sorted({measurement_class(m) for m in ms})}
     # all convolutions together: the fallback of a convolution kind with too few measurements of its own
     groups["convolution"] = [m for m in ms if m.family == "convolution"]
+    groups["conv_pointwise"] = pointwise_law_rows(groups.get("conv_pointwise", []))
     for cls, rows in groups.items():
         if len(rows) < 4:
             continue
