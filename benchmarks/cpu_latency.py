@@ -5,6 +5,13 @@
     uv run python benchmarks/cpu_latency.py --fresh-process   # each case timed in its own interpreter
     uv run python benchmarks/cpu_latency.py --cli-calibration # `fxenergy calibrate --quick` in its own process,
                                                               # then every case timed here (a process that did not calibrate)
+    uv run python benchmarks/cpu_latency.py --cli-calibration --json RUN.json --write-validated   # ship its errors
+    uv run python benchmarks/cpu_latency.py --record-runs RUN.json [...]   # add earlier runs to the shipped history
+
+``--write-validated`` writes the run's calibrated and spec-sheet errors to fxenergy's shipped
+``cpu-latency-validated.json`` (what reports state as the CPU time error) and adds the run to the file's
+``calibrated_runs``: each judged run's median / mean / worst error, Spearman, level (median measured / predicted) and
+spec-sheet median, so that the stated error also says how the runs spread (``fxenergy.perf.validated``).
 
 The cases (model, batch, image side or sequence length) are FIXED in :data:`CASES`, chosen before any
 curve was fitted: torchvision classifiers of every family (ResNet, ResNeXt, Wide ResNet, VGG, AlexNet,
@@ -52,8 +59,10 @@ import sys
 import tempfile
 import time
 import warnings
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -458,9 +467,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--write-validated", action="store_true",
                    help="write this run's calibrated and spec-sheet errors to fxenergy's shipped "
                         f"{CPU_LATENCY_FILE.name} (the expected time error `report` states for CPUs)")
+    p.add_argument("--record-runs", nargs="+", metavar="RUN_JSON",
+                   help="add earlier runs' --json files to the shipped file's history of judged runs (the stated "
+                        "figures stay the last --write-validated run's), then exit")
     p.add_argument("--time-one", nargs=3, metavar=("MODEL", "BATCH", "SIZE"), help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     warnings.filterwarnings("ignore")
+    if args.record_runs:
+        print(f"wrote {record_runs([Path(f) for f in args.record_runs])}")
+        return 0
     if args.time_one:  # the child of --fresh-process: one case, its timing as JSON on the last line
         name, batch, size = args.time_one[0], int(args.time_one[1]), int(args.time_one[2]) or None
         gen = torch.Generator().manual_seed(0)
@@ -587,15 +602,48 @@ def main(argv: list[str] | None = None) -> int:
                                                else None,
                                                "canary_wait_s": _canary_wait[0]}, indent=1))
     if args.write_validated and not args.models:
-        out = write_validated(s, cases, mode)
+        out = write_validated(s, cases, mode, run=run_entry(s, lev, args.json))
         print(f"wrote {out}")
     return 0
 
 
+def run_entry(s: Mapping[str, Mapping[str, float]], level: Mapping[str, float], run_json: str | None) -> dict[str, Any]:
+    """One judged run's calibrated (``physical``) figures for the shipped file's ``calibrated_runs`` history: its
+    errors, its level (median measured / predicted), the spec sheet's median error, and the ``--json`` file it came
+    from (None when not kept)."""
+    p = s["physical"]
+    return {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "json": run_json,
+            "median_pct": round(100 * p["median_ape"], 1), "mean_pct": round(100 * p["mean_ape"], 1),
+            "worst_pct": round(100 * p["worst_ape"], 1), "spearman": round(p["spearman"], 3),
+            "level": round(float(level["level"]), 3), "spec_sheet_median_pct": round(100 * s["spec"]["median_ape"], 1)}
+
+
+def _with_run(runs: list[dict[str, Any]], entry: dict[str, Any]) -> list[dict[str, Any]]:
+    """``runs`` with ``entry`` added (replacing an earlier entry from the same JSON file), oldest first."""
+    kept = [r for r in runs if entry["json"] is None or r.get("json") != entry["json"]]
+    return [*kept, entry]
+
+
+def record_runs(paths: list[Path]) -> Path:
+    """Add earlier judged runs (``--json`` files of this script) to :data:`CPU_LATENCY_FILE`'s ``calibrated_runs``, in
+    the order given; the stated figures stay those of the last ``--write-validated`` run. The date is the file's
+    last write."""
+    data = json.loads(CPU_LATENCY_FILE.read_text())
+    runs = list(data.get("calibrated_runs", []))
+    for path in paths:
+        d = json.loads(path.read_text())
+        level = float(np.median([c["measured_s"] / c["physical_s"] for c in d["cases"]]))  # level_removed_stats' level
+        entry = run_entry(d["summary"], {"level": level}, str(path))
+        runs = _with_run(runs, entry | {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(path.stat().st_mtime))})
+    CPU_LATENCY_FILE.write_text(json.dumps(data | {"calibrated_runs": runs}, indent=1) + "\n")
+    return CPU_LATENCY_FILE
+
+
 def write_validated(s: dict[str, dict[str, float]], cases: list[Case], mode: str,
-                    argv: list[str] | None = None) -> Path:
+                    argv: list[str] | None = None, run: dict[str, Any] | None = None) -> Path:
     """This run's errors as the CPU latency figures fxenergy states (``fxenergy.predictors.physical``):
-    ``calibrated`` (the physical backend after ``calibrate --quick``) and ``spec_sheet`` (uncalibrated)."""
+    ``calibrated`` (the physical backend after ``calibrate --quick``) and ``spec_sheet`` (uncalibrated). ``run``
+    (:func:`run_entry`) is added to the file's ``calibrated_runs``, the history of judged runs it keeps."""
     import fxenergy.perf.cpu as cpu_model
     from fxenergy.hardware import detect_local
 
@@ -608,6 +656,11 @@ def write_validated(s: dict[str, dict[str, float]], cases: list[Case], mode: str
             **{k: {"median_pct": round(100 * s[r]["median_ape"], 1), "mean_pct": round(100 * s[r]["mean_ape"], 1),
                    "worst_pct": round(100 * s[r]["worst_ape"], 1), "spearman": round(s[r]["spearman"], 3)}
                for k, r in rows.items()}}
+    runs = json.loads(CPU_LATENCY_FILE.read_text()).get("calibrated_runs", []) if CPU_LATENCY_FILE.is_file() else []
+    if run is not None:
+        data["calibrated_runs"] = _with_run(runs, run)
+    elif runs:
+        data["calibrated_runs"] = runs
     CPU_LATENCY_FILE.write_text(json.dumps(data, indent=1) + "\n")
     return CPU_LATENCY_FILE
 

@@ -41,8 +41,27 @@ def cpu_latency_error(kind: str, profile_name: str) -> dict[str, Any] | None:
     return {"pct": float(row["median_pct"]), "quantity": "time",
             "basis": f"benchmarks/cpu_latency.py on {data['measured_on']} ({data['cases']} cases, {data['models']} "
                      f"models, {what}, {data['date']}): median APE {row['median_pct']}%, mean {row['mean_pct']}%, "
-                     f"worst {row['worst_pct']}%; on another CPU than that one ({profile_name} here) it may differ",
+                     f"worst {row['worst_pct']}%{_run_spread(data, kind)}; on another CPU "
+                     f"than that one ({profile_name} here) it may differ",
             "energy": "energy not validated here: it adds the profile's power figures (TDP, idle) to this time"}
+
+
+def _run_spread(data: Mapping[str, Any], kind: str) -> str:
+    """How the judged runs kept in the file's ``calibrated_runs`` spread (``benchmarks/cpu_latency.py`` keeps one entry
+    per ``--write-validated`` run): the same benchmark on the same kind of machine at other times, for the ``kind``
+    of durations (``"calibrated"`` or ``"spec_sheet"``). '' under 2 runs."""
+    key = "median_pct" if kind == "calibrated" else "spec_sheet_median_pct"
+    runs = [r for r in data.get("calibrated_runs", []) if isinstance(r, Mapping) and key in r]
+    if len(runs) < 2:
+        return ""
+    med = [float(r[key]) for r in runs]
+    lvl = [float(r["level"]) for r in runs if "level" in r and kind == "calibrated"]
+    spread = f"; over {len(runs)} judged runs ({runs[0].get('date', '?')} to {runs[-1].get('date', '?')}, each with " \
+             f"the code of its day) the median APE ranged {min(med):g}-{max(med):g}%"
+    if lvl:
+        spread += f", the run's level (measured / predicted) x{min(lvl):.2f}-x{max(lvl):.2f}: this machine's speed " \
+                  "moves between a calibration and later runs"
+    return spread
 
 
 @lru_cache(maxsize=1)
