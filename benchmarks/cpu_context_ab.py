@@ -135,10 +135,11 @@ def time_replay(calls: list, evict: torch.Tensor | None) -> list[float]:
     return out
 
 
-def time_sequence(calls: list) -> list[float]:
-    """Per recorded call, the median over 3 sweeps of its time when the calls run once each, in the model's order."""
+def time_sequence(calls: list, sweeps_n: int = REPEATS) -> list[float]:
+    """Per recorded call, the median over ``sweeps_n`` sweeps of its time when the calls run once each, in the
+    model's order."""
     sweeps = []
-    for _ in range(REPEATS):
+    for _ in range(sweeps_n):
         ts = []
         for _qn, m, a, k in calls:
             t = time.perf_counter()

@@ -28,6 +28,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
+import cpu_context_ab as ab  # noqa: E402
 import cpu_latency as cl  # noqa: E402
 
 from fxenergy.calibrate.benches import benchmarks  # noqa: E402
@@ -49,26 +50,12 @@ def main(argv: list[str] | None = None) -> int:
     benches = benchmarks("cpu", quick=not args.full)
     with torch.inference_mode():
         sets = [b.tensors("cpu", gen) for b in benches]
-        calls = [lambda b=b, xs=xs: b.fn(*xs, **b.kwargs) for b, xs in zip(benches, sets)]
+        # (label, callable, args, kwargs): the recorded calls of cpu_context_ab, timed by its own loops
+        calls = [(b.op, b.fn, xs, b.kwargs) for b, xs in zip(benches, sets)]
         with cl.machine_lock(cl.LOCK), cl.CpuWatch() as watch:
             t_start = time.perf_counter()
-            hot = []
-            for call in calls:
-                ts = []
-                for _ in range(3):
-                    t = time.perf_counter()
-                    call()
-                    ts.append(time.perf_counter() - t)
-                hot.append(statistics.median(ts))
-            sweeps = []
-            for _ in range(args.sweeps):
-                ts = []
-                for call in calls:
-                    t = time.perf_counter()
-                    call()
-                    ts.append(time.perf_counter() - t)
-                sweeps.append(ts)
-            seq = [statistics.median(v) for v in zip(*sweeps)]
+            hot = ab.time_replay(calls, None)
+            seq = ab.time_sequence(calls, args.sweeps)
             held_s = time.perf_counter() - t_start
     print(f"{len(benches)} benchmarks, lock held {held_s:.1f} s, other processes {watch.share or 0:.0%} of the CPUs")
     for out, times, what in ((args.write_sequence, seq, "once-in-sequence"), (args.write_hot, hot, "back-to-back")):
