@@ -290,19 +290,17 @@ def predict(analysis: Analysis, setup: Setup) -> Prediction:
     )
 
 
-# optimizer state tensors per trainable parameter (torch.optim's defaults)
-_OPTIMIZER_STATES = {"adamw": 2, "sgd": 0, "sgd-momentum": 1}
-
-
 def _memory_notes(info: Mapping[str, Any], profile: HardwareProfile) -> list[str]:
     """A note when the model's resident state cannot fit the device's memory: parameters and buffers, and in
     training also a gradient and the optimizer's state per trainable parameter (activations not counted, so
     the need is a lower bound). The figure is still computed, as if one device could hold the model."""
+    from fxenergy.capture import OPTIMIZER_STATE_TENSORS  # the state tensors the training capture gives each parameter
+
     need = int(info.get("param_bytes", 0)) + int(info.get("buffer_bytes", 0))
     what = "parameters and buffers"
     if info.get("mode") == "training":
         need += int(info.get("trainable_param_bytes", info.get("param_bytes", 0))) * (
-            1 + _OPTIMIZER_STATES.get(str(info.get("optimizer")), 2))
+            1 + OPTIMIZER_STATE_TENSORS.get(str(info.get("optimizer")), 2))
         what = "parameters, buffers, gradients and optimizer state"
     have = profile.memory_bytes
     if not have or need <= have:

@@ -60,7 +60,7 @@ from fxenergy.errors import CaptureError, UserInputError
 from fxenergy.options import METHODS, MODES, OPTIMIZERS
 from fxenergy.records import META_KEY, TRACE, NodeTrace, OpCall, TensorSpec, put_record
 
-__all__ = ["Capture", "capture", "METHODS", "MODES", "OPTIMIZERS", "PARAMETER", "INPUT"]
+__all__ = ["Capture", "capture", "METHODS", "MODES", "OPTIMIZERS", "OPTIMIZER_STATE_TENSORS", "PARAMETER", "INPUT"]
 
 
 _PHASE = "fxenergy_phase"
@@ -932,12 +932,12 @@ def _sgd_momentum_step(p: torch.Tensor, g: torch.Tensor, momentum_buffer: torch.
 _OPTIMIZER_STEPS: dict[str, Callable[..., None]] = {"adamw": _adamw_step, "sgd": _sgd_step,
                                                      "sgd-momentum": _sgd_momentum_step}
 # per parameter: exp_avg + exp_avg_sq; none; momentum_buffer
-_STATE_TENSORS = {"adamw": 2, "sgd": 0, "sgd-momentum": 1}
+OPTIMIZER_STATE_TENSORS = {"adamw": 2, "sgd": 0, "sgd-momentum": 1}
 
 
 def _optimizer_state(p: torch.Tensor, optimizer: str) -> list[torch.Tensor]:
     """The optimizer's state tensors for parameter ``p`` (shapes only; what the update reads and writes)."""
-    return [torch.empty_like(p) for _ in range(_STATE_TENSORS[optimizer])]
+    return [torch.empty_like(p) for _ in range(OPTIMIZER_STATE_TENSORS[optimizer])]
 
 
 def _summed_loss(outputs: Sequence[torch.Tensor]) -> torch.Tensor:
