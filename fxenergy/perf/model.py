@@ -399,11 +399,12 @@ class LearnedGPUModel:
         from fxenergy.perf.kernels import family_of_op
 
         least_node = [self._least_floor_s(trace.phase) for (_n, _c, trace, _f) in nodes]
+        floor_node = [self._node_floor_s(i, nodes, saved_node, b_node) for i in range(len(nodes))]
         scheduled = None
         if self.schedule != "max":
-            scheduled = self._schedule(nodes, call_of, k_call, floor_call, host_kernel, least_node, saved_node, b_node)
+            scheduled = self._schedule(nodes, call_of, k_call, floor_call, host_kernel, least_node, floor_node)
         for i, (node, cost, trace, is_fused) in enumerate(nodes):
-            floor = self._node_floor_s(i, nodes, saved_node, b_node)
+            floor = floor_node[i]
             # the power model's utilisation is over the direct-count bound (a Winograd node's floor counts less)
             bound = floor if is_fused or not saved_node[i] else self.node_bound_s(cost, trace)
             self._bounds[node.name] = bound
@@ -432,8 +433,8 @@ class LearnedGPUModel:
         return self.floor_s("elementwise") if phase in SETTING_FLOOR_PHASES else self.params.dispatch_floor_s
 
     def _schedule(self, nodes: list[Any], call_of: list[int], k_call: np.ndarray, floor_call: np.ndarray,
-                  host_kernel: Mapping[int, tuple[float, float]], least_node: list[float], saved_node: np.ndarray,
-                  b_node: np.ndarray) -> np.ndarray:
+                  host_kernel: Mapping[int, tuple[float, float]], least_node: list[float],
+                  floor_node: list[float]) -> np.ndarray:
         """Per node, its increment of the GPU timeline (:func:`gpu_timeline_s`, ``self.schedule``) over the calls in
         graph order: a call's host cost is its dispatch floor, its GPU time its kernels' (a node's last call also
         carries what the node's roofline bound adds over its kernels); a re-priced optimizer node is one item with
@@ -455,7 +456,7 @@ class LearnedGPUModel:
                 k_item.append(k)
                 c += int(n_calls[i])
                 continue
-            extra = max(self._node_floor_s(i, nodes, saved_node, b_node) - float(k_node[i]), 0.0)
+            extra = max(floor_node[i] - float(k_node[i]), 0.0)
             if n_calls[i] == 0:
                 item_node.append(i)
                 h_item.append(least_node[i])
