@@ -632,8 +632,8 @@ def record_runs(paths: list[Path]) -> Path:
     runs = list(data.get("calibrated_runs", []))
     for path in paths:
         d = json.loads(path.read_text())
-        level = float(np.median([c["measured_s"] / c["physical_s"] for c in d["cases"]]))  # level_removed_stats' level
-        entry = run_entry(d["summary"], {"level": level}, str(path))
+        level = level_removed_stats([c["physical_s"] for c in d["cases"]], [c["measured_s"] for c in d["cases"]])
+        entry = run_entry(d["summary"], level, str(path))
         runs = _with_run(runs, entry | {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(path.stat().st_mtime))})
     CPU_LATENCY_FILE.write_text(json.dumps(data | {"calibrated_runs": runs}, indent=1) + "\n")
     return CPU_LATENCY_FILE

@@ -20,7 +20,8 @@ def _summary(median: float, spec_median: float) -> dict:
 
 
 def _run_json(path: Path, median: float, spec_median: float, level: float) -> Path:
-    cases = [{"physical_s": 1.0, "measured_s": level * f} for f in (0.9, 1.0, 1.1)]  # median measured/predicted = level
+    # median measured / predicted = level
+    cases = [{"physical_s": p, "measured_s": level * p * f} for p, f in ((0.5, 0.9), (1.0, 1.0), (2.0, 1.1))]
     path.write_text(json.dumps({"cases": cases, "summary": _summary(median, spec_median)}))
     return path
 
