@@ -58,6 +58,7 @@ sys.path.insert(0, str(ROOT))
 import numpy as np  # noqa: E402
 from scipy.optimize import minimize_scalar  # noqa: E402
 
+from fxenergy.datasets import GETZNER_FILES  # noqa: E402
 from fxenergy.perf import cpu  # noqa: E402
 from fxenergy.perf.cpu import CpuSpec  # noqa: E402
 from fxenergy.predictors.hef_law import PowerLaw  # noqa: E402
@@ -65,7 +66,7 @@ from fxenergy.records import NodeCost  # noqa: E402
 
 ROWS_FILE = ROOT / "scripts" / "data" / "cpu_spec_rows.json.gz"
 THREADS = 2
-GETZNER = ("conv2d", "linear", "maxpool2d", "relu", "sigmoid", "softmax", "tanh")
+GETZNER = tuple(sorted(Path(f).stem for f in GETZNER_FILES.values()))  # conv2d, linear, ..., tanh: the random-config files
 BOUNDS = (1e-3, 4.0)
 ANCHOR = "matmul"
 """The class whose stated figure (0.80 of spec peak) sets the level: the others are derived as ratios to it."""
