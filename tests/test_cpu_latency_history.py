@@ -58,7 +58,8 @@ def test_recorded_runs_give_the_spread_of_medians_and_levels(cl, tmp_path):
     assert [r["median_pct"] for r in runs] == [11.4, 11.5, 26.7] and runs[2]["level"] == pytest.approx(1.365)
     validated._cpu_latency.cache_clear()
     cal = validated.cpu_latency_error("calibrated", "x")
-    assert cal["pct"] == 11.5  # the stated figure stays the last --write-validated run's
+    # three runs: the band is the median of their medians (11.4, 11.5, 26.7), not the last run's 11.5 or the file's
+    assert cal["pct"] == 11.5 and "the median of 3 judged runs' median APEs, 11.5%" in cal["basis"]
     assert "over 3 judged runs" in cal["basis"] and "ranged 11.4-26.7%" in cal["basis"]
     assert "x0.93-x1.36" in cal["basis"]
     spec = validated.cpu_latency_error("spec_sheet", "x")["basis"]
@@ -76,3 +77,16 @@ def test_write_validated_appends_this_run_and_keeps_the_history(cl, tmp_path):
     assert data["calibrated_runs"][-1] | {"date": None} == {
         "date": None, "json": "/tmp/new.json", "median_pct": 9.0, "mean_pct": 10.0, "worst_pct": 27.0,
         "spearman": 0.97, "level": 0.95, "spec_sheet_median_pct": 25.0}
+
+
+def test_the_band_is_the_typical_run_not_the_last(cl, tmp_path):
+    # two runs state the last one's figure; from three on, the median of the runs' medians
+    runs = [_run_json(tmp_path / f"{i}.json", m, 0.3 + i / 100, 1.1) for i, m in enumerate((0.20, 0.10))]
+    cl.record_runs(runs)
+    validated._cpu_latency.cache_clear()
+    assert validated.cpu_latency_error("calibrated", "x")["pct"] == 11.5  # the file's last --write-validated figure
+    cl.record_runs([_run_json(tmp_path / "2.json", 0.17, 0.33, 1.2)])
+    validated._cpu_latency.cache_clear()
+    cal = validated.cpu_latency_error("calibrated", "x")
+    assert cal["pct"] == 17.0 and "the last run's: median APE 11.5%" in cal["basis"]
+    assert validated.cpu_latency_error("spec_sheet", "x")["pct"] == 31.0

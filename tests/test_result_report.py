@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import statistics
 from dataclasses import fields
 
 import pytest
@@ -148,7 +149,10 @@ def test_uncalibrated_cpu_states_its_spec_sheet_time_error(monkeypatch):
     m, x = torch.nn.Sequential(torch.nn.Linear(256, 512), torch.nn.ReLU()), torch.randn(8, 256)
     r = fxenergy.annotate(m, x, hardware=detect_local("cpu"), predictor="physical")
     exp = r.info["expected_error"]
-    assert exp["quantity"] == "time" and exp["pct"] == shipped["spec_sheet"]["median_pct"]
+    # the band is the typical judged run's: the median of the runs' spec-sheet medians (perf.validated.TYPICAL_MIN_RUNS)
+    runs = [r["spec_sheet_median_pct"] for r in shipped.get("calibrated_runs", []) if "spec_sheet_median_pct" in r]
+    typical = round(statistics.median(runs), 1) if len(runs) >= 3 else shipped["spec_sheet"]["median_pct"]
+    assert exp["quantity"] == "time" and exp["pct"] == typical
     assert "uncalibrated" in exp["basis"] and "energy not validated" in exp["energy"]
     assert r.totals.energy_j > 0 and "energy not validated" in dict(summary_lines(r))["expected error"]
     xeon = fxenergy.annotate(m, x, hardware="xeon-gold-5120", predictor="physical").info["expected_error"]
