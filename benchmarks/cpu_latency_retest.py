@@ -1,0 +1,81 @@
+"""How well can ANY predictor do on the judged CPU latency benchmark on this machine? A test-retest floor (issue 12).
+
+    uv run python benchmarks/cpu_latency_retest.py RUN.json RUN.json RUN.json [...]
+
+Takes the JSON files of several judged runs of ``benchmarks/cpu_latency.py`` (``--json``; the same cases each time)
+and, for each run, predicts its measured times by an *oracle* that knows the same cases' measured times from all the
+other runs (their geometric mean per case): no model, the cases themselves timed again on the same machine. Its
+errors, with the judged statistics (median / mean / worst APE, Spearman) and with the run's level removed (every
+prediction scaled by the median measured / predicted, as ``level_removed_stats``), are the floor this machine puts
+under any prediction of that run: what is left is the machine's run-to-run spread, not a model's error. Beside it,
+the physical model's own figures from the run's file (the code of its day). Measured times do not depend on
+fxenergy's code, only on torch and the machine, so runs of different sessions can be pooled. Reads files, runs
+nothing; nothing is fitted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).parent))
+from cpu_latency import ape_stats, level_removed_stats  # noqa: E402
+
+Key = tuple[str, int, "int | None"]
+
+
+def measured_by_case(path: Path) -> dict[Key, float]:
+    """``(model, batch, size) -> measured seconds`` of one judged run's file."""
+    return {(c["model"], c["batch"], c["size"]): float(c["measured_s"]) for c in json.loads(path.read_text())["cases"]}
+
+
+def oracle_floor(runs: dict[str, dict[Key, float]]) -> list[dict[str, float | str]]:
+    """Per run: the judged and level-removed statistics of the oracle (the geometric mean of the other runs' measured
+    times of the same case) against this run's measurements, over the cases every run has. Needs >= 2 runs."""
+    if len(runs) < 2:
+        raise ValueError("the test-retest floor needs at least two runs of the same cases")
+    keys = sorted(set.intersection(*(set(r) for r in runs.values())), key=repr)
+    if len(keys) < 3:
+        raise ValueError(f"the runs share {len(keys)} cases; they must time the same cases")
+    logs = {name: np.log([r[k] for k in keys]) for name, r in runs.items()}
+    out: list[dict[str, float | str]] = []
+    for name in runs:
+        oracle = np.exp(np.mean([v for n, v in logs.items() if n != name], axis=0))
+        meas = np.exp(logs[name])
+        s, lr = ape_stats(list(oracle), list(meas)), level_removed_stats(list(oracle), list(meas))
+        out.append({"run": name, "cases": len(keys), **{k: v for k, v in s.items()},
+                    **{f"level_removed_{k}": v for k, v in lr.items()}})
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("runs", nargs="+", type=Path, help="judged run files (benchmarks/cpu_latency.py --json)")
+    args = p.parse_args(argv)
+    runs = {str(f): measured_by_case(f) for f in args.runs}
+    rows = oracle_floor(runs)
+    print(f"oracle = geometric mean of the other {len(runs) - 1} runs' measured times of the same {rows[0]['cases']} "
+          "cases; model = the run's own physical (calibrated) figures\n")
+    print("| run | oracle: median / mean / worst APE, Spearman | oracle, level removed: median / worst (level) "
+          "| model: median / mean / worst, Spearman |")
+    print("|---|--:|--:|--:|")
+    for r in rows:
+        model = json.loads(Path(str(r["run"])).read_text())["summary"]["physical"]
+        print(f"| {Path(str(r['run'])).name} | {r['median_ape']:.1%} / {r['mean_ape']:.1%} / {r['worst_ape']:.1%}, "
+              f"{r['spearman']:.3f} | {r['level_removed_median_ape']:.1%} / {r['level_removed_worst_ape']:.1%} "
+              f"(x{r['level_removed_level']:.3f}) | {model['median_ape']:.1%} / {model['mean_ape']:.1%} / "
+              f"{model['worst_ape']:.1%}, {model['spearman']:.3f} |")
+    med = [float(r["median_ape"]) for r in rows]
+    worst = [float(r["worst_ape"]) for r in rows]
+    print(f"\noracle meets median <= 10% in {sum(m <= 0.10 for m in med)} of {len(rows)} runs, worst <= 30% in "
+          f"{sum(w <= 0.30 for w in worst)} of {len(rows)}, both in "
+          f"{sum(m <= 0.10 and w <= 0.30 for m, w in zip(med, worst))} of {len(rows)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
