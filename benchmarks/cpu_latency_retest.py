@@ -2,7 +2,8 @@
 
     uv run python benchmarks/cpu_latency_retest.py RUN.json RUN.json RUN.json [...]
 
-Takes the JSON files of several judged runs of ``benchmarks/cpu_latency.py`` (``--json``; the same cases each time)
+Takes the JSON files of several judged runs of ``benchmarks/cpu_latency.py`` (``--json``; the same cases each time;
+or the timings files of several runs of one ``benchmarks/cpu_latency_dev.py`` set)
 and, for each run, predicts its measured times by an *oracle* that knows the same cases' measured times from all the
 other runs (their geometric mean per case): no model, the cases themselves timed again on the same machine. Its
 errors, with the judged statistics (median / mean / worst APE, Spearman) and with the run's level removed (every
@@ -29,8 +30,21 @@ Key = tuple[str, int, "int | None"]
 
 
 def measured_by_case(path: Path) -> dict[Key, float]:
-    """``(model, batch, size) -> measured seconds`` of one judged run's file."""
-    return {(c["model"], c["batch"], c["size"]): float(c["measured_s"]) for c in json.loads(path.read_text())["cases"]}
+    """``(model, batch, size) -> measured seconds`` of one judged run's file, or of a development timings file
+    (``benchmarks/cpu_latency_dev.py --timings``: a list of ``[model, batch, size, seconds, ...]``)."""
+    data = json.loads(path.read_text())
+    if isinstance(data, list):
+        return {(r[0], r[1], r[2]): float(r[3]) for r in data}
+    return {(c["model"], c["batch"], c["size"]): float(c["measured_s"]) for c in data["cases"]}
+
+
+def _model_cell(path: Path) -> str:
+    """The run's own physical (calibrated) figures, where the file is a judged run's."""
+    data = json.loads(path.read_text())
+    if isinstance(data, list):
+        return "- (development timings)"
+    m = data["summary"]["physical"]
+    return f"{m['median_ape']:.1%} / {m['mean_ape']:.1%} / {m['worst_ape']:.1%}, {m['spearman']:.3f}"
 
 
 def oracle_floor(runs: dict[str, dict[Key, float]]) -> list[dict[str, float | str]]:
@@ -54,7 +68,8 @@ def oracle_floor(runs: dict[str, dict[Key, float]]) -> list[dict[str, float | st
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("runs", nargs="+", type=Path, help="judged run files (benchmarks/cpu_latency.py --json)")
+    p.add_argument("runs", nargs="+", type=Path,
+                   help="judged run files (benchmarks/cpu_latency.py --json) or development timings of one set")
     args = p.parse_args(argv)
     runs = {str(f): measured_by_case(f) for f in args.runs}
     rows = oracle_floor(runs)
@@ -64,11 +79,9 @@ def main(argv: list[str] | None = None) -> int:
           "| model: median / mean / worst, Spearman |")
     print("|---|--:|--:|--:|")
     for r in rows:
-        model = json.loads(Path(str(r["run"])).read_text())["summary"]["physical"]
         print(f"| {Path(str(r['run'])).name} | {r['median_ape']:.1%} / {r['mean_ape']:.1%} / {r['worst_ape']:.1%}, "
               f"{r['spearman']:.3f} | {r['level_removed_median_ape']:.1%} / {r['level_removed_worst_ape']:.1%} "
-              f"(x{r['level_removed_level']:.3f}) | {model['median_ape']:.1%} / {model['mean_ape']:.1%} / "
-              f"{model['worst_ape']:.1%}, {model['spearman']:.3f} |")
+              f"(x{r['level_removed_level']:.3f}) | {_model_cell(Path(str(r['run'])))} |")
     med = [float(r["median_ape"]) for r in rows]
     worst = [float(r["worst_ape"]) for r in rows]
     print(f"\noracle meets median <= 10% in {sum(m <= 0.10 for m in med)} of {len(rows)} runs, worst <= 30% in "

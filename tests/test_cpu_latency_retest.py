@@ -47,3 +47,5 @@ def test_it_needs_two_runs_of_the_same_cases(tmp_path):
     f = tmp_path / "run.json"
     f.write_text(json.dumps({"cases": [{"model": "a", "batch": 1, "size": 224, "measured_s": 0.5}]}))
     assert rt.measured_by_case(f) == {("a", 1, 224): 0.5}
+    f.write_text(json.dumps([["a", 1, 224, 0.25, 0.0, {}]]))  # a development timings file
+    assert rt.measured_by_case(f) == {("a", 1, 224): 0.25}
