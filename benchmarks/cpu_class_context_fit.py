@@ -16,7 +16,9 @@ a soft-L1 loss and a small ridge on ``log k``. cpu18 found, timing each module i
 alone, batch norm x1.6-1.8, in-place ops x1.3-1.6 and reductions x2.8-3.0 slower in the model; if that survives to
 whole models, the multipliers come out above 1 and predicting each model with multipliers fitted without it lowers
 its level-removed error. Both are printed: the multipliers on all rows, and the leave-one-model-out errors (each
-file's level refitted without the model) with the multipliers free and fixed at 1.
+file's level refitted without the model) with the multipliers free and fixed at 1; then how the shipped model's
+level-removed error splits into a persistent part per case and the machine's run-to-run part
+(:func:`persistent_and_spread`).
 """
 
 from __future__ import annotations
@@ -105,6 +107,29 @@ def leave_one_model_out(rows: list[dict[str, Any]], groups: list[str], runs: lis
     return errs
 
 
+def persistent_and_spread(rows: list[dict[str, Any]], min_runs: int = 5) -> dict[str, float]:
+    """Split the shipped model's level-removed error (log predicted / measured, each file's median level out) over the
+    cases timed in at least ``min_runs`` files into a persistent part (the case's mean over files: the model's own
+    error) and the run-to-run part (each file's deviation from that mean: the machine's), with the median APE of each
+    alone. The persistent part still holds the noise of its mean (``within / n``)."""
+    by_case: dict[tuple, list[float]] = collections.defaultdict(list)
+    for run in sorted({r["run"] for r in rows}):
+        rs = [r for r in rows if r["run"] == run]
+        pred = np.array([sum(r["by_class_s"].values()) for r in rs])
+        meas = np.array([r["measured_s"] for r in rs])
+        level = np.median(meas / pred)
+        for r, lp in zip(rs, np.log(pred * level / meas)):
+            by_case[(r["model"], r["batch"], r["size"])].append(float(lp))
+    cases = [np.array(v) for v in by_case.values() if len(v) >= min_runs]
+    means = np.array([v.mean() for v in cases])
+    within = np.concatenate([v - v.mean() for v in cases])
+    return {"cases": len(cases), "persistent_sd": float(means.std()),
+            "run_to_run_sd": float(np.sqrt(np.mean([v.var(ddof=1) for v in cases]))),
+            "model_median_ape": float(np.median(np.abs(np.expm1(np.concatenate(cases))))),
+            "run_to_run_only_median_ape": float(np.median(np.abs(np.expm1(within)))),
+            "persistent_only_median_ape": float(np.median(np.abs(np.expm1(means))))}
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("pairs", nargs="*", help="TIMINGS.json:CALIBRATION.json (the calibration made before the timings)")
@@ -131,6 +156,11 @@ def main(argv: list[str] | None = None) -> int:
     for label, free in (("multipliers fixed at 1 (the shipped model)", False), ("multipliers fitted", True)):
         e = np.abs(leave_one_model_out(rows, groups, runs, free=free))
         print(f"| {label} | {np.median(e):.1%} | {e.mean():.1%} | {np.percentile(e, 90):.1%} | {e.max():.1%} |")
+    d = persistent_and_spread(rows)
+    print(f"\nthe shipped model's level-removed error over the {d['cases']} cases timed in >= 5 files (log sd): "
+          f"persistent (the case's mean over files) {d['persistent_sd']:.3f}, run to run {d['run_to_run_sd']:.3f}; "
+          f"median APE {d['model_median_ape']:.1%} as timed, {d['run_to_run_only_median_ape']:.1%} from the "
+          f"run-to-run part alone, {d['persistent_only_median_ape']:.1%} from the persistent part alone")
     return 0
 
 

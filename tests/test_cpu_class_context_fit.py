@@ -43,3 +43,21 @@ def test_no_effect_gives_multipliers_near_one():
     runs, groups = ["r0", "r1", "r2"], sorted(set(ctx.GROUPS.values()))
     _, k = ctx.fit(rows, groups, runs)
     assert k[groups.index("norm")] == pytest.approx(1.0, abs=0.15)
+
+
+def _timed(factor) -> list[dict]:
+    """9 cases x 9 files, priced 1 s each; measured = the file's level x factor(case, file)."""
+    return [{"run": f"r{j}", "model": f"m{i}", "batch": 1, "size": 224, "measured_s": 1.3 ** j * factor(i, j),
+             "by_class_s": {"conv_dense": 1.0}} for i in range(9) for j in range(9)]
+
+
+def test_the_error_splits_into_a_persistent_part_and_the_machine_s_run_to_run_part():
+    # the machine only: each case meets every one of nine factors once over the nine files (each file's median is 1)
+    moves = [1.1] * 4 + [1.0] + [1 / 1.1] * 4
+    d = ctx.persistent_and_spread(_timed(lambda i, j: moves[(i + j) % 9]))
+    assert d["cases"] == 9 and d["persistent_sd"] == pytest.approx(0.0, abs=1e-12)
+    assert d["run_to_run_only_median_ape"] == pytest.approx(1 - 1 / 1.1) and d["run_to_run_sd"] > 0.08
+    # the model only: case m0 is priced 20% high in every file
+    d = ctx.persistent_and_spread(_timed(lambda i, j: 1 / 1.2 if i == 0 else 1.0))
+    assert d["run_to_run_sd"] == pytest.approx(0.0, abs=1e-12) and d["persistent_sd"] > 0.05
+    assert d["persistent_only_median_ape"] == pytest.approx(0.0, abs=1e-12)
