@@ -42,9 +42,11 @@ def _model_cell(path: Path) -> str:
     """The run's own physical (calibrated) figures, where the file is a judged run's."""
     data = json.loads(path.read_text())
     if isinstance(data, list):
-        return "- (development timings)"
+        return "- (development timings) | -"
     m = data["summary"]["physical"]
-    return f"{m['median_ape']:.1%} / {m['mean_ape']:.1%} / {m['worst_ape']:.1%}, {m['spearman']:.3f}"
+    lr = level_removed_stats([c["physical_s"] for c in data["cases"]], [c["measured_s"] for c in data["cases"]])
+    return (f"{m['median_ape']:.1%} / {m['mean_ape']:.1%} / {m['worst_ape']:.1%}, {m['spearman']:.3f} | "
+            f"{lr['median_ape']:.1%} / {lr['worst_ape']:.1%} (x{lr['level']:.3f})")
 
 
 def oracle_floor(runs: dict[str, dict[Key, float]]) -> list[dict[str, float | str]]:
@@ -76,8 +78,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"oracle = geometric mean of the other {len(runs) - 1} runs' measured times of the same {rows[0]['cases']} "
           "cases; model = the run's own physical (calibrated) figures\n")
     print("| run | oracle: median / mean / worst APE, Spearman | oracle, level removed: median / worst (level) "
-          "| model: median / mean / worst, Spearman |")
-    print("|---|--:|--:|--:|")
+          "| model: median / mean / worst, Spearman | model, level removed: median / worst (level) |")
+    print("|---|--:|--:|--:|--:|")
     for r in rows:
         print(f"| {Path(str(r['run'])).name} | {r['median_ape']:.1%} / {r['mean_ape']:.1%} / {r['worst_ape']:.1%}, "
               f"{r['spearman']:.3f} | {r['level_removed_median_ape']:.1%} / {r['level_removed_worst_ape']:.1%} "
