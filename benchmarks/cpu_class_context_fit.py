@@ -156,6 +156,17 @@ def main(argv: list[str] | None = None) -> int:
     for label, free in (("multipliers fixed at 1 (the shipped model)", False), ("multipliers fitted", True)):
         e = np.abs(leave_one_model_out(rows, groups, runs, free=free))
         print(f"| {label} | {np.median(e):.1%} | {e.mean():.1%} | {np.percentile(e, 90):.1%} | {e.max():.1%} |")
+    by_case: dict[tuple, list[dict[str, Any]]] = collections.defaultdict(list)
+    for r in rows:
+        by_case[(r["model"], r["batch"], r["size"])].append(r)
+    ratios = [np.median([np.exp(np.mean([np.log(x["measured_s"]) for x in rs])) / sum(x["by_class_s"].values())
+                         for x in rs]) for rs in by_case.values()]
+    levels = {run: np.median([r["measured_s"] / sum(r["by_class_s"].values()) for r in rows if r["run"] == run])
+              for run in runs}
+    print("\nthe shipped model's level per file (median measured / predicted): "
+          + ", ".join(f"{Path(run).name} x{v:.3f}" for run, v in levels.items()))
+    print(f"per case, the median over files of typical measured (geometric mean over files) / predicted: median "
+          f"x{np.median(ratios):.3f} over {len(ratios)} cases, {sum(x > 1 for x in ratios)} above 1")
     d = persistent_and_spread(rows)
     print(f"\nthe shipped model's level-removed error over the {d['cases']} cases timed in >= 5 files (log sd): "
           f"persistent (the case's mean over files) {d['persistent_sd']:.3f}, run to run {d['run_to_run_sd']:.3f}; "

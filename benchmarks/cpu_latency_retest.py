@@ -20,6 +20,7 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -68,6 +69,25 @@ def oracle_floor(runs: dict[str, dict[Key, float]]) -> list[dict[str, float | st
     return out
 
 
+def below_typical(runs: dict[str, dict[Key, float]], docs: dict[str, Any]) -> dict[str, Any] | None:
+    """Where every run is a judged run's file (with its predictions): per run, the model's level over the oracle's
+    (the calibration's level against the cases' typical time, each run's drift divided out), and per case the median
+    over runs of typical / predicted, where typical is the geometric mean of the case's measured times over all runs.
+    None for development timings (no predictions)."""
+    if any(isinstance(d, list) for d in docs.values()):
+        return None
+    keys = sorted(set.intersection(*(set(r) for r in runs.values())), key=repr)
+    typical = {k: float(np.exp(np.mean([np.log(r[k]) for r in runs.values()]))) for k in keys}
+    pred = {name: {(c["model"], c["batch"], c["size"]): float(c["physical_s"]) for c in d["cases"]}
+            for name, d in docs.items()}
+    floor = {str(r["run"]): float(r["level_removed_level"]) for r in oracle_floor(runs)}
+    per_run = [level_removed_stats([pred[n][k] for k in keys], [runs[n][k] for k in keys])["level"] / floor[n]
+               for n in runs]
+    ratios = [float(np.median([typical[k] / pred[n][k] for n in runs])) for k in keys]
+    return {"per_run": per_run, "cases": len(keys), "below": sum(x > 1 for x in ratios),
+            "median_ratio": float(np.median(ratios))}
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("runs", nargs="+", type=Path,
@@ -84,6 +104,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"| {Path(str(r['run'])).name} | {r['median_ape']:.1%} / {r['mean_ape']:.1%} / {r['worst_ape']:.1%}, "
               f"{r['spearman']:.3f} | {r['level_removed_median_ape']:.1%} / {r['level_removed_worst_ape']:.1%} "
               f"(x{r['level_removed_level']:.3f}) | {_model_cell(Path(str(r['run'])))} |")
+    typical = below_typical(runs, {str(f): json.loads(f.read_text()) for f in args.runs})
+    if typical:
+        print("\nthe calibrations' level against the cases' typical time (model level / oracle level per run): "
+              + ", ".join(f"x{v:.2f}" for v in typical["per_run"])
+              + f"; {typical['below']} of {typical['cases']} cases predicted below their typical time by the median "
+              f"of the runs (median typical / predicted x{typical['median_ratio']:.3f})")
     med = [float(r["median_ape"]) for r in rows]
     worst = [float(r["worst_ape"]) for r in rows]
     print(f"\noracle meets median <= 10% in {sum(m <= 0.10 for m in med)} of {len(rows)} runs, worst <= 30% in "
