@@ -49,3 +49,15 @@ def test_it_needs_two_runs_of_the_same_cases(tmp_path):
     assert rt.measured_by_case(f) == {("a", 1, 224): 0.5}
     f.write_text(json.dumps([["a", 1, 224, 0.25, 0.0, {}]]))  # a development timings file
     assert rt.measured_by_case(f) == {("a", 1, 224): 0.25}
+
+
+def test_the_calibrations_level_against_the_typical_time():
+    # two judged runs, the second 10% slower, each predicting every case at t0 / 1.2 (t0: the first run's time);
+    # a run's figure is its predictions against the OTHER runs' times: r0 against r1 (1.1 x 1.2), r1 against r0 (1.2)
+    runs = _runs([0.01, 0.04, 0.2, 0.005], [0.011, 0.044, 0.22, 0.0055])
+    docs = {name: {"cases": [{"model": m, "batch": b, "size": s, "physical_s": t / 1.2 if name == "r0" else t / 1.1 / 1.2}
+                             for (m, b, s), t in r.items()]} for name, r in runs.items()}
+    got = rt.below_typical(runs, docs)
+    assert got["per_run"] == pytest.approx([1.32, 1.2]) and got["below"] == 4 and got["cases"] == 4
+    assert got["median_ratio"] == pytest.approx(1.2 * 1.1 ** 0.5)  # typical = geometric mean of the two runs
+    assert rt.below_typical(runs, {"r0": [], "r1": []}) is None  # development timings carry no predictions
