@@ -70,8 +70,9 @@ def oracle_floor(runs: dict[str, dict[Key, float]]) -> list[dict[str, float | st
 
 
 def below_typical(runs: dict[str, dict[Key, float]], docs: dict[str, Any]) -> dict[str, Any] | None:
-    """Where every run is a judged run's file (with its predictions): per run, the model's level over the oracle's
-    (the calibration's level against the cases' typical time, each run's drift divided out), and per case the median
+    """Where every run is a judged run's file (with its predictions): per run, the model's level over the oracle's,
+    i.e. about the median of (the other runs' typical time / this run's prediction): the calibration's level against
+    how long the cases take on this machine, the run's own drift divided out; and per case the median
     over runs of typical / predicted, where typical is the geometric mean of the case's measured times over all runs.
     None for development timings (no predictions)."""
     if any(isinstance(d, list) for d in docs.values()):
