@@ -64,7 +64,7 @@ def oracle_floor(runs: dict[str, dict[Key, float]]) -> list[dict[str, float | st
         oracle = np.exp(np.mean([v for n, v in logs.items() if n != name], axis=0))
         meas = np.exp(logs[name])
         s, lr = ape_stats(list(oracle), list(meas)), level_removed_stats(list(oracle), list(meas))
-        out.append({"run": name, "cases": len(keys), **{k: v for k, v in s.items()},
+        out.append({"run": name, "cases": len(keys), **s,
                     **{f"level_removed_{k}": v for k, v in lr.items()}})
     return out
 
