@@ -40,7 +40,7 @@ def cpu_latency_error(kind: str, profile_name: str) -> dict[str, Any] | None:
     if not isinstance(row, Mapping):
         return None
     what = "after `fxenergy calibrate --quick`" if kind == "calibrated" else "from the spec sheet, uncalibrated"
-    medians = _run_medians(data, kind)
+    medians = [float(r[_MEDIAN_KEY[kind]]) for r in _judged_runs(data, kind)]
     typical = len(medians) >= TYPICAL_MIN_RUNS
     pct = round(statistics.median(medians), 1) if typical else float(row["median_pct"])
     stated = (f"the median of {len(medians)} judged runs' median APEs, {pct:g}%; the last run's: " if typical else "")
@@ -58,21 +58,24 @@ machine whose speed moves between a calibration and later runs (levels x0.93-x1.
 median is one draw, and the last draw is no more likely than another (session 14)."""
 
 
-def _run_medians(data: Mapping[str, Any], kind: str) -> list[float]:
-    """Median APEs (%) of the judged runs kept in ``calibrated_runs``, for ``kind`` of durations."""
-    key = "median_pct" if kind == "calibrated" else "spec_sheet_median_pct"
-    return [float(r[key]) for r in data.get("calibrated_runs", []) if isinstance(r, Mapping) and key in r]
+_MEDIAN_KEY = {"calibrated": "median_pct", "spec_sheet": "spec_sheet_median_pct"}
+"""Where a ``calibrated_runs`` entry keeps the median APE (%) of each kind of durations."""
+
+
+def _judged_runs(data: Mapping[str, Any], kind: str) -> list[Mapping[str, Any]]:
+    """The judged runs kept in ``calibrated_runs`` that hold a median APE for ``kind`` of durations, oldest first."""
+    key = _MEDIAN_KEY[kind]
+    return [r for r in data.get("calibrated_runs", []) if isinstance(r, Mapping) and key in r]
 
 
 def _run_spread(data: Mapping[str, Any], kind: str) -> str:
     """How the judged runs kept in the file's ``calibrated_runs`` spread (``benchmarks/cpu_latency.py`` keeps one entry
     per ``--write-validated`` run): the same benchmark on the same kind of machine at other times, for the ``kind``
     of durations (``"calibrated"`` or ``"spec_sheet"``). '' under 2 runs."""
-    key = "median_pct" if kind == "calibrated" else "spec_sheet_median_pct"
-    runs = [r for r in data.get("calibrated_runs", []) if isinstance(r, Mapping) and key in r]
+    runs = _judged_runs(data, kind)
     if len(runs) < 2:
         return ""
-    med = _run_medians(data, kind)
+    med = [float(r[_MEDIAN_KEY[kind]]) for r in runs]
     lvl = [float(r["level"]) for r in runs if "level" in r and kind == "calibrated"]
     spread = f"; over {len(runs)} judged runs ({runs[0].get('date', '?')} to {runs[-1].get('date', '?')}, each with " \
              f"the code of its day) the median APE ranged {min(med):g}-{max(med):g}%"
