@@ -30,18 +30,16 @@ from cpu_latency import ape_stats, level_removed_stats  # noqa: E402
 Key = tuple[str, int, "int | None"]
 
 
-def measured_by_case(path: Path) -> dict[Key, float]:
-    """``(model, batch, size) -> measured seconds`` of one judged run's file, or of a development timings file
-    (``benchmarks/cpu_latency_dev.py --timings``: a list of ``[model, batch, size, seconds, ...]``)."""
-    data = json.loads(path.read_text())
+def measured_by_case(data: Any) -> dict[Key, float]:
+    """``(model, batch, size) -> measured seconds`` of one judged run's file (its JSON), or of a development timings
+    file (``benchmarks/cpu_latency_dev.py --timings``: a list of ``[model, batch, size, seconds, ...]``)."""
     if isinstance(data, list):
         return {(r[0], r[1], r[2]): float(r[3]) for r in data}
     return {(c["model"], c["batch"], c["size"]): float(c["measured_s"]) for c in data["cases"]}
 
 
-def _model_cell(path: Path) -> str:
-    """The run's own physical (calibrated) figures, where the file is a judged run's."""
-    data = json.loads(path.read_text())
+def _model_cell(data: Any) -> str:
+    """The run's own physical (calibrated) figures, where the file (its JSON) is a judged run's."""
     if isinstance(data, list):
         return "- (development timings) | -"
     m = data["summary"]["physical"]
@@ -69,20 +67,21 @@ def oracle_floor(runs: dict[str, dict[Key, float]]) -> list[dict[str, float | st
     return out
 
 
-def below_typical(runs: dict[str, dict[Key, float]], docs: dict[str, Any]) -> dict[str, Any] | None:
+def below_typical(runs: dict[str, dict[Key, float]], docs: dict[str, Any],
+                  floor: list[dict[str, float | str]]) -> dict[str, Any] | None:
     """Where every run is a judged run's file (with its predictions): per run, the model's level over the oracle's,
     i.e. about the median of (the other runs' typical time / this run's prediction): the calibration's level against
     how long the cases take on this machine, the run's own drift divided out; and per case the median
     over runs of typical / predicted, where typical is the geometric mean of the case's measured times over all runs.
-    None for development timings (no predictions)."""
+    ``floor``: :func:`oracle_floor` of ``runs``. None for development timings (no predictions)."""
     if any(isinstance(d, list) for d in docs.values()):
         return None
     keys = sorted(set.intersection(*(set(r) for r in runs.values())), key=repr)
     typical = {k: float(np.exp(np.mean([np.log(r[k]) for r in runs.values()]))) for k in keys}
     pred = {name: {(c["model"], c["batch"], c["size"]): float(c["physical_s"]) for c in d["cases"]}
             for name, d in docs.items()}
-    floor = {str(r["run"]): float(r["level_removed_level"]) for r in oracle_floor(runs)}
-    per_run = [level_removed_stats([pred[n][k] for k in keys], [runs[n][k] for k in keys])["level"] / floor[n]
+    oracle_level = {str(r["run"]): float(r["level_removed_level"]) for r in floor}
+    per_run = [level_removed_stats([pred[n][k] for k in keys], [runs[n][k] for k in keys])["level"] / oracle_level[n]
                for n in runs]
     ratios = [float(np.median([typical[k] / pred[n][k] for n in runs])) for k in keys]
     return {"per_run": per_run, "cases": len(keys), "below": sum(x > 1 for x in ratios),
@@ -94,7 +93,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("runs", nargs="+", type=Path,
                    help="judged run files (benchmarks/cpu_latency.py --json) or development timings of one set")
     args = p.parse_args(argv)
-    runs = {str(f): measured_by_case(f) for f in args.runs}
+    docs = {str(f): json.loads(f.read_text()) for f in args.runs}
+    runs = {name: measured_by_case(d) for name, d in docs.items()}
     rows = oracle_floor(runs)
     print(f"oracle = geometric mean of the other {len(runs) - 1} runs' measured times of the same {rows[0]['cases']} "
           "cases; model = the run's own physical (calibrated) figures\n")
@@ -104,8 +104,8 @@ def main(argv: list[str] | None = None) -> int:
     for r in rows:
         print(f"| {Path(str(r['run'])).name} | {r['median_ape']:.1%} / {r['mean_ape']:.1%} / {r['worst_ape']:.1%}, "
               f"{r['spearman']:.3f} | {r['level_removed_median_ape']:.1%} / {r['level_removed_worst_ape']:.1%} "
-              f"(x{r['level_removed_level']:.3f}) | {_model_cell(Path(str(r['run'])))} |")
-    typical = below_typical(runs, {str(f): json.loads(f.read_text()) for f in args.runs})
+              f"(x{r['level_removed_level']:.3f}) | {_model_cell(docs[str(r['run'])])} |")
+    typical = below_typical(runs, docs, rows)
     if typical:
         print("\nthe calibrations' level against the cases' typical time (model level / oracle level per run): "
               + ", ".join(f"x{v:.2f}" for v in typical["per_run"])

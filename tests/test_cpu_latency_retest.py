@@ -3,7 +3,6 @@ that knows the other runs' times of the same cases, scored like the model."""
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 
@@ -39,16 +38,14 @@ def test_one_case_that_moves_is_the_floor_s_worst():
     assert rows[0]["worst_ape"] == pytest.approx(1.5 ** 0.5 - 1)
 
 
-def test_it_needs_two_runs_of_the_same_cases(tmp_path):
+def test_it_needs_two_runs_of_the_same_cases():
     with pytest.raises(ValueError, match="at least two runs"):
         rt.oracle_floor(_runs([0.1, 0.2, 0.3, 0.4]))
     with pytest.raises(ValueError, match="share 0 cases"):
         rt.oracle_floor({"x": {("a", 1, 1): 1.0}, "y": {("b", 1, 1): 1.0}})
-    f = tmp_path / "run.json"
-    f.write_text(json.dumps({"cases": [{"model": "a", "batch": 1, "size": 224, "measured_s": 0.5}]}))
-    assert rt.measured_by_case(f) == {("a", 1, 224): 0.5}
-    f.write_text(json.dumps([["a", 1, 224, 0.25, 0.0, {}]]))  # a development timings file
-    assert rt.measured_by_case(f) == {("a", 1, 224): 0.25}
+    run = {"cases": [{"model": "a", "batch": 1, "size": 224, "measured_s": 0.5}]}
+    assert rt.measured_by_case(run) == {("a", 1, 224): 0.5}
+    assert rt.measured_by_case([["a", 1, 224, 0.25, 0.0, {}]]) == {("a", 1, 224): 0.25}  # development timings
 
 
 def test_the_calibrations_level_against_the_typical_time():
@@ -57,7 +54,7 @@ def test_the_calibrations_level_against_the_typical_time():
     runs = _runs([0.01, 0.04, 0.2, 0.005], [0.011, 0.044, 0.22, 0.0055])
     docs = {name: {"cases": [{"model": m, "batch": b, "size": s, "physical_s": t / 1.2 if name == "r0" else t / 1.1 / 1.2}
                              for (m, b, s), t in r.items()]} for name, r in runs.items()}
-    got = rt.below_typical(runs, docs)
+    got = rt.below_typical(runs, docs, rt.oracle_floor(runs))
     assert got["per_run"] == pytest.approx([1.32, 1.2]) and got["below"] == 4 and got["cases"] == 4
     assert got["median_ratio"] == pytest.approx(1.2 * 1.1 ** 0.5)  # typical = geometric mean of the two runs
-    assert rt.below_typical(runs, {"r0": [], "r1": []}) is None  # development timings carry no predictions
+    assert rt.below_typical(runs, {"r0": [], "r1": []}, []) is None  # development timings carry no predictions
