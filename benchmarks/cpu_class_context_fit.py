@@ -107,19 +107,24 @@ def leave_one_model_out(rows: list[dict[str, Any]], groups: list[str], runs: lis
     return errs
 
 
+def file_levels(rows: list[dict[str, Any]]) -> dict[str, float]:
+    """The shipped model's level per timing file: the median of measured / predicted over its cases."""
+    ratios: dict[str, list[float]] = collections.defaultdict(list)
+    for r in rows:
+        ratios[r["run"]].append(r["measured_s"] / sum(r["by_class_s"].values()))
+    return {run: float(np.median(v)) for run, v in sorted(ratios.items())}
+
+
 def persistent_and_spread(rows: list[dict[str, Any]], min_runs: int = 5) -> dict[str, float]:
     """Split the shipped model's level-removed error (log predicted / measured, each file's median level out) over the
     cases timed in at least ``min_runs`` files into a persistent part (the case's mean over files: the model's own
     error) and the run-to-run part (each file's deviation from that mean: the machine's), with the median APE of each
     alone. The persistent part still holds the noise of its mean (``within / n``)."""
     by_case: dict[tuple, list[float]] = collections.defaultdict(list)
-    for run in sorted({r["run"] for r in rows}):
-        rs = [r for r in rows if r["run"] == run]
-        pred = np.array([sum(r["by_class_s"].values()) for r in rs])
-        meas = np.array([r["measured_s"] for r in rs])
-        level = np.median(meas / pred)
-        for r, lp in zip(rs, np.log(pred * level / meas)):
-            by_case[(r["model"], r["batch"], r["size"])].append(float(lp))
+    levels = file_levels(rows)
+    for r in rows:
+        pred = sum(r["by_class_s"].values())
+        by_case[(r["model"], r["batch"], r["size"])].append(float(np.log(pred * levels[r["run"]] / r["measured_s"])))
     cases = [np.array(v) for v in by_case.values() if len(v) >= min_runs]
     means = np.array([v.mean() for v in cases])
     within = np.concatenate([v - v.mean() for v in cases])
@@ -161,10 +166,8 @@ def main(argv: list[str] | None = None) -> int:
         by_case[(r["model"], r["batch"], r["size"])].append(r)
     ratios = [np.median([np.exp(np.mean([np.log(x["measured_s"]) for x in rs])) / sum(x["by_class_s"].values())
                          for x in rs]) for rs in by_case.values()]
-    levels = {run: np.median([r["measured_s"] / sum(r["by_class_s"].values()) for r in rows if r["run"] == run])
-              for run in runs}
     print("\nthe shipped model's level per file (median measured / predicted): "
-          + ", ".join(f"{Path(run).name} x{v:.3f}" for run, v in levels.items()))
+          + ", ".join(f"{Path(run).name} x{v:.3f}" for run, v in file_levels(rows).items()))
     print(f"per case, the median over files of typical measured (geometric mean over files) / predicted: median "
           f"x{np.median(ratios):.3f} over {len(ratios)} cases, {sum(x > 1 for x in ratios)} above 1")
     d = persistent_and_spread(rows)
