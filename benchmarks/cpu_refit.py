@@ -19,6 +19,7 @@ import json
 import sys
 from pathlib import Path
 
+import fxenergy.calibrate.fitting as fitting
 from fxenergy.calibrate import fit_cpu_perf
 from fxenergy.calibrate.fitting import drift_note, normalise_drift
 from fxenergy.calibrate.timing import Measurement
@@ -57,20 +58,12 @@ def main(argv: list[str] | None = None) -> int:
                    help="fit the 1x1-convolution law without its 1x1-map (squeeze-excitation) rows (session cpu20's variant)")
     args = p.parse_args(argv)
     if args.drop_1px_pointwise:
-        import fxenergy.calibrate.fitting as fitting
-
         fitting.POINTWISE_MIN_PIXELS = 2
     if args.no_activation_term:
-        import fxenergy.calibrate.fitting as fitting
-
         fitting.ACTIVATION_TERM = False
     if args.no_weight_term:
-        import fxenergy.calibrate.fitting as fitting
-
         fitting.WEIGHT_TERM = False
     if args.free_per_byte:
-        import fxenergy.calibrate.fitting as fitting
-
         fitting.PER_BYTE_ANCHOR = {}
     out = refit(json.loads(Path(args.old).read_text()), drift=not args.no_drift_correction)
     Path(args.new).write_text(json.dumps(out, indent=1) + "\n")
